@@ -1,0 +1,195 @@
+//! Wiring: build every part from the configuration, bind, serve until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::auth::JwtKeys;
+use crate::cache::{Lookups, MemoryCache};
+use crate::clock::Clock;
+use crate::config::{Config, DatabaseBackend};
+use crate::db::{self, Db, DbError};
+use crate::delivery::{Delivery, DeliverySettings};
+use crate::library::Library;
+use crate::metrics::{Gauges, Metrics};
+use crate::quota::Quota;
+use crate::storage::{self, BlobKeys, StorageError, Store};
+use crate::transform::TransformPool;
+
+/// Everything a request may need, built once at start-up.
+pub struct AppState {
+    /// The configuration.
+    pub config: Config,
+    /// Metadata repository.
+    pub db: Db,
+    /// Object store.
+    pub store: Store,
+    /// Object key layout.
+    pub keys: BlobKeys,
+    /// JWT keys.
+    pub jwt: JwtKeys,
+    /// Time source.
+    pub clock: Clock,
+    /// Cached image and owner lookups.
+    pub lookups: Lookups,
+    /// Daily transform quota.
+    pub quota: Quota,
+    /// CPU worker pool (transforms, decode checks, password hashing).
+    pub pool: TransformPool,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Originals.
+    pub library: Library,
+    /// Variants.
+    pub delivery: Delivery,
+    memory: MemoryCache,
+}
+
+impl AppState {
+    /// Gauges for `/metrics`.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            queue_depth: self.pool.queued(),
+            transforms_running: self.pool.running(),
+            memory_cache_bytes: self.memory.weighted_size(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened, reached or migrated.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// The object store could not be opened.
+    #[error("object store: {0}")]
+    Storage(#[from] StorageError),
+    /// Binding the port or reading the data folder failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A bound, ready server.
+pub struct App {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl App {
+    /// Connects the backends, applies migrations and binds the port.
+    ///
+    /// # Errors
+    /// Any backend that cannot be reached, or a port that cannot be bound.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::build`] with an injected clock (tests move it across midnight).
+    ///
+    /// # Errors
+    /// As [`App::build`].
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartupError> {
+        let secret = jwt_secret(&config).await?;
+        let db = db::connect(&config.database).await?;
+        let store = storage::open(&config.storage).await?;
+        let keys = BlobKeys::new(&config.storage);
+        let lookups = Lookups::new(db.clone(), config.auth.lookup_ttl);
+        let pool = TransformPool::new(config.transform.workers, config.transform.queue, config.transform.timeout);
+        let metrics = Arc::new(Metrics::default());
+        let memory = MemoryCache::new(config.cache.memory_bytes);
+        let quota = Quota::new(db.clone(), clock.clone(), config.quota.clone());
+        let library = Library::new(
+            db.clone(),
+            store.clone(),
+            keys.clone(),
+            lookups.clone(),
+            pool.clone(),
+            config.limits.clone(),
+            clock.clone(),
+        );
+        let delivery = Delivery::new(
+            store.clone(),
+            keys.clone(),
+            lookups.clone(),
+            memory.clone(),
+            pool.clone(),
+            quota.clone(),
+            Arc::clone(&metrics),
+            DeliverySettings {
+                limits: config.limits.clone(),
+                avif_speed: config.transform.avif_speed,
+                store_variants: config.cache.store_variants,
+            },
+        );
+        let addr = SocketAddr::new(config.server.host, config.server.port);
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| StartupError::Io(format!("cannot bind {addr}: {e}")))?;
+        let jwt = JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl);
+        let state =
+            AppState { config, db, store, keys, jwt, clock, lookups, quota, pool, metrics, library, delivery, memory };
+        Ok(Self { listener, state: Arc::new(state) })
+    }
+
+    /// The bound address (the real port when configured with 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::new(self.state.config.server.host, 0))
+    }
+
+    /// The shared state (tests inspect it).
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let addr = self.addr();
+        let backend = match &self.state.config.database.backend {
+            DatabaseBackend::Sqlite(path) => format!("sqlite {}", path.display()),
+            DatabaseBackend::Postgres(_) => "postgres".to_owned(),
+        };
+        tracing::info!(%addr, database = %backend, "imgedge listening");
+        let grace = self.state.config.server.shutdown_grace;
+        crate::http::serve(self.listener, self.state, shutdown, grace).await;
+        tracing::info!("imgedge stopped");
+    }
+}
+
+/// The configured JWT secret, or on the embedded default one kept in `DATA_DIR/jwt_secret`
+/// (generated on first start).
+async fn jwt_secret(config: &Config) -> Result<SecretString, StartupError> {
+    if let Some(secret) = &config.auth.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join("jwt_secret");
+    match tokio::fs::read_to_string(&path).await {
+        Ok(secret) if secret.trim().len() >= 32 => return Ok(SecretString::from(secret.trim().to_owned())),
+        Ok(_) => return Err(StartupError::Io(format!("{} holds a secret shorter than 32 characters", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StartupError::Io(format!("cannot read {}: {e}", path.display()))),
+    }
+    let secret = crate::auth::SigningKey::generate().to_hex();
+    write_private(&path, &secret)
+        .await
+        .map_err(|e| StartupError::Io(format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated one for this data folder (set JWT_SECRET in production)");
+    Ok(SecretString::from(secret))
+}
+
+async fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    use tokio::io::AsyncWriteExt;
+    let mut file = options.open(path).await?;
+    file.write_all(contents.as_bytes()).await?;
+    file.sync_all().await
+}

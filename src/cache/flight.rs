@@ -1,0 +1,124 @@
+//! Single flight: concurrent requests for one missing variant share one piece of work.
+//!
+//! The work runs as its own task, so a requester that disconnects does not cancel it for the
+//! others, and the task removes its entry when it ends.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+
+/// In-flight work by key.
+pub struct Flights<K, V: Clone> {
+    inner: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, Option<V>>>>>>,
+}
+
+impl<K, V: Clone> Clone for Flights<K, V> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<K, V: Clone> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self { inner: Arc::default() }
+    }
+}
+
+impl<K, V> Flights<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Joins the work running for `key`, or starts `work()` for it. Returns the result and
+    /// whether this caller started the work; `None` if the work task died (panicked).
+    pub async fn run<F, W>(&self, key: K, work: W) -> (Option<V>, bool)
+    where
+        W: FnOnce() -> F,
+        F: Future<Output = V> + Send + 'static,
+    {
+        let (shared, leader) = {
+            let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(running) = map.get(&key) {
+                (running.clone(), false)
+            } else {
+                let fut = work();
+                let inner = Arc::clone(&self.inner);
+                let task_key = key.clone();
+                let task = tokio::spawn(async move {
+                    let value = fut.await;
+                    inner.lock().unwrap_or_else(PoisonError::into_inner).remove(&task_key);
+                    value
+                });
+                let shared = async move { task.await.ok() }.boxed().shared();
+                map.insert(key, shared.clone());
+                (shared, true)
+            }
+        };
+        (shared.await, leader)
+    }
+
+    /// Keys with work running now.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// True when nothing runs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        let flights: Flights<u32, u32> = Flights::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let calls = (0..20).map(|_| {
+            let (flights, runs) = (flights.clone(), Arc::clone(&runs));
+            tokio::spawn(async move {
+                flights
+                    .run(7, || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        42
+                    })
+                    .await
+            })
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let leaders = results.iter().filter(|r| r.as_ref().unwrap().1).count();
+        assert!(results.iter().all(|r| r.as_ref().unwrap().0 == Some(42)));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(leaders, 1);
+        assert!(flights.is_empty(), "finished work leaves the map");
+    }
+
+    #[tokio::test]
+    async fn work_survives_a_cancelled_leader() {
+        let flights: Flights<u32, u32> = Flights::default();
+        let leader = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run(1, || async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        5
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        leader.abort();
+        let (value, started) = flights.run(1, || async { 6 }).await;
+        assert_eq!((value, started), (Some(5), false));
+    }
+}

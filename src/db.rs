@@ -1,0 +1,219 @@
+//! Metadata: owners, images and the daily quota, behind one [`Repository`] trait with a SQLite
+//! and a PostgreSQL implementation chosen at start-up.
+
+pub mod migrate;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::auth::SigningKey;
+use crate::config::{DatabaseBackend, DatabaseConfig};
+use crate::error::BoxError;
+use crate::ids::{ImageId, UserId};
+use crate::images::ImageFormat;
+
+/// Shared handle to the configured repository.
+pub type Db = Arc<dyn Repository>;
+
+/// A failed database call.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint rejected the write (e.g. a taken username).
+    #[error("unique constraint violated")]
+    Conflict,
+    /// No pooled connection became free within the checkout timeout.
+    #[error("timed out waiting for a database connection")]
+    PoolTimeout,
+    /// The database cannot be reached.
+    #[error("database unreachable")]
+    Unavailable(#[source] BoxError),
+    /// A stored value does not have the expected shape.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Any other failure of the driver or the SQL.
+    #[error("database error")]
+    Backend(#[source] BoxError),
+}
+
+impl DbError {
+    /// True when retrying later may succeed (pool exhausted, database down).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::PoolTimeout | Self::Unavailable(_))
+    }
+}
+
+/// An owner as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Unique (case-insensitively) login name.
+    pub username: String,
+    /// Plan name, selecting the daily quota.
+    pub plan: String,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+    /// Transforms charged on `transform_date`.
+    pub transform_count: u32,
+    /// UTC day of `transform_count`; `None` before the first transform.
+    pub transform_date: Option<NaiveDate>,
+}
+
+impl User {
+    /// Transforms used on `today` (a count from an earlier day is zero today).
+    pub fn used_on(&self, today: NaiveDate) -> u32 {
+        if self.transform_date == Some(today) {
+            self.transform_count
+        } else {
+            0
+        }
+    }
+}
+
+/// An owner's URL signing key and plan, as needed to serve `/i`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerKey {
+    /// HMAC key of the owner's URLs.
+    pub key: SigningKey,
+    /// Plan, selecting the daily quota.
+    pub plan: String,
+}
+
+/// A user about to be created.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Id.
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Initial URL signing key.
+    pub signing_key: SigningKey,
+    /// Creation time (microsecond precision).
+    pub created_at: DateTime<Utc>,
+}
+
+/// An uploaded original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// Id.
+    pub id: ImageId,
+    /// Owner.
+    pub owner: UserId,
+    /// Sniffed format.
+    pub format: ImageFormat,
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+    /// Size of the original.
+    pub size_bytes: u64,
+    /// blake3 hex of the original.
+    pub content_hash: String,
+    /// Whether the original has an alpha channel (decides `fmt_auto` without decoding).
+    pub has_alpha: bool,
+    /// Upload time (microsecond precision).
+    pub created_at: DateTime<Utc>,
+}
+
+/// Position in a newest-first list: the last item of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAfter {
+    /// `created_at` of the last item shown.
+    pub created_at: DateTime<Utc>,
+    /// `id` of the last item shown (tie-breaker).
+    pub id: ImageId,
+}
+
+/// Everything the server stores in its database.
+#[async_trait]
+pub trait Repository: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), DbError>;
+
+    /// Creates a user; [`DbError::Conflict`] when the username is taken (in any case).
+    async fn create_user(&self, user: &NewUser) -> Result<User, DbError>;
+
+    /// The user and password hash for a login name (case-insensitive).
+    async fn user_by_username(&self, username: &str) -> Result<Option<(User, String)>, DbError>;
+
+    /// A user by id.
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DbError>;
+
+    /// A user's URL signing key and plan.
+    async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError>;
+
+    /// Replaces a user's signing key; false when the user does not exist.
+    async fn set_signing_key(&self, id: &UserId, key: &SigningKey) -> Result<bool, DbError>;
+
+    /// Records an uploaded image (its object is already stored).
+    async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError>;
+
+    /// An image by id.
+    async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError>;
+
+    /// Up to `limit` of `owner`'s images, newest first, strictly after `after`.
+    async fn list_images(
+        &self,
+        owner: &UserId,
+        after: Option<&PageAfter>,
+        limit: u32,
+    ) -> Result<Vec<ImageRecord>, DbError>;
+
+    /// Deletes an image row; false when it was not there.
+    async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError>;
+
+    /// Takes one transform from `user`'s budget for `day` in one conditional UPDATE.
+    /// Returns the count used today after the charge, or `None` when the budget is spent
+    /// (or the user is gone).
+    async fn charge_quota(&self, user: &UserId, day: NaiveDate, limit: u32) -> Result<Option<u32>, DbError>;
+
+    /// Gives back one transform charged on `day` (a failed transform); no-op on another day.
+    async fn refund_quota(&self, user: &UserId, day: NaiveDate) -> Result<(), DbError>;
+
+    /// Ids of every image, for sweeping orphaned objects.
+    async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
+}
+
+/// Connects to the configured database and applies pending migrations.
+///
+/// # Errors
+/// The database cannot be opened or reached, or a migration fails.
+pub async fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
+    match &config.backend {
+        DatabaseBackend::Sqlite(path) => Ok(Arc::new(sqlite::SqliteRepo::open(path).await?)),
+        DatabaseBackend::Postgres(url) => {
+            Ok(Arc::new(postgres::PgRepo::connect(url, config.pool_size, config.pool_timeout).await?))
+        }
+    }
+}
+
+/// Truncates a time to whole microseconds, the precision both databases store.
+pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+fn corrupt(what: impl Into<String>) -> DbError {
+    DbError::Corrupt(what.into())
+}
+
+fn parse_user_id(s: &str) -> Result<UserId, DbError> {
+    UserId::parse(s).ok_or_else(|| corrupt(format!("user id {s:?}")))
+}
+
+fn parse_image_id(s: &str) -> Result<ImageId, DbError> {
+    ImageId::parse(s).ok_or_else(|| corrupt(format!("image id {s:?}")))
+}
+
+fn parse_format(s: &str) -> Result<ImageFormat, DbError> {
+    s.parse().map_err(|_| corrupt(format!("image format {s:?}")))
+}
+
+fn to_u32(v: i64, what: &str) -> Result<u32, DbError> {
+    u32::try_from(v).map_err(|_| corrupt(format!("{what} {v}")))
+}

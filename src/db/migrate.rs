@@ -1,0 +1,45 @@
+//! The SQL migrations in `migrations/<dialect>/`, embedded at build time.
+//!
+//! Each backend applies the ones not yet in its `schema_migrations` table, each in a
+//! transaction together with its record, at start-up. Applying twice is a no-op.
+
+/// One migration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Ordering number, the file's numeric prefix.
+    pub version: i64,
+    /// File name, for the record and the log.
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// The schema table both dialects share.
+pub const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT   NOT NULL,
+    applied_at TEXT   NOT NULL
+)";
+
+/// SQLite migrations, in order.
+pub const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+
+/// PostgreSQL migrations, in order.
+pub const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dialects_have_the_same_versions_in_order() {
+        let versions = |m: &[Migration]| m.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+        assert!(versions(SQLITE).windows(2).all(|w| w[0] < w[1]));
+        for m in SQLITE.iter().chain(POSTGRES) {
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)), "{}", m.name);
+        }
+    }
+}

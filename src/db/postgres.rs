@@ -1,0 +1,305 @@
+//! Production metadata: PostgreSQL through a bb8 pool with an explicit size and checkout timeout.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bb8::{Pool, RunError};
+use bb8_postgres::PostgresConnectionManager;
+use chrono::{NaiveDate, Utc};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    corrupt, migrate, parse_format, parse_image_id, parse_user_id, to_u32, DbError, ImageRecord, NewUser, OwnerKey,
+    PageAfter, Repository, User,
+};
+use crate::auth::SigningKey;
+use crate::ids::{ImageId, UserId};
+
+/// A pooled PostgreSQL database.
+#[derive(Clone)]
+pub struct PgRepo {
+    pool: Pool<PostgresConnectionManager<NoTls>>,
+}
+
+/// Key of the advisory lock that serialises migrations across replicas starting together.
+const MIGRATION_LOCK: i64 = 0x696d_6765_6467_65;
+
+const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
+const IMAGE_COLUMNS: &str = "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at";
+
+impl PgRepo {
+    /// Builds the pool, checks the server answers and applies pending migrations.
+    ///
+    /// # Errors
+    /// The server cannot be reached within `timeout`, or a migration fails.
+    pub async fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<Self, DbError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| DbError::Unavailable(e.into()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("imgedge");
+        }
+        config.keepalives(true);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(timeout)
+            // A broken connection is noticed by the failing call and dropped; testing every
+            // checkout would add a round trip to each quota charge.
+            .test_on_check_out(false)
+            .build_unchecked(manager);
+        let repo = Self { pool };
+        repo.migrate().await?;
+        Ok(repo)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.get().await.map_err(pool)?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg)?;
+        let result = async {
+            conn.batch_execute(migrate::SCHEMA_TABLE).await.map_err(pg)?;
+            for m in migrate::POSTGRES {
+                let tx = conn.transaction().await.map_err(pg)?;
+                let applied: bool = tx
+                    .query_one("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", &[&m.version])
+                    .await
+                    .map_err(pg)?
+                    .get(0);
+                if !applied {
+                    tx.batch_execute(m.sql).await.map_err(pg)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                        &[&m.version, &m.name, &crate::clock::rfc3339(Utc::now())],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    tracing::info!(migration = m.name, "applied PostgreSQL migration");
+                }
+                tx.commit().await.map_err(pg)?;
+            }
+            Ok(())
+        }
+        .await;
+        conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(pg)?;
+        result
+    }
+}
+
+fn pg(e: tokio_postgres::Error) -> DbError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        DbError::Conflict
+    } else if e.is_closed() || e.as_db_error().is_none() {
+        DbError::Unavailable(e.into())
+    } else {
+        DbError::Backend(e.into())
+    }
+}
+
+fn pool(e: RunError<tokio_postgres::Error>) -> DbError {
+    match e {
+        RunError::TimedOut => DbError::PoolTimeout,
+        RunError::User(e) => pg(e),
+    }
+}
+
+fn user_from(row: &Row) -> Result<User, DbError> {
+    Ok(User {
+        id: parse_user_id(row.try_get(0).map_err(pg)?)?,
+        username: row.try_get(1).map_err(pg)?,
+        plan: row.try_get(2).map_err(pg)?,
+        created_at: row.try_get(3).map_err(pg)?,
+        transform_count: to_u32(i64::from(row.try_get::<_, i32>(4).map_err(pg)?), "transform_count")?,
+        transform_date: row.try_get(5).map_err(pg)?,
+    })
+}
+
+fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
+    let size: i64 = row.try_get(5).map_err(pg)?;
+    Ok(ImageRecord {
+        id: parse_image_id(row.try_get(0).map_err(pg)?)?,
+        owner: parse_user_id(row.try_get(1).map_err(pg)?)?,
+        format: parse_format(row.try_get(2).map_err(pg)?)?,
+        width: to_u32(i64::from(row.try_get::<_, i32>(3).map_err(pg)?), "width")?,
+        height: to_u32(i64::from(row.try_get::<_, i32>(4).map_err(pg)?), "height")?,
+        size_bytes: u64::try_from(size).map_err(|_| corrupt(format!("size {size}")))?,
+        content_hash: row.try_get(6).map_err(pg)?,
+        has_alpha: row.try_get(7).map_err(pg)?,
+        created_at: row.try_get(8).map_err(pg)?,
+    })
+}
+
+fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl Repository for PgRepo {
+    async fn ping(&self) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        conn.simple_query("SELECT 1").await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: &NewUser) -> Result<User, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_one(
+                &format!(
+                    "INSERT INTO users (id, username, password_hash, signing_key, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+                ),
+                &[&u.id.as_str(), &u.username, &u.password_hash, &u.signing_key.as_bytes().as_slice(), &u.created_at],
+            )
+            .await
+            .map_err(pg)?;
+        user_from(&row)
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<(User, String)>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"),
+                &[&username],
+            )
+            .await
+            .map_err(pg)?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get(6).map_err(pg)?))).transpose()
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id.as_str()])
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row =
+            conn.query_opt("SELECT signing_key, plan FROM users WHERE id = $1", &[&id.as_str()]).await.map_err(pg)?;
+        row.map(|r| {
+            let bytes: &[u8] = r.try_get(0).map_err(pg)?;
+            let key = SigningKey::from_bytes(bytes).ok_or_else(|| corrupt("signing key length"))?;
+            Ok(OwnerKey { key, plan: r.try_get(1).map_err(pg)? })
+        })
+        .transpose()
+    }
+
+    async fn set_signing_key(&self, id: &UserId, key: &SigningKey) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let n = conn
+            .execute("UPDATE users SET signing_key = $2 WHERE id = $1", &[&id.as_str(), &key.as_bytes().as_slice()])
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_image(&self, i: &ImageRecord) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let size = i64::try_from(i.size_bytes).unwrap_or(i64::MAX);
+        conn.execute(
+            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &i.id.as_str(),
+                &i.owner.as_str(),
+                &i.format.as_str(),
+                &int(i.width),
+                &int(i.height),
+                &size,
+                &i.content_hash,
+                &i.has_alpha,
+                &i.created_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_opt(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1"), &[&id.as_str()])
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(image_from).transpose()
+    }
+
+    async fn list_images(
+        &self,
+        owner: &UserId,
+        after: Option<&PageAfter>,
+        limit: u32,
+    ) -> Result<Vec<ImageRecord>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => {
+                conn.query(
+                    &format!(
+                        "SELECT {IMAGE_COLUMNS} FROM images WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+                    ),
+                    &[&owner.as_str(), &limit],
+                )
+                .await
+            }
+            Some(a) => {
+                conn.query(
+                    &format!(
+                        "SELECT {IMAGE_COLUMNS} FROM images WHERE owner_id = $1 AND (created_at, id) < ($2, $3) \
+                         ORDER BY created_at DESC, id DESC LIMIT $4"
+                    ),
+                    &[&owner.as_str(), &a.created_at, &a.id.as_str(), &limit],
+                )
+                .await
+            }
+        }
+        .map_err(pg)?;
+        rows.iter().map(image_from).collect()
+    }
+
+    async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        Ok(conn.execute("DELETE FROM images WHERE id = $1", &[&id.as_str()]).await.map_err(pg)? == 1)
+    }
+
+    async fn charge_quota(&self, user: &UserId, today: NaiveDate, limit: u32) -> Result<Option<u32>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_opt(
+                "UPDATE users SET \
+                   transform_count = CASE WHEN transform_date = $2 THEN transform_count + 1 ELSE 1 END, \
+                   transform_date = $2 \
+                 WHERE id = $1 AND $3 > 0 AND (transform_date IS DISTINCT FROM $2 OR transform_count < $3) \
+                 RETURNING transform_count",
+                &[&user.as_str(), &today, &int(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        row.map(|r| to_u32(i64::from(r.try_get::<_, i32>(0).map_err(pg)?), "transform_count")).transpose()
+    }
+
+    async fn refund_quota(&self, user: &UserId, today: NaiveDate) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        conn.execute(
+            "UPDATE users SET transform_count = transform_count - 1 \
+             WHERE id = $1 AND transform_date = $2 AND transform_count > 0",
+            &[&user.as_str(), &today],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let rows = conn.query("SELECT id FROM images", &[]).await.map_err(pg)?;
+        rows.iter().map(|r| parse_image_id(r.try_get(0).map_err(pg)?)).collect()
+    }
+}

@@ -1,0 +1,362 @@
+//! The embedded default: one SQLite file (WAL), driven by rusqlite on the blocking pool so the
+//! async threads never wait on disk.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{
+    corrupt, migrate, parse_format, parse_image_id, parse_user_id, to_u32, DbError, ImageRecord, NewUser, OwnerKey,
+    PageAfter, Repository, User,
+};
+use crate::auth::SigningKey;
+use crate::ids::{ImageId, UserId};
+
+/// A SQLite database file.
+#[derive(Clone)]
+pub struct SqliteRepo {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
+const IMAGE_COLUMNS: &str = "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at";
+
+impl SqliteRepo {
+    /// Opens (creating if needed) the database file and applies migrations.
+    ///
+    /// # Errors
+    /// The file cannot be created or opened, or a migration fails.
+    pub async fn open(path: &Path) -> Result<Self, DbError> {
+        let path = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DbError> {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| DbError::Unavailable(e.into()))?;
+            }
+            let mut conn = Connection::open(&path).map_err(|e| DbError::Unavailable(e.into()))?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(backend)?;
+            apply_migrations(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| DbError::Backend(e.into()))??;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn call<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave SQLite half-written (statements are
+            // atomic), so a poisoned lock is still safe to use.
+            let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| DbError::Backend(e.into()))?
+    }
+}
+
+fn apply_migrations(conn: &mut Connection) -> Result<(), DbError> {
+    conn.execute_batch(migrate::SCHEMA_TABLE).map_err(backend)?;
+    for m in migrate::SQLITE {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+        let applied: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)", [m.version], |r| r.get(0))
+            .map_err(backend)?;
+        if !applied {
+            tx.execute_batch(m.sql).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![m.version, m.name, crate::clock::rfc3339(Utc::now())],
+            )
+            .map_err(backend)?;
+            tracing::info!(migration = m.name, "applied SQLite migration");
+        }
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn backend(e: rusqlite::Error) -> DbError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => DbError::Conflict,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => DbError::PoolTimeout,
+        _ => DbError::Backend(e.into()),
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(v: i64) -> Result<DateTime<Utc>, DbError> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(format!("timestamp {v}")))
+}
+
+/// A row in `USER_COLUMNS` order, with raw values checked after the rusqlite call.
+type RawUser = (String, String, String, i64, i64, Option<String>);
+
+fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+}
+
+fn user_from(raw: RawUser) -> Result<User, DbError> {
+    let (id, username, plan, created_at, count, date) = raw;
+    let transform_date = date
+        .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| corrupt(format!("date {d:?}"))))
+        .transpose()?;
+    Ok(User {
+        id: parse_user_id(&id)?,
+        username,
+        plan,
+        created_at: from_micros(created_at)?,
+        transform_count: to_u32(count, "transform_count")?,
+        transform_date,
+    })
+}
+
+type RawImage = (String, String, String, i64, i64, i64, String, bool, i64);
+
+fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
+    let (id, owner, format, width, height, size, hash, has_alpha, created_at) = raw;
+    Ok(ImageRecord {
+        id: parse_image_id(&id)?,
+        owner: parse_user_id(&owner)?,
+        format: parse_format(&format)?,
+        width: to_u32(width, "width")?,
+        height: to_u32(height, "height")?,
+        size_bytes: u64::try_from(size).map_err(|_| corrupt(format!("size {size}")))?,
+        content_hash: hash,
+        has_alpha,
+        created_at: from_micros(created_at)?,
+    })
+}
+
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+#[async_trait]
+impl Repository for SqliteRepo {
+    async fn ping(&self) -> Result<(), DbError> {
+        self.call(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<User, DbError> {
+        let u = user.clone();
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO users (id, username, password_hash, signing_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    u.id.as_str(),
+                    u.username,
+                    u.password_hash,
+                    u.signing_key.as_bytes().as_slice(),
+                    micros(u.created_at)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(User {
+                id: u.id,
+                username: u.username,
+                plan: "free".into(),
+                created_at: u.created_at,
+                transform_count: 0,
+                transform_date: None,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<(User, String)>, DbError> {
+        let username = username.to_owned();
+        self.call(move |c| {
+            let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1");
+            let row = c
+                .query_row(&sql, [username], |r| Ok((raw_user(r)?, r.get::<_, String>(6)?)))
+                .optional()
+                .map_err(backend)?;
+            row.map(|(raw, hash)| Ok((user_from(raw)?, hash))).transpose()
+        })
+        .await
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DbError> {
+        let id = id.clone();
+        self.call(move |c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+            c.query_row(&sql, [id.as_str()], raw_user).optional().map_err(backend)?.map(user_from).transpose()
+        })
+        .await
+    }
+
+    async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
+        let id = id.clone();
+        self.call(move |c| {
+            let row: Option<(Vec<u8>, String)> = c
+                .query_row("SELECT signing_key, plan FROM users WHERE id = ?1", [id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(bytes, plan)| {
+                let key = SigningKey::from_bytes(&bytes).ok_or_else(|| corrupt("signing key length"))?;
+                Ok(OwnerKey { key, plan })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn set_signing_key(&self, id: &UserId, key: &SigningKey) -> Result<bool, DbError> {
+        let (id, key) = (id.clone(), key.clone());
+        self.call(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET signing_key = ?2 WHERE id = ?1",
+                    params![id.as_str(), key.as_bytes().as_slice()],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
+        let i = image.clone();
+        self.call(move |c| {
+            c.execute(
+                &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    i.id.as_str(),
+                    i.owner.as_str(),
+                    i.format.as_str(),
+                    i.width,
+                    i.height,
+                    i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
+                    i.content_hash,
+                    i.has_alpha,
+                    micros(i.created_at)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError> {
+        let id = id.clone();
+        self.call(move |c| {
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
+            c.query_row(&sql, [id.as_str()], raw_image).optional().map_err(backend)?.map(image_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_images(
+        &self,
+        owner: &UserId,
+        after: Option<&PageAfter>,
+        limit: u32,
+    ) -> Result<Vec<ImageRecord>, DbError> {
+        let owner = owner.clone();
+        let after = after.map(|a| (micros(a.created_at), a.id.as_str().to_owned()));
+        self.call(move |c| {
+            let rows = match after {
+                None => {
+                    let sql = format!(
+                        "SELECT {IMAGE_COLUMNS} FROM images WHERE owner_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+                    let rows = stmt.query_map(params![owner.as_str(), limit], raw_image).map_err(backend)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+                }
+                Some((ts, id)) => {
+                    let sql = format!(
+                        "SELECT {IMAGE_COLUMNS} FROM images WHERE owner_id = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+                         ORDER BY created_at DESC, id DESC LIMIT ?4"
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+                    let rows = stmt.query_map(params![owner.as_str(), ts, id, limit], raw_image).map_err(backend)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+                }
+            };
+            rows.into_iter().map(image_from).collect()
+        })
+        .await
+    }
+
+    async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError> {
+        let id = id.clone();
+        self.call(move |c| Ok(c.execute("DELETE FROM images WHERE id = ?1", [id.as_str()]).map_err(backend)? == 1))
+            .await
+    }
+
+    async fn charge_quota(&self, user: &UserId, today: NaiveDate, limit: u32) -> Result<Option<u32>, DbError> {
+        let (user, today) = (user.clone(), day(today));
+        self.call(move |c| {
+            let count: Option<i64> = c
+                .query_row(
+                    "UPDATE users SET \
+                       transform_count = CASE WHEN transform_date = ?2 THEN transform_count + 1 ELSE 1 END, \
+                       transform_date = ?2 \
+                     WHERE id = ?1 AND ?3 > 0 AND (transform_date IS NOT ?2 OR transform_count < ?3) \
+                     RETURNING transform_count",
+                    params![user.as_str(), today, limit],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            count.map(|n| to_u32(n, "transform_count")).transpose()
+        })
+        .await
+    }
+
+    async fn refund_quota(&self, user: &UserId, today: NaiveDate) -> Result<(), DbError> {
+        let (user, today) = (user.clone(), day(today));
+        self.call(move |c| {
+            c.execute(
+                "UPDATE users SET transform_count = transform_count - 1 \
+                 WHERE id = ?1 AND transform_date = ?2 AND transform_count > 0",
+                params![user.as_str(), today],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT id FROM images").map_err(backend)?;
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
+            ids.map(|id| parse_image_id(&id.map_err(backend)?)).collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,189 @@
+//! The one error handlers return: each variant knows its HTTP status and contract code.
+//!
+//! Module errors (`DbError`, `StorageError`, `AuthError`, `OpsError`, `PipelineError`,
+//! `QuotaError`, `UploadError`) convert into [`Error`]; a 5xx hides its cause from the client
+//! and the HTTP layer logs the chain once.
+
+use http::StatusCode;
+
+use crate::auth::AuthError;
+use crate::db::DbError;
+use crate::images::UploadError;
+use crate::quota::QuotaError;
+use crate::storage::StorageError;
+use crate::transform::{OpsError, PipelineError};
+
+/// Boxed cause of an internal error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error answered to a client as `{"error": {"code", "message"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed JSON, query or path parameter; the message names it.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Ops that do not parse; the message names the bad token.
+    #[error(transparent)]
+    InvalidTransform(#[from] OpsError),
+    /// Missing, invalid or expired credentials.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The caller is authenticated but does not own the resource.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Unknown route or resource.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// A unique value is taken (username).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The request body is larger than allowed.
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// An upload failed validation.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    /// The transform pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The owner's daily quota is spent.
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    /// Too many transforms queued, or one ran out of time.
+    #[error("{reason}")]
+    Overloaded {
+        /// What was overloaded.
+        reason: &'static str,
+        /// Seconds after which a retry makes sense.
+        retry_after: u64,
+    },
+    /// A database call failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// An object-store call failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Anything else.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+    /// The error of a transform this request shared with others (single flight).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
+}
+
+impl Error {
+    /// Wraps any error as an internal one.
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    /// HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Shared(e) => e.status(),
+            Self::InvalidRequest(_) | Self::InvalidTransform(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(e) if e.is_unauthenticated() => StatusCode::UNAUTHORIZED,
+            Self::Auth(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Upload(e) => e.status(),
+            Self::Pipeline(e) => e.status(),
+            Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(_) | Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Shared(e) => e.code(),
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidTransform(_) => "invalid_transform",
+            Self::Auth(e) => e.code(),
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Upload(e) => e.code(),
+            Self::Pipeline(e) => e.code(),
+            Self::Quota(_) => "quota_exceeded",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Storage(e) if e.is_not_found() => "not_found",
+            Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            Self::Db(_) | Self::Storage(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The message shown to the client: the error itself for 4xx, a generic line for 5xx.
+    pub fn public_message(&self) -> String {
+        if let Self::Shared(e) = self {
+            return e.public_message();
+        }
+        match self.status() {
+            StatusCode::INTERNAL_SERVER_ERROR => "internal error; see the server log for this request id".to_owned(),
+            StatusCode::SERVICE_UNAVAILABLE => match self {
+                Self::Overloaded { reason, .. } => (*reason).to_owned(),
+                Self::Db(_) => "the database is unavailable; retry shortly".to_owned(),
+                Self::Storage(_) => "the object store is unavailable; retry shortly".to_owned(),
+                other => other.to_string(),
+            },
+            StatusCode::NOT_FOUND if matches!(self, Self::Storage(_)) => "not found".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// Seconds for the `Retry-After` header, when the client should come back.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Shared(e) => e.retry_after(),
+            Self::Quota(QuotaError::Exceeded { retry_after, .. }) => Some(*retry_after),
+            Self::Overloaded { retry_after, .. } => Some(*retry_after),
+            Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> Vec<u8> {
+        let body = serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = Error::internal("secret database password in message");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8(e.body()).unwrap();
+        assert!(!body.contains("secret"), "{body}");
+        assert!(body.contains("\"code\":\"internal\""), "{body}");
+    }
+
+    #[test]
+    fn overload_carries_retry_after() {
+        let e = Error::Overloaded { reason: "transform queue is full", retry_after: 2 };
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "overloaded");
+        assert_eq!(e.retry_after(), Some(2));
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP server: accept loop with graceful shutdown, and the per-request wrapper that adds
+//! the request id, counts metrics, logs and renders errors.
+
+pub mod body;
+pub mod handlers;
+pub mod request;
+pub mod response;
+pub mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use self::body::Body;
+use self::handlers::{auth, delivery, images, ops};
+use self::router::Route;
+use crate::app::AppState;
+use crate::error::Error;
+use crate::metrics::RouteLabel;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Serves `listener` until `shutdown` completes, then lets in-flight requests finish for at
+/// most `grace`.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>, grace: Duration) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.config.server.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let service = service_fn(move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(handle(state, req).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(grace_secs = grace.as_secs(), "draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// One request: route, dispatch, and the wrapper every response gets.
+async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let (label, result) = dispatch(&state, req).instrument(span.clone()).await;
+    let mut res = match result {
+        Ok(res) => res,
+        Err(e) => {
+            let _entered = span.enter();
+            if e.status().is_server_error() {
+                tracing::error!(error = ?e, status = e.status().as_u16(), "request failed");
+            } else {
+                tracing::debug!(error = %e, status = e.status().as_u16(), "request refused");
+            }
+            response::error(&e)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    let status = res.status();
+    let elapsed = started.elapsed();
+    state.metrics.request(label, status.as_u16(), elapsed);
+    if state.config.log.access_log {
+        let _entered = span.enter();
+        tracing::info!(status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
+    }
+    res
+}
+
+async fn dispatch(state: &AppState, req: Request<Incoming>) -> (RouteLabel, Result<Response<Body>, Error>) {
+    let path = req.uri().path().to_owned();
+    let route = match router::route(req.method(), &path) {
+        Ok(route) => route,
+        Err(e) => return (RouteLabel::Unmatched, Err(e)),
+    };
+    let head = req.method() == Method::HEAD;
+    let result = match route {
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => Ok(ops::readyz(state).await),
+        Route::Metrics => ops::metrics(state),
+        Route::Register => auth::register(state, req).await,
+        Route::Login => auth::login(state, req).await,
+        Route::Me => auth::me(state, &req).await,
+        Route::SigningKey => auth::signing_key(state, &req).await,
+        Route::RotateKey => auth::rotate_key(state, &req).await,
+        Route::Upload => images::upload(state, req).await,
+        Route::ListImages => images::list(state, &req).await,
+        Route::GetImage(id) => images::get(state, &req, id).await,
+        Route::DeleteImage(id) => images::delete(state, &req, id).await,
+        Route::SignUrl(id) => images::sign_url(state, req, id).await,
+        Route::Transform(id) => images::transform(state, req, id).await,
+        Route::Download(id) => images::download(state, &req, id).await,
+        Route::Original(id) => delivery::deliver(state, &req, id, None).await,
+        Route::Variant(id, ops) => delivery::deliver(state, &req, id, Some(ops)).await,
+    };
+    // HEAD on the JSON routes: same headers, no body (delivery builds its own HEAD answers).
+    let result = result.map(|res| if head { strip_body(res) } else { res });
+    (route.label(), result)
+}
+
+fn strip_body(res: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = res.into_parts();
+    if let Body::Full(Some(bytes)) = &body {
+        parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    }
+    Response::from_parts(parts, Body::Empty)
+}
+
+/// The client's `X-Request-Id` when it is short and plain, else a new one.
+fn request_id(req: &Request<Incoming>) -> String {
+    let incoming = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
+        (1..=128).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    incoming.map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}

@@ -1,0 +1,142 @@
+//! Owner accounts: register, login, profile and signing keys.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::authenticate;
+use super::views::{KeyView, Me, Session, UserView};
+use crate::app::AppState;
+use crate::auth::{password, AuthError, SigningKey};
+use crate::db::{to_micros, DbError, NewUser, User};
+use crate::error::Error;
+use crate::http::body::Body;
+use crate::http::request;
+use crate::http::response::json;
+use crate::ids::UserId;
+use crate::library::overloaded;
+
+/// Body of register and login.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `POST /v1/auth/register`.
+pub async fn register(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (parts, body) = req.into_parts();
+    let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    validate_username(&creds.username)?;
+    validate_password(&creds.password)?;
+    let secret = creds.password;
+    let hash = state.pool.run(move || password::hash(&secret)).await.map_err(overloaded)?.map_err(Error::internal)?;
+    let user = NewUser {
+        id: UserId::generate(),
+        username: creds.username,
+        password_hash: hash,
+        signing_key: SigningKey::generate(),
+        created_at: to_micros(state.clock.now()),
+    };
+    let user = state.db.create_user(&user).await.map_err(|e| match e {
+        DbError::Conflict => Error::Conflict("username is taken"),
+        other => other.into(),
+    })?;
+    tracing::info!(user_id = %user.id, "owner registered");
+    session(state, StatusCode::CREATED, &user)
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (parts, body) = req.into_parts();
+    let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let found = state.db.user_by_username(&creds.username).await?;
+    let secret = creds.password;
+    let (user, ok) = match found {
+        Some((user, hash)) => {
+            let ok = state.pool.run(move || password::verify(&secret, &hash)).await.map_err(overloaded)?;
+            (Some(user), ok)
+        }
+        None => {
+            state.pool.run(move || password::verify_dummy(&secret)).await.map_err(overloaded)?;
+            (None, false)
+        }
+    };
+    match user {
+        Some(user) if ok => session(state, StatusCode::OK, &user),
+        _ => Err(AuthError::BadCredentials.into()),
+    }
+}
+
+/// `GET /v1/me`.
+pub async fn me(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let user = current_user(state, req).await?;
+    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota: state.quota.status(&user) }))
+}
+
+/// `GET /v1/me/signing-key`.
+pub async fn signing_key(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let id = authenticate(state, req.headers())?;
+    let owner = state.db.owner_key(&id).await?.ok_or(AuthError::InvalidToken)?;
+    Ok(json(StatusCode::OK, &KeyView { key: owner.key.to_hex() }))
+}
+
+/// `POST /v1/me/signing-key/rotate`: a new key; URLs signed with the old one stop working.
+pub async fn rotate_key(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let id = authenticate(state, req.headers())?;
+    let key = SigningKey::generate();
+    if !state.db.set_signing_key(&id, &key).await? {
+        return Err(AuthError::InvalidToken.into());
+    }
+    state.lookups.forget_owner(&id);
+    tracing::info!(user_id = %id, "signing key rotated");
+    Ok(json(StatusCode::OK, &KeyView { key: key.to_hex() }))
+}
+
+async fn current_user(state: &AppState, req: &Request<Incoming>) -> Result<User, Error> {
+    let id = authenticate(state, req.headers())?;
+    // A token of a user that no longer exists is as good as no token.
+    Ok(state.db.user(&id).await?.ok_or(AuthError::InvalidToken)?)
+}
+
+fn session(state: &AppState, status: StatusCode, user: &User) -> Result<Response<Body>, Error> {
+    let token = state.jwt.issue(&user.id, state.clock.unix()).map_err(Error::internal)?;
+    Ok(json(status, &Session { user: UserView::from(user), token }))
+}
+
+fn validate_username(name: &str) -> Result<(), Error> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !(3..=64).contains(&name.len()) || !ok_chars {
+        return Err(Error::InvalidRequest("username must be 3-64 characters of A-Z, a-z, 0-9, _ . -".into()));
+    }
+    Ok(())
+}
+
+fn validate_password(password: &str) -> Result<(), Error> {
+    if !(8..=256).contains(&password.chars().count()) {
+        return Err(Error::InvalidRequest("password must be 8-256 characters".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(validate_username("alice_1.b-c").is_ok());
+        for bad in ["ab", "with space", "ünïcode", &"x".repeat(65), "a/b"] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_count_characters() {
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password(&"é".repeat(256)).is_ok());
+        assert!(validate_password(&"x".repeat(257)).is_err());
+    }
+}

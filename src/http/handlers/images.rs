@@ -1,0 +1,265 @@
+//! The owner's images: upload, list, read, delete, sign URLs, transform, download.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::authenticate;
+use super::views::{ImagePage, ImageView, SignedUrl, Transformed};
+use crate::app::AppState;
+use crate::auth::AuthError;
+use crate::clock::rfc3339;
+use crate::db::{ImageRecord, OwnerKey};
+use crate::error::Error;
+use crate::http::body::Body;
+use crate::http::request;
+use crate::http::response::{empty, json, redirect};
+use crate::ids::UserId;
+use crate::transform::{self, Ops};
+
+/// Longest lifetime of a signed URL from `expires_in`: ten years.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+/// `POST /v1/images`: multipart field `file`, or the raw bytes.
+pub async fn upload(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let (parts, body) = req.into_parts();
+    let bytes = request::upload(&parts.headers, body, state.config.limits.max_upload_bytes).await?;
+    let record = state.library.upload(&owner, bytes).await?;
+    let key = owner_key(state, &owner).await?;
+    Ok(json(StatusCode::CREATED, &ImageView::new(&record, &key.key)))
+}
+
+/// `GET /v1/images?limit=&cursor=`.
+pub async fn list(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let (mut limit, mut cursor) = (20u32, None);
+    for (name, value) in request::query(req.uri().query())? {
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| Error::InvalidRequest(format!("`limit={value}` must be between 1 and 100")))?;
+            }
+            "cursor" => cursor = Some(value),
+            other => return Err(Error::InvalidRequest(format!("unknown query parameter `{other}`"))),
+        }
+    }
+    let (items, next_cursor) = state.library.list(&owner, cursor.as_deref(), limit).await?;
+    let key = owner_key(state, &owner).await?;
+    let items = items.iter().map(|i| ImageView::new(i, &key.key)).collect();
+    Ok(json(StatusCode::OK, &ImagePage { items, next_cursor }))
+}
+
+/// `GET /v1/images/{id}`.
+pub async fn get(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let record = state.library.owned(&owner, id).await?;
+    let key = owner_key(state, &owner).await?;
+    Ok(json(StatusCode::OK, &ImageView::new(&record, &key.key)))
+}
+
+/// `DELETE /v1/images/{id}`: the original and every cached variant.
+pub async fn delete(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    state.library.delete(&owner, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Body of `POST /v1/images/{id}/url`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlRequest {
+    ops: String,
+    expires_in: Option<u64>,
+}
+
+/// `POST /v1/images/{id}/url`: a signed `/i` URL for ops, in canonical form.
+pub async fn sign_url(state: &AppState, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body: UrlRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let record = state.library.owned(&owner, id).await?;
+    let key = owner_key(state, &owner).await?;
+    let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
+    // Checks the crop and watermark against this image.
+    state.delivery.target(record.clone(), &key, ops.clone(), None).await?;
+    let exp = match body.expires_in {
+        Some(0) | None => None,
+        Some(secs) if secs <= MAX_EXPIRES_IN => Some(state.clock.unix() + i64::try_from(secs).unwrap_or(0)),
+        Some(_) => return Err(Error::InvalidRequest(format!("expires_in must be at most {MAX_EXPIRES_IN} seconds"))),
+    };
+    let url = key.key.signed_url(&variant_path(&record, &ops), exp);
+    let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
+    Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
+}
+
+/// `POST /v1/images/{id}/transform`, the roadmap.sh shape: same pipeline, cache and quota as `/i`.
+pub async fn transform(state: &AppState, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body: TransformRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let record = state.library.owned(&owner, id).await?;
+    let key = owner_key(state, &owner).await?;
+    let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
+    let target = state.delivery.target(record.clone(), &key, ops.clone(), None).await?;
+    let (variant, _tier) = state.delivery.variant(&target).await?;
+    Ok(json(
+        StatusCode::OK,
+        &Transformed {
+            url: key.key.signed_url(&variant_path(&record, &ops), None),
+            width: variant.width,
+            height: variant.height,
+            format: variant.format.as_str(),
+            size_bytes: variant.bytes.len() as u64,
+        },
+    ))
+}
+
+/// `GET /v1/images/{id}/download`: 302 to a presigned store URL, or to a short-lived signed
+/// `/i/{id}` URL when the store has none (local folder).
+pub async fn download(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let record = state.library.owned(&owner, id).await?;
+    let ttl = state.config.storage.presign_ttl;
+    if let Some(url) = state.store.presign_get(&state.keys.original(&record.id), ttl, record.format.mime()).await? {
+        return Ok(redirect(&url));
+    }
+    let key = owner_key(state, &owner).await?;
+    let exp = state.clock.unix() + i64::try_from(ttl.as_secs()).unwrap_or(300);
+    Ok(redirect(&key.key.signed_url(&format!("/i/{}", record.id), Some(exp))))
+}
+
+/// The `/i` path of `ops` on `image`: canonical ops, or the original when they change nothing.
+fn variant_path(image: &ImageRecord, ops: &Ops) -> String {
+    if ops.is_identity() {
+        format!("/i/{}", image.id)
+    } else {
+        format!("/i/{}/{ops}", image.id)
+    }
+}
+
+async fn owner_key(state: &AppState, owner: &UserId) -> Result<OwnerKey, Error> {
+    Ok(state.lookups.owner(owner).await?.ok_or(AuthError::InvalidToken)?)
+}
+
+/// Body of `POST /v1/images/{id}/transform`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransformRequest {
+    transformations: Transformations,
+}
+
+/// The roadmap.sh transformation object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Transformations {
+    resize: Option<Size>,
+    crop: Option<CropBox>,
+    rotate: Option<i64>,
+    flip: Option<bool>,
+    flop: Option<bool>,
+    format: Option<String>,
+    quality: Option<u32>,
+    filters: Option<Filters>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Size {
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CropBox {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Filters {
+    #[serde(default)]
+    grayscale: bool,
+    #[serde(default)]
+    sepia: bool,
+    blur: Option<f64>,
+    sharpen: Option<f64>,
+}
+
+impl Transformations {
+    /// The same transformation in the ops grammar, so both APIs share one parser and one key.
+    fn to_ops(&self) -> Result<String, Error> {
+        let mut tokens = Vec::new();
+        if let Some(c) = &self.crop {
+            tokens.push(format!("crop_{}:{}:{}:{}", c.x, c.y, c.width, c.height));
+        }
+        match self.rotate {
+            None | Some(0 | 360) => {}
+            Some(deg) => tokens.push(format!("rot_{deg}")),
+        }
+        if self.flip == Some(true) {
+            tokens.push("flip_v".into());
+        }
+        if self.flop == Some(true) {
+            tokens.push("flip_h".into());
+        }
+        if let Some(size) = &self.resize {
+            if size.width.is_none() && size.height.is_none() {
+                return Err(Error::InvalidRequest("resize needs a width or a height".into()));
+            }
+            tokens.extend(size.width.map(|w| format!("w_{w}")));
+            tokens.extend(size.height.map(|h| format!("h_{h}")));
+        }
+        if let Some(f) = &self.filters {
+            tokens.extend(f.blur.map(|s| format!("blur_{}", decimal(s))));
+            tokens.extend(f.sharpen.map(|s| format!("sharpen_{}", decimal(s))));
+            if f.grayscale {
+                tokens.push("gray".into());
+            }
+            if f.sepia {
+                tokens.push("sepia".into());
+            }
+        }
+        tokens.extend(self.quality.map(|q| format!("q_{q}")));
+        tokens.extend(self.format.as_ref().map(|f| format!("fmt_{}", f.to_ascii_lowercase())));
+        Ok(tokens.join(","))
+    }
+}
+
+/// A sigma with at most two decimals, as the grammar takes it.
+fn decimal(v: f64) -> String {
+    let s = format!("{:.2}", v);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roadmap_shape_maps_to_ops() {
+        let t: Transformations = serde_json::from_value(serde_json::json!({
+            "resize": {"width": 300, "height": 200},
+            "crop": {"x": 1, "y": 2, "width": 30, "height": 40},
+            "rotate": 90, "flip": true, "flop": true, "format": "WEBP", "quality": 70,
+            "filters": {"grayscale": true, "sepia": false, "blur": 1.5}
+        }))
+        .unwrap();
+        let ops = t.to_ops().unwrap();
+        assert_eq!(ops, "crop_1:2:30:40,rot_90,flip_v,flip_h,w_300,h_200,blur_1.5,gray,q_70,fmt_webp");
+        transform::parse(&ops, 8192).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_value::<Transformations>(serde_json::json!({"resize": {"w": 1}})).is_err());
+        assert!(serde_json::from_value::<Transformations>(serde_json::json!({"watermark": true})).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! JSON shapes of the API.
+
+use serde::Serialize;
+
+use crate::auth::SigningKey;
+use crate::clock::rfc3339;
+use crate::db::{ImageRecord, User};
+use crate::quota;
+
+/// `User`.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Plan.
+    pub plan: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            plan: u.plan.clone(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// `{"user", "token"}` of register and login.
+#[derive(Debug, Serialize)]
+pub struct Session {
+    /// The user.
+    pub user: UserView,
+    /// A JWT for the `Authorization: Bearer` header.
+    pub token: String,
+}
+
+/// `GET /v1/me`: the user and today's quota.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// The user fields.
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Today's quota.
+    pub quota: quota::Status,
+}
+
+/// `Image`.
+#[derive(Debug, Serialize)]
+pub struct ImageView {
+    /// Id.
+    pub id: String,
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+    /// jpeg, png, webp or gif.
+    pub format: &'static str,
+    /// Size of the original.
+    pub size_bytes: u64,
+    /// blake3 hex of the original.
+    pub content_hash: String,
+    /// RFC 3339 upload time.
+    pub created_at: String,
+    /// A signed path to the original.
+    pub url: String,
+}
+
+impl ImageView {
+    /// The view of `image`, with its original's URL signed by `key`.
+    pub fn new(image: &ImageRecord, key: &SigningKey) -> Self {
+        Self {
+            id: image.id.to_string(),
+            width: image.width,
+            height: image.height,
+            format: image.format.as_str(),
+            size_bytes: image.size_bytes,
+            content_hash: image.content_hash.clone(),
+            created_at: rfc3339(image.created_at),
+            url: key.signed_url(&format!("/i/{}", image.id), None),
+        }
+    }
+}
+
+/// `GET /v1/images`.
+#[derive(Debug, Serialize)]
+pub struct ImagePage {
+    /// Newest first.
+    pub items: Vec<ImageView>,
+    /// Cursor of the next page, `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `{"key"}` of the signing-key routes.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    /// 64 hex characters.
+    pub key: String,
+}
+
+/// `POST /v1/images/{id}/url`.
+#[derive(Debug, Serialize)]
+pub struct SignedUrl {
+    /// Signed path and query.
+    pub url: String,
+    /// RFC 3339 expiry, `null` when the URL does not expire.
+    pub expires_at: Option<String>,
+}
+
+/// `POST /v1/images/{id}/transform`.
+#[derive(Debug, Serialize)]
+pub struct Transformed {
+    /// Signed path of the variant.
+    pub url: String,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Output format.
+    pub format: &'static str,
+    /// Output size.
+    pub size_bytes: u64,
+}

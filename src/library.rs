@@ -1,0 +1,191 @@
+//! An owner's library of originals: upload, read, list, delete — keeping the database and the
+//! object store consistent.
+//!
+//! An upload stores the object first and records the row after, so no row ever points at a
+//! missing object; a delete removes the row first, then the objects. A crash between the two
+//! steps can only leave objects without a row, which `imgedge sweep` removes.
+
+use bytes::Bytes;
+
+use crate::cache::Lookups;
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::db::{to_micros, Db, ImageRecord, PageAfter};
+use crate::error::Error;
+use crate::ids::{ImageId, UserId};
+use crate::images::{self, UploadError};
+use crate::storage::{BlobKeys, Store};
+use crate::transform::pool::PoolError;
+use crate::transform::TransformPool;
+
+/// Upload, read and delete originals.
+#[derive(Clone)]
+pub struct Library {
+    db: Db,
+    store: Store,
+    keys: BlobKeys,
+    lookups: Lookups,
+    pool: TransformPool,
+    limits: Limits,
+    clock: Clock,
+}
+
+impl Library {
+    /// A library over the given backends.
+    pub fn new(
+        db: Db,
+        store: Store,
+        keys: BlobKeys,
+        lookups: Lookups,
+        pool: TransformPool,
+        limits: Limits,
+        clock: Clock,
+    ) -> Self {
+        Self { db, store, keys, lookups, pool, limits, clock }
+    }
+
+    /// Validates and stores an upload for `owner`.
+    ///
+    /// # Errors
+    /// 415 for unsupported content, 422 for corrupt or oversized images, 503 when the worker
+    /// pool is full, 5xx when a backend fails. Nothing is stored on any error.
+    #[tracing::instrument(skip_all, fields(owner = %owner, bytes = bytes.len()))]
+    pub async fn upload(&self, owner: &UserId, bytes: Bytes) -> Result<ImageRecord, Error> {
+        if bytes.is_empty() {
+            return Err(UploadError::MissingFile("the upload is empty").into());
+        }
+        // The cheap checks first, so hostile headers never reach a decoder or a worker.
+        images::check_header(&bytes, &self.limits)?;
+        let (limits, data) = (self.limits.clone(), bytes.clone());
+        let inspected = self.pool.run(move || images::inspect(&data, &limits)).await.map_err(overloaded)??;
+        let record = ImageRecord {
+            id: ImageId::generate(),
+            owner: owner.clone(),
+            format: inspected.format,
+            width: inspected.width,
+            height: inspected.height,
+            size_bytes: bytes.len() as u64,
+            content_hash: inspected.content_hash,
+            has_alpha: inspected.has_alpha,
+            created_at: to_micros(self.clock.now()),
+        };
+        let key = self.keys.original(&record.id);
+        self.store.put(&key, bytes, record.format.mime()).await?;
+        if let Err(e) = self.db.insert_image(&record).await {
+            if let Err(cleanup) = self.store.delete(&key).await {
+                tracing::warn!(error = ?cleanup, key = key.as_str(), "could not remove the object of a failed upload");
+            }
+            return Err(e.into());
+        }
+        tracing::info!(image_id = %record.id, format = %record.format, width = record.width, height = record.height, "image uploaded");
+        Ok(record)
+    }
+
+    /// The image `id` when `owner` owns it.
+    ///
+    /// # Errors
+    /// 404 when there is no such image, 403 when someone else owns it.
+    pub async fn owned(&self, owner: &UserId, id: &str) -> Result<ImageRecord, Error> {
+        let id = ImageId::parse(id).ok_or(Error::NotFound("image not found"))?;
+        let record = self.db.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
+        if &record.owner != owner {
+            return Err(Error::Forbidden("this image belongs to another owner"));
+        }
+        Ok(record)
+    }
+
+    /// A page of `owner`'s images, newest first, and the cursor of the next page.
+    ///
+    /// # Errors
+    /// 400 for a malformed cursor, 5xx when the database fails.
+    pub async fn list(
+        &self,
+        owner: &UserId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<ImageRecord>, Option<String>), Error> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        // One extra row tells whether another page exists.
+        let mut rows = self.db.list_images(owner, after.as_ref(), limit + 1).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(encode_cursor) } else { None };
+        Ok((rows, next))
+    }
+
+    /// Deletes an image the caller owns: the row, then the original and every variant.
+    ///
+    /// # Errors
+    /// 404/403 as [`Library::owned`]; 5xx when the database fails. Object-store failures after
+    /// the row is gone are logged and left to `imgedge sweep`.
+    #[tracing::instrument(skip_all, fields(owner = %owner, image_id = id))]
+    pub async fn delete(&self, owner: &UserId, id: &str) -> Result<(), Error> {
+        let record = self.owned(owner, id).await?;
+        self.db.delete_image(&record.id).await?;
+        self.lookups.forget_image(&record.id);
+        self.remove_objects(&record.id).await;
+        tracing::info!("image deleted");
+        Ok(())
+    }
+
+    /// Removes the original and every variant of `id`, logging (not failing) on errors.
+    pub async fn remove_objects(&self, id: &ImageId) {
+        if let Err(e) = self.store.delete(&self.keys.original(id)).await {
+            tracing::warn!(error = ?e, image_id = %id, "could not delete the original; `imgedge sweep` will");
+        }
+        if let Err(e) = self.store.delete_prefix(&self.keys.variants_of(id)).await {
+            tracing::warn!(error = ?e, image_id = %id, "could not delete the variants; `imgedge sweep` will");
+        }
+    }
+}
+
+/// Maps a worker-pool refusal to 503 (or 422 when a decoder panicked on the upload).
+pub fn overloaded(e: PoolError) -> Error {
+    match e {
+        PoolError::QueueFull => {
+            Error::Overloaded { reason: "too many images are being processed; retry shortly", retry_after: 1 }
+        }
+        PoolError::TimedOut => Error::Overloaded { reason: "processing the image took too long", retry_after: 5 },
+        PoolError::Panicked => Error::Pipeline(crate::transform::PipelineError::Panicked),
+    }
+}
+
+fn encode_cursor(last: &ImageRecord) -> String {
+    use base64::Engine;
+    let raw = format!("{}.{}", last.created_at.timestamp_micros(), last.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(cursor: &str) -> Result<PageAfter, Error> {
+    use base64::Engine;
+    let bad = || Error::InvalidRequest("invalid cursor".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+    let created_at = micros.parse::<i64>().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok(PageAfter { created_at, id: ImageId::parse(id).ok_or_else(bad)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let record = ImageRecord {
+            id: ImageId::generate(),
+            owner: UserId::generate(),
+            format: images::ImageFormat::Png,
+            width: 1,
+            height: 1,
+            size_bytes: 1,
+            content_hash: String::new(),
+            has_alpha: false,
+            created_at: to_micros(chrono::Utc::now()),
+        };
+        let after = decode_cursor(&encode_cursor(&record)).unwrap();
+        assert_eq!((after.created_at, after.id), (record.created_at, record.id));
+        assert!(decode_cursor("!!").is_err());
+        assert!(decode_cursor("bm9wZQ").is_err());
+    }
+}

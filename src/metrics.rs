@@ -1,0 +1,292 @@
+//! Prometheus metrics kept in plain atomics: nothing on the request path takes a lock.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::cache::Tier;
+
+/// Route labels, fixed so counters can live in arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum RouteLabel {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `POST /v1/auth/register`
+    Register,
+    /// `POST /v1/auth/login`
+    Login,
+    /// `GET /v1/me`
+    Me,
+    /// `GET /v1/me/signing-key`
+    SigningKey,
+    /// `POST /v1/me/signing-key/rotate`
+    RotateKey,
+    /// `POST /v1/images`
+    Upload,
+    /// `GET /v1/images`
+    ListImages,
+    /// `GET /v1/images/{id}`
+    GetImage,
+    /// `DELETE /v1/images/{id}`
+    DeleteImage,
+    /// `POST /v1/images/{id}/url`
+    SignUrl,
+    /// `POST /v1/images/{id}/transform`
+    Transform,
+    /// `GET /v1/images/{id}/download`
+    Download,
+    /// `GET|HEAD /i/{id}`
+    Original,
+    /// `GET|HEAD /i/{id}/{ops}`
+    Variant,
+    /// Anything else.
+    Unmatched,
+}
+
+impl RouteLabel {
+    const ALL: [Self; 18] = [
+        Self::Healthz,
+        Self::Readyz,
+        Self::Metrics,
+        Self::Register,
+        Self::Login,
+        Self::Me,
+        Self::SigningKey,
+        Self::RotateKey,
+        Self::Upload,
+        Self::ListImages,
+        Self::GetImage,
+        Self::DeleteImage,
+        Self::SignUrl,
+        Self::Transform,
+        Self::Download,
+        Self::Original,
+        Self::Variant,
+        Self::Unmatched,
+    ];
+
+    /// The `route` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+            Self::Metrics => "metrics",
+            Self::Register => "auth_register",
+            Self::Login => "auth_login",
+            Self::Me => "me",
+            Self::SigningKey => "signing_key",
+            Self::RotateKey => "signing_key_rotate",
+            Self::Upload => "images_create",
+            Self::ListImages => "images_list",
+            Self::GetImage => "image_get",
+            Self::DeleteImage => "image_delete",
+            Self::SignUrl => "image_url",
+            Self::Transform => "image_transform",
+            Self::Download => "image_download",
+            Self::Original => "deliver_original",
+            Self::Variant => "deliver_variant",
+            Self::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// Status codes counted individually; others fall into `other`.
+const STATUSES: [u16; 18] = [200, 201, 204, 302, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 0];
+const ROUTES: usize = RouteLabel::ALL.len();
+
+/// Upper bounds (seconds) of the latency buckets.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A fixed-bucket histogram.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        #[allow(clippy::cast_precision_loss)] // microsecond sums stay far below 2^52
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Process-wide counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; STATUSES.len()]; ROUTES],
+    latency: [Histogram; ROUTES],
+    cache: [AtomicU64; 3],
+    transforms_ok: AtomicU64,
+    transforms_failed: AtomicU64,
+    transform_time: Histogram,
+    quota_rejections: AtomicU64,
+    overloaded: AtomicU64,
+}
+
+/// Gauges read at render time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Transforms waiting for a worker.
+    pub queue_depth: usize,
+    /// Transforms running.
+    pub transforms_running: usize,
+    /// Bytes in the memory cache.
+    pub memory_cache_bytes: u64,
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn request(&self, route: RouteLabel, status: u16, elapsed: Duration) {
+        let i = STATUSES.iter().position(|&s| s == status).unwrap_or(STATUSES.len() - 1);
+        if let Some(row) = self.requests.get(route as usize) {
+            row[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(h) = self.latency.get(route as usize) {
+            h.observe(elapsed);
+        }
+    }
+
+    /// Counts a variant served from `tier`.
+    pub fn cache(&self, tier: Tier) {
+        let i = match tier {
+            Tier::Memory => 0,
+            Tier::Store => 1,
+            Tier::Miss => 2,
+        };
+        self.cache[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a transform that ran for `elapsed`.
+    pub fn transform(&self, ok: bool, elapsed: Duration) {
+        if ok {
+            self.transforms_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.transforms_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.transform_time.observe(elapsed);
+    }
+
+    /// Counts a request refused by the quota.
+    pub fn quota_rejected(&self) {
+        self.quota_rejections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a transform refused by a full queue or a timeout.
+    pub fn overloaded(&self) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, gauges: Gauges) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        out.push_str("# HELP imgedge_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE imgedge_http_requests_total counter\n");
+        for (route, row) in RouteLabel::ALL.iter().zip(&self.requests) {
+            for (status, n) in STATUSES.iter().zip(row) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = if *status == 0 { "other".to_owned() } else { status.to_string() };
+                    let _ = writeln!(
+                        out,
+                        "imgedge_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                        route.as_str()
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP imgedge_http_request_duration_seconds Time to response head by route.\n");
+        out.push_str("# TYPE imgedge_http_request_duration_seconds histogram\n");
+        for (route, h) in RouteLabel::ALL.iter().zip(&self.latency) {
+            if h.count.load(Ordering::Relaxed) > 0 {
+                h.render(&mut out, "imgedge_http_request_duration_seconds", &format!("route=\"{}\"", route.as_str()));
+            }
+        }
+        out.push_str("# HELP imgedge_cache_requests_total Variants served by cache tier.\n");
+        out.push_str("# TYPE imgedge_cache_requests_total counter\n");
+        for (tier, n) in ["hit-memory", "hit-store", "miss"].iter().zip(&self.cache) {
+            let _ = writeln!(out, "imgedge_cache_requests_total{{tier=\"{tier}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP imgedge_transforms_total Transforms run, by outcome.\n");
+        out.push_str("# TYPE imgedge_transforms_total counter\n");
+        let _ =
+            writeln!(out, "imgedge_transforms_total{{outcome=\"ok\"}} {}", self.transforms_ok.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "imgedge_transforms_total{{outcome=\"error\"}} {}",
+            self.transforms_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP imgedge_transform_duration_seconds Time spent in the pixel pipeline.\n");
+        out.push_str("# TYPE imgedge_transform_duration_seconds histogram\n");
+        self.transform_time.render(&mut out, "imgedge_transform_duration_seconds", "");
+        let counters = [
+            (
+                "imgedge_quota_rejections_total",
+                "Requests refused because the daily quota was spent.",
+                &self.quota_rejections,
+            ),
+            ("imgedge_overloaded_total", "Transforms refused by a full queue or a timeout.", &self.overloaded),
+        ];
+        for (name, help, value) in counters {
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+        }
+        let gauges = [
+            ("imgedge_transform_queue_depth", "Transforms waiting for a worker.", gauges.queue_depth as u64),
+            ("imgedge_transforms_running", "Transforms running now.", gauges.transforms_running as u64),
+            ("imgedge_memory_cache_bytes", "Bytes held by the in-memory variant cache.", gauges.memory_cache_bytes),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request(RouteLabel::Variant, 200, Duration::from_millis(3));
+        m.request(RouteLabel::Variant, 299, Duration::from_millis(3));
+        m.cache(Tier::Memory);
+        m.transform(true, Duration::from_millis(40));
+        let text = m.render(Gauges { queue_depth: 3, ..Gauges::default() });
+        assert!(text.contains("imgedge_http_requests_total{route=\"deliver_variant\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("imgedge_http_requests_total{route=\"deliver_variant\",status=\"other\"} 1"));
+        assert!(text.contains("imgedge_http_request_duration_seconds_bucket{route=\"deliver_variant\",le=\"0.005\"} 2"));
+        assert!(text.contains("imgedge_cache_requests_total{tier=\"hit-memory\"} 1"));
+        assert!(text.contains("imgedge_transforms_total{outcome=\"ok\"} 1"));
+        assert!(text.contains("imgedge_transform_duration_seconds_count 1"));
+        assert!(text.contains("imgedge_transform_queue_depth 3"));
+    }
+}

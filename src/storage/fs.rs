@@ -1,0 +1,134 @@
+//! The embedded default store: files under a local folder. Writes go to a temporary file in
+//! the same folder tree, are synced, then renamed into place, so readers see whole objects only.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::{Blob, BlobKey, Storage, StorageError};
+
+/// Chunk size of streamed reads.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A folder of objects; a key `a/b/c` is the file `<root>/a/b/c`.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    /// Uses (creating if needed) `root`.
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    pub async fn open(root: &Path) -> Result<Self, StorageError> {
+        tokio::fs::create_dir_all(root.join(".tmp")).await.map_err(io)?;
+        Ok(Self { root: root.to_owned() })
+    }
+
+    fn path(&self, key: &BlobKey) -> PathBuf {
+        // BlobKey guarantees a relative path without `.` or `..` parts.
+        self.root.join(key.as_str())
+    }
+}
+
+fn io(e: std::io::Error) -> StorageError {
+    match e.kind() {
+        ErrorKind::NotFound => StorageError::NotFound,
+        _ => StorageError::Backend(e.into()),
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn put(&self, key: &BlobKey, bytes: Bytes, _content_type: &str) -> Result<(), StorageError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let tmp = self.root.join(".tmp").join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+        let write = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(&bytes).await?;
+            file.sync_data().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &path).await
+        };
+        if let Err(e) = write.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StorageError::Backend(e.into()));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &BlobKey) -> Result<Blob, StorageError> {
+        let file = tokio::fs::File::open(self.path(key)).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        Ok(Blob { len, stream: Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)) })
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Backend(e.into())),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobKey>, StorageError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
+            .await
+            .map_err(|e| StorageError::Backend(e.into()))?
+    }
+
+    async fn presign_get(&self, _: &BlobKey, _: Duration, _: &str) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        let meta = tokio::fs::metadata(&self.root).await.map_err(|e| StorageError::Unavailable(e.into()))?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::Unavailable(format!("{} is not a folder", self.root.display()).into()))
+        }
+    }
+}
+
+/// Walks the folder holding `prefix` and returns the keys that start with it.
+fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<BlobKey>, StorageError> {
+    // Start at the deepest folder the prefix names completely.
+    let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+    let mut pending = vec![root.join(dir_part)];
+    let mut keys = Vec::new();
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::Backend(e.into())),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::Backend(e.into()))?;
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(root) else { continue };
+            let Some(rel) = rel.to_str() else { continue };
+            if rel.starts_with(".tmp") {
+                continue;
+            }
+            if entry.file_type().map_err(|e| StorageError::Backend(e.into()))?.is_dir() {
+                pending.push(path);
+            } else if rel.starts_with(prefix) {
+                keys.extend(BlobKey::from_listing(rel));
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}

@@ -1,0 +1,107 @@
+//! Transformations: the ops grammar, variant keys, the pixel pipeline and the worker pool it
+//! runs on.
+
+pub mod canonical;
+pub mod color;
+pub mod decode;
+pub mod effects;
+pub mod encode;
+pub mod geometry;
+pub mod grammar;
+pub mod pipeline;
+pub mod pool;
+pub mod resize;
+pub mod smart;
+
+use http::StatusCode;
+
+pub use canonical::{resolve_format, VariantKey};
+pub use grammar::{parse, FormatChoice, Ops};
+pub use pipeline::{Job, Output};
+pub use pool::TransformPool;
+
+/// An ops string that cannot be used; the message names the bad token.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum OpsError {
+    /// Longer than the grammar allows.
+    #[error("ops are {len} characters long; the limit is {max}")]
+    TooLong {
+        /// Actual length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Two commas in a row, or a trailing comma.
+    #[error("empty token in ops")]
+    Empty,
+    /// A token name the grammar does not know.
+    #[error("unknown token `{0}`")]
+    Unknown(String),
+    /// A known token with a malformed value.
+    #[error("invalid value in `{0}`")]
+    Invalid(String),
+    /// The same token name twice.
+    #[error("duplicate token `{0}`")]
+    Duplicate(String),
+    /// A value outside its range.
+    #[error("`{token}` is out of range ({range})")]
+    OutOfRange {
+        /// The token.
+        token: String,
+        /// The allowed range.
+        range: &'static str,
+    },
+    /// A crop region that does not lie inside the image.
+    #[error("`crop_{}:{}:{}:{}` lies outside the {width}x{height} image", crop.x, crop.y, crop.width, crop.height)]
+    CropOutside {
+        /// The region.
+        crop: grammar::Rect,
+        /// Image width.
+        width: u32,
+        /// Image height.
+        height: u32,
+    },
+    /// A `wm_` id that is not an image of the same owner.
+    #[error("`wm_{0}` is not one of your images")]
+    UnknownWatermark(String),
+}
+
+/// A transform that could not be completed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PipelineError {
+    /// The ops do not fit this image.
+    #[error(transparent)]
+    InvalidOps(#[from] OpsError),
+    /// The original (or watermark) cannot be decoded.
+    #[error("cannot decode image: {0}")]
+    Decode(String),
+    /// The encoder refused the result.
+    #[error("cannot encode image: {0}")]
+    Encode(String),
+    /// A decoder or encoder panicked on this input.
+    #[error("the image could not be processed")]
+    Panicked,
+    /// A broken invariant inside the pipeline.
+    #[error("internal pipeline error: {0}")]
+    Internal(&'static str),
+}
+
+impl PipelineError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidOps(_) => StatusCode::BAD_REQUEST,
+            Self::Decode(_) | Self::Encode(_) | Self::Panicked => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidOps(_) => "invalid_transform",
+            Self::Decode(_) | Self::Encode(_) | Self::Panicked => "unprocessable_image",
+            Self::Internal(_) => "internal",
+        }
+    }
+}

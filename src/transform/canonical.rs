@@ -1,0 +1,142 @@
+//! Variant identity: which output format a request resolves to, and the blake3 key that names
+//! the result in every cache tier.
+
+use std::fmt;
+
+use super::encode::effective_quality;
+use super::grammar::{FormatChoice, Ops};
+use crate::ids::ImageId;
+use crate::images::ImageFormat;
+
+/// Bumped when the pipeline's output for the same ops changes, so old variants are not reused.
+const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
+
+/// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
+pub fn resolve_format(
+    choice: Option<FormatChoice>,
+    source: ImageFormat,
+    has_alpha: bool,
+    accept: Option<&str>,
+) -> ImageFormat {
+    match choice {
+        Some(FormatChoice::Jpeg) => ImageFormat::Jpeg,
+        Some(FormatChoice::Png) => ImageFormat::Png,
+        Some(FormatChoice::Webp) => ImageFormat::Webp,
+        Some(FormatChoice::Avif) => ImageFormat::Avif,
+        Some(FormatChoice::Gif) => ImageFormat::Gif,
+        Some(FormatChoice::Auto) => {
+            let accept = accept.unwrap_or_default();
+            if accepts(accept, "image/avif") {
+                ImageFormat::Avif
+            } else if accepts(accept, "image/webp") {
+                ImageFormat::Webp
+            } else if has_alpha {
+                ImageFormat::Png
+            } else {
+                ImageFormat::Jpeg
+            }
+        }
+        None if source.is_decodable() => source,
+        None => ImageFormat::Jpeg,
+    }
+}
+
+/// True when `accept` lists `mime` explicitly with a non-zero q.
+fn accepts(accept: &str, mime: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let matches = parts.next().is_some_and(|m| m.eq_ignore_ascii_case(mime));
+        let zero = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
+        matches && !zero
+    })
+}
+
+/// blake3 of image id, canonical ops, resolved format and effective quality.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VariantKey([u8; 32]);
+
+impl VariantKey {
+    /// The key of `ops` applied to `image`, encoded as `format`.
+    pub fn new(image: &ImageId, ops: &Ops, format: ImageFormat) -> Self {
+        // Format and quality enter resolved, so `w_300` and `w_300,fmt_jpeg,q_80` on a JPEG
+        // are one variant, while `fmt_auto` splits by what the client accepts.
+        let mut geometry = ops.clone();
+        geometry.format = None;
+        geometry.quality = None;
+        let quality = effective_quality(format, ops.quality).map_or(0, u16::from);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(PIPELINE_VERSION.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(image.as_str().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(geometry.to_string().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(format.as_str().as_bytes());
+        hasher.update(&quality.to_le_bytes());
+        Self(*hasher.finalize().as_bytes())
+    }
+
+    /// 64 hex characters.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A strong ETag: the first 128 bits in hex, quoted.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", hex::encode(&self.0[..16]))
+    }
+}
+
+impl fmt::Debug for VariantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VariantKey({})", &self.hex()[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::grammar::parse;
+
+    fn key(ops: &str, format: ImageFormat) -> VariantKey {
+        let id = ImageId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        VariantKey::new(&id, &parse(ops, 8192).unwrap(), format)
+    }
+
+    #[test]
+    fn token_order_and_defaults_do_not_change_the_key() {
+        assert_eq!(key("w_300,fmt_webp", ImageFormat::Webp), key("fmt_webp,w_300", ImageFormat::Webp));
+        assert_eq!(key("w_300", ImageFormat::Jpeg), key("w_300,q_80,fmt_jpeg", ImageFormat::Jpeg));
+        assert_eq!(key("w_300,q_10", ImageFormat::Png), key("w_300", ImageFormat::Png));
+    }
+
+    #[test]
+    fn different_output_means_a_different_key() {
+        assert_ne!(key("w_300", ImageFormat::Webp), key("w_300", ImageFormat::Avif));
+        assert_ne!(key("w_300,q_70", ImageFormat::Webp), key("w_300", ImageFormat::Webp));
+        assert_ne!(key("w_300", ImageFormat::Webp), key("w_301", ImageFormat::Webp));
+    }
+
+    #[test]
+    fn etag_is_quoted_hex() {
+        let etag = key("w_1", ImageFormat::Png).etag();
+        assert_eq!(etag.len(), 34);
+        assert!(etag.starts_with('"') && etag.ends_with('"'));
+    }
+
+    #[test]
+    fn auto_follows_accept() {
+        let chrome = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
+        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, Some(chrome)), ImageFormat::Avif);
+        let webp_only = "image/webp,*/*";
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, Some(webp_only)),
+            ImageFormat::Webp
+        );
+        let refused = "image/avif;q=0, image/webp";
+        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, Some(refused)), ImageFormat::Webp);
+        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, Some("*/*")), ImageFormat::Png);
+        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, false, None), ImageFormat::Jpeg);
+        assert_eq!(resolve_format(None, ImageFormat::Gif, false, Some(chrome)), ImageFormat::Gif);
+    }
+}

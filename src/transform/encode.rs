@@ -1,0 +1,187 @@
+//! Encoders. Every output is written from pixels alone, so no metadata (EXIF, GPS, XMP,
+//! comments, ICC) survives: pixels are already sRGB by then.
+
+use image::codecs::gif::GifEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage};
+
+use super::PipelineError;
+use crate::images::ImageFormat;
+
+/// Largest side libwebp encodes.
+const WEBP_MAX_SIDE: u32 = 16_383;
+/// Largest side baseline JPEG encodes.
+const JPEG_MAX_SIDE: u32 = 65_535;
+
+/// Quality used when `q_` is not given, per format; `None` for lossless formats.
+pub fn default_quality(format: ImageFormat) -> Option<u8> {
+    match format {
+        ImageFormat::Jpeg | ImageFormat::Webp => Some(80),
+        ImageFormat::Avif => Some(60),
+        ImageFormat::Png | ImageFormat::Gif => None,
+    }
+}
+
+/// The quality that applies: the requested one for lossy formats, else the default.
+pub fn effective_quality(format: ImageFormat, requested: Option<u8>) -> Option<u8> {
+    default_quality(format).map(|d| requested.unwrap_or(d))
+}
+
+/// Encoder settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Output format.
+    pub format: ImageFormat,
+    /// Quality 1–100 for lossy formats.
+    pub quality: Option<u8>,
+    /// Colour alpha is flattened onto for formats without alpha.
+    pub background: [u8; 3],
+    /// rav1e speed for AVIF.
+    pub avif_speed: u8,
+}
+
+/// Encodes `img` (`Rgb8` or `Rgba8`).
+///
+/// # Errors
+/// [`PipelineError::Encode`] when the encoder refuses (e.g. too large for the format).
+pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, PipelineError> {
+    let (w, h) = (img.width(), img.height());
+    let quality = settings.quality.unwrap_or(80).clamp(1, 100);
+    let mut out = Vec::new();
+    match settings.format {
+        ImageFormat::Jpeg => {
+            if w > JPEG_MAX_SIDE || h > JPEG_MAX_SIDE {
+                return Err(PipelineError::Encode(format!("JPEG supports at most {JPEG_MAX_SIDE} px per side")));
+            }
+            let rgb = flatten(img, settings.background);
+            let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+            let (w16, h16) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
+            encoder.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb).map_err(encode_error)?;
+        }
+        ImageFormat::Png => {
+            let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+            let (bytes, color) = raw(img);
+            encoder.write_image(bytes, w, h, color).map_err(encode_error)?;
+        }
+        ImageFormat::Webp => {
+            if w > WEBP_MAX_SIDE || h > WEBP_MAX_SIDE {
+                return Err(PipelineError::Encode(format!("WebP supports at most {WEBP_MAX_SIDE} px per side")));
+            }
+            let memory = match img {
+                DynamicImage::ImageRgba8(buf) => {
+                    webp::Encoder::from_rgba(buf.as_raw(), w, h).encode(f32::from(quality))
+                }
+                other => webp::Encoder::from_rgb(&flatten(other, settings.background), w, h).encode(f32::from(quality)),
+            };
+            if memory.is_empty() {
+                return Err(PipelineError::Encode("libwebp produced no output".into()));
+            }
+            out.extend_from_slice(&memory);
+        }
+        ImageFormat::Gif => {
+            let rgba = img.to_rgba8();
+            let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
+            encoder.encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8).map_err(encode_error)?;
+        }
+        ImageFormat::Avif => out = encode_avif(img, quality, settings.avif_speed)?,
+    }
+    Ok(out)
+}
+
+fn encode_avif(img: &DynamicImage, quality: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
+    use rgb::FromSlice;
+    let (w, h) = (usize::try_from(img.width()).unwrap_or(0), usize::try_from(img.height()).unwrap_or(0));
+    let encoder = ravif::Encoder::new()
+        .with_quality(f32::from(quality))
+        .with_alpha_quality(f32::from(quality))
+        .with_speed(speed)
+        // One transform per worker: parallelism comes from running transforms side by side.
+        .with_num_threads(Some(1));
+    let encoded = match img {
+        DynamicImage::ImageRgba8(buf) => encoder.encode_rgba(ravif::Img::new(buf.as_raw().as_rgba(), w, h)),
+        other => {
+            let rgb = other.to_rgb8();
+            encoder.encode_rgb(ravif::Img::new(rgb.as_raw().as_rgb(), w, h))
+        }
+    };
+    Ok(encoded.map_err(|e| PipelineError::Encode(e.to_string()))?.avif_file)
+}
+
+/// The image as RGB, alpha composited over `background`.
+pub fn flatten(img: &DynamicImage, background: [u8; 3]) -> RgbImage {
+    match img {
+        DynamicImage::ImageRgba8(buf) => {
+            let mut rgb = RgbImage::new(buf.width(), buf.height());
+            for (dst, src) in rgb.pixels_mut().zip(buf.pixels()) {
+                let a = u32::from(src[3]);
+                for c in 0..3 {
+                    let v = (u32::from(src[c]) * a + u32::from(background[c]) * (255 - a) + 127) / 255;
+                    dst[c] = u8::try_from(v).unwrap_or(u8::MAX);
+                }
+            }
+            rgb
+        }
+        other => other.to_rgb8(),
+    }
+}
+
+fn raw(img: &DynamicImage) -> (&[u8], ExtendedColorType) {
+    match img {
+        DynamicImage::ImageRgba8(buf) => (buf.as_raw(), ExtendedColorType::Rgba8),
+        DynamicImage::ImageRgb8(buf) => (buf.as_raw(), ExtendedColorType::Rgb8),
+        other => (other.as_bytes(), other.color().into()),
+    }
+}
+
+fn encode_error(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Encode(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(alpha: bool) -> DynamicImage {
+        let img = image::RgbaImage::from_fn(64, 48, |x, y| {
+            image::Rgba([u8::try_from(x * 4).unwrap(), u8::try_from(y * 5).unwrap(), 90, if alpha { 128 } else { 255 }])
+        });
+        if alpha {
+            DynamicImage::ImageRgba8(img)
+        } else {
+            DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img).into_rgb8())
+        }
+    }
+
+    #[test]
+    fn every_format_round_trips_with_its_size() {
+        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif, ImageFormat::Avif] {
+            let settings = Settings { format, quality: Some(70), background: [255; 3], avif_speed: 10 };
+            let bytes = encode(&sample(false), &settings).unwrap();
+            assert_eq!(ImageFormat::sniff(&bytes), Some(format));
+            let size = imagesize::blob_size(&bytes).unwrap();
+            assert_eq!((size.width, size.height), (64, 48), "{format}");
+        }
+    }
+
+    #[test]
+    fn alpha_flattens_onto_the_background_for_jpeg() {
+        let half_red = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(1, 1, image::Rgba([255, 0, 0, 128])));
+        assert_eq!(flatten(&half_red, [0, 0, 255]).get_pixel(0, 0).0, [128, 0, 127]);
+    }
+
+    #[test]
+    fn png_keeps_alpha() {
+        let settings = Settings { format: ImageFormat::Png, quality: None, background: [255; 3], avif_speed: 10 };
+        let bytes = encode(&sample(true), &settings).unwrap();
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert!(decoded.color().has_alpha());
+    }
+
+    #[test]
+    fn quality_defaults_follow_the_spec() {
+        assert_eq!(effective_quality(ImageFormat::Jpeg, None), Some(80));
+        assert_eq!(effective_quality(ImageFormat::Avif, None), Some(60));
+        assert_eq!(effective_quality(ImageFormat::Webp, Some(33)), Some(33));
+        assert_eq!(effective_quality(ImageFormat::Png, Some(33)), None);
+    }
+}

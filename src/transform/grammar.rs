@@ -1,0 +1,638 @@
+//! The ops grammar: `w_300,h_200,fit_cover,fmt_webp` → [`Ops`], and back in canonical form.
+//!
+//! Tokens are comma-separated, each `name_value` or a bare name, in any order. A duplicate,
+//! unknown or out-of-range token is an error naming it. [`Ops`] is normalised while parsing
+//! (defaults dropped, values in one spelling), and its `Display` prints the canonical string in
+//! pipeline order, so `parse(canonical(x)) == x` and token order never changes the result.
+
+use std::fmt::{self, Write as _};
+
+use super::OpsError;
+use crate::ids::ImageId;
+
+/// Longest accepted ops string.
+pub const MAX_OPS_LEN: usize = 1024;
+
+/// How the image fills the `w`×`h` box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Fill the box and crop the rest (default when both w and h are given).
+    Cover,
+    /// Fit inside the box and pad with `bg`.
+    Contain,
+    /// Stretch to the box.
+    Fill,
+    /// Fit inside the box (default otherwise).
+    Inside,
+    /// Cover the box without cropping.
+    Outside,
+}
+
+/// Where `cover` crops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gravity {
+    /// Middle (default).
+    Center,
+    /// Top edge.
+    North,
+    /// Bottom edge.
+    South,
+    /// Right edge.
+    East,
+    /// Left edge.
+    West,
+    /// Top-right corner.
+    NorthEast,
+    /// Top-left corner.
+    NorthWest,
+    /// Bottom-right corner.
+    SouthEast,
+    /// Bottom-left corner.
+    SouthWest,
+    /// The most interesting region (edges, saturation, skin tones).
+    Smart,
+}
+
+/// Requested output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormatChoice {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// Lossy WebP.
+    Webp,
+    /// AVIF.
+    Avif,
+    /// GIF.
+    Gif,
+    /// Best format the client's `Accept` allows.
+    Auto,
+}
+
+/// A source rectangle in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width (≥ 1).
+    pub width: u32,
+    /// Height (≥ 1).
+    pub height: u32,
+}
+
+/// Clockwise rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rotation {
+    /// 90° clockwise.
+    R90,
+    /// 180°.
+    R180,
+    /// 270° clockwise.
+    R270,
+}
+
+/// A parsed, normalised transformation.
+///
+/// Decimals (`dpr`, sigmas) are kept in hundredths so they compare and print exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Ops {
+    /// Source region cut first.
+    pub crop: Option<Rect>,
+    /// Rotation after the crop.
+    pub rotate: Option<Rotation>,
+    /// Mirror left-right.
+    pub flip_h: bool,
+    /// Mirror top-bottom.
+    pub flip_v: bool,
+    /// Target box width.
+    pub width: Option<u32>,
+    /// Target box height.
+    pub height: Option<u32>,
+    /// Device pixel ratio in hundredths (101..=400); `None` means 1.
+    pub dpr: Option<u32>,
+    /// Fit mode, when not the default for the given box.
+    pub fit: Option<Fit>,
+    /// Cover gravity, when not `center` and cover applies.
+    pub gravity: Option<Gravity>,
+    /// Gaussian blur sigma in hundredths.
+    pub blur: Option<u32>,
+    /// Sharpen sigma in hundredths.
+    pub sharpen: Option<u32>,
+    /// Grayscale filter.
+    pub gray: bool,
+    /// Sepia filter.
+    pub sepia: bool,
+    /// Padding / flattening colour.
+    pub bg: Option<[u8; 3]>,
+    /// Watermark image.
+    pub watermark: Option<ImageId>,
+    /// Encoder quality 1–100.
+    pub quality: Option<u8>,
+    /// Output format.
+    pub format: Option<FormatChoice>,
+}
+
+impl Ops {
+    /// The fit mode that applies, defaults included.
+    pub fn effective_fit(&self) -> Fit {
+        match (self.fit, self.width, self.height) {
+            (Some(fit), _, _) => fit,
+            (None, Some(_), Some(_)) => Fit::Cover,
+            (None, _, _) => Fit::Inside,
+        }
+    }
+
+    /// True when nothing changes the pixels or the format: the original can be served as is.
+    pub fn is_identity(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Parses an ops string.
+///
+/// # Errors
+/// [`OpsError`] naming the first bad token: empty, unknown, duplicate, malformed or out of
+/// range; or the whole string when it is longer than [`MAX_OPS_LEN`].
+pub fn parse(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
+    if input.len() > MAX_OPS_LEN {
+        return Err(OpsError::TooLong { len: input.len(), max: MAX_OPS_LEN });
+    }
+    let mut ops = Ops::default();
+    if input.is_empty() {
+        // The canonical form of "no change" (e.g. `dpr_2` alone) is the empty string.
+        return Ok(ops);
+    }
+    let mut seen = Seen::default();
+    for token in input.split(',') {
+        parse_token(token, &mut ops, &mut seen, max_dimension)?;
+    }
+    normalise(&mut ops);
+    Ok(ops)
+}
+
+/// Which token names were already given (duplicates are errors).
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, bit: u32, token: &str) -> Result<(), OpsError> {
+        if self.0 & (1 << bit) != 0 {
+            return Err(OpsError::Duplicate(token.to_owned()));
+        }
+        self.0 |= 1 << bit;
+        Ok(())
+    }
+}
+
+fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Result<(), OpsError> {
+    if token.is_empty() {
+        return Err(OpsError::Empty);
+    }
+    let (name, value) = token.split_once('_').unwrap_or((token, ""));
+    let bad = || OpsError::Invalid(token.to_owned());
+    let range = |range: &'static str| OpsError::OutOfRange { token: token.to_owned(), range };
+    match (name, value) {
+        ("w", v) => {
+            seen.first(0, token)?;
+            ops.width = Some(integer(v, 1, max_dim).map_err(|e| e.or(bad(), range("1 to the max dimension")))?);
+        }
+        ("h", v) => {
+            seen.first(1, token)?;
+            ops.height = Some(integer(v, 1, max_dim).map_err(|e| e.or(bad(), range("1 to the max dimension")))?);
+        }
+        ("dpr", v) => {
+            seen.first(2, token)?;
+            ops.dpr = Some(hundredths(v, 100, 400).map_err(|e| e.or(bad(), range("1 to 4")))?);
+        }
+        ("fit", v) => {
+            seen.first(3, token)?;
+            ops.fit = Some(match v {
+                "cover" => Fit::Cover,
+                "contain" => Fit::Contain,
+                "fill" => Fit::Fill,
+                "inside" => Fit::Inside,
+                "outside" => Fit::Outside,
+                _ => return Err(bad()),
+            });
+        }
+        ("g", v) => {
+            seen.first(4, token)?;
+            ops.gravity = Some(gravity(v).ok_or_else(bad)?);
+        }
+        ("crop", v) => {
+            seen.first(5, token)?;
+            ops.crop = Some(rect(v).ok_or_else(bad)?);
+        }
+        ("rot", v) => {
+            seen.first(6, token)?;
+            ops.rotate = Some(match v {
+                "90" => Rotation::R90,
+                "180" => Rotation::R180,
+                "270" => Rotation::R270,
+                _ if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() => return Err(range("90, 180 or 270")),
+                _ => return Err(bad()),
+            });
+        }
+        ("flip", "h") => {
+            seen.first(7, token)?;
+            ops.flip_h = true;
+        }
+        ("flip", "v") => {
+            seen.first(8, token)?;
+            ops.flip_v = true;
+        }
+        ("blur", v) => {
+            seen.first(9, token)?;
+            ops.blur = Some(hundredths(v, 30, 10_000).map_err(|e| e.or(bad(), range("0.3 to 100")))?);
+        }
+        ("sharpen", v) => {
+            seen.first(10, token)?;
+            ops.sharpen = Some(hundredths(v, 30, 1_000).map_err(|e| e.or(bad(), range("0.3 to 10")))?);
+        }
+        ("gray", "") => {
+            seen.first(11, token)?;
+            ops.gray = true;
+        }
+        ("sepia", "") => {
+            seen.first(12, token)?;
+            ops.sepia = true;
+        }
+        ("bg", v) => {
+            seen.first(13, token)?;
+            ops.bg = Some(color(v).ok_or_else(bad)?);
+        }
+        ("wm", v) => {
+            seen.first(14, token)?;
+            ops.watermark = Some(ImageId::parse(v).ok_or_else(bad)?);
+        }
+        ("q", v) => {
+            seen.first(15, token)?;
+            let q = integer(v, 1, 100).map_err(|e| e.or(bad(), range("1 to 100")))?;
+            ops.quality = Some(u8::try_from(q).map_err(|_| bad())?);
+        }
+        ("fmt", v) => {
+            seen.first(16, token)?;
+            ops.format = Some(match v {
+                "jpeg" | "jpg" => FormatChoice::Jpeg,
+                "png" => FormatChoice::Png,
+                "webp" => FormatChoice::Webp,
+                "avif" => FormatChoice::Avif,
+                "gif" => FormatChoice::Gif,
+                "auto" => FormatChoice::Auto,
+                _ => return Err(bad()),
+            });
+        }
+        _ => return Err(OpsError::Unknown(token.to_owned())),
+    }
+    Ok(())
+}
+
+/// Drops values equal to their defaults so equivalent ops compare (and hash) equal.
+fn normalise(ops: &mut Ops) {
+    if ops.width.is_none() && ops.height.is_none() {
+        // Without a box there is nothing to scale, fit or crop towards.
+        ops.dpr = None;
+        ops.fit = None;
+        ops.gravity = None;
+    }
+    if ops.dpr == Some(100) {
+        ops.dpr = None;
+    }
+    let default_fit = if ops.width.is_some() && ops.height.is_some() { Fit::Cover } else { Fit::Inside };
+    if ops.fit == Some(default_fit) {
+        ops.fit = None;
+    }
+    if ops.gravity == Some(Gravity::Center) || ops.effective_fit() != Fit::Cover {
+        ops.gravity = None;
+    }
+}
+
+/// Why a number did not parse: not a number at all, or a number outside its range.
+enum NumError {
+    Malformed,
+    OutOfRange,
+}
+
+impl NumError {
+    fn or(self, malformed: OpsError, out_of_range: OpsError) -> OpsError {
+        match self {
+            Self::Malformed => malformed,
+            Self::OutOfRange => out_of_range,
+        }
+    }
+}
+
+fn integer(v: &str, min: u32, max: u32) -> Result<u32, NumError> {
+    if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumError::Malformed);
+    }
+    let n: u32 = v.parse().map_err(|_| NumError::Malformed)?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(NumError::OutOfRange)
+    }
+}
+
+/// A decimal with at most two fraction digits, in hundredths.
+fn hundredths(v: &str, min: u32, max: u32) -> Result<u32, NumError> {
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if v.ends_with('.') || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumError::Malformed);
+    }
+    let whole = integer(whole, 0, 1_000_000).map_err(|_| NumError::Malformed)?;
+    let frac = match frac.len() {
+        0 => 0,
+        1 => integer(frac, 0, 9).map_err(|_| NumError::Malformed)? * 10,
+        _ => integer(frac, 0, 99).map_err(|_| NumError::Malformed)?,
+    };
+    let n = whole * 100 + frac;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(NumError::OutOfRange)
+    }
+}
+
+fn gravity(v: &str) -> Option<Gravity> {
+    Some(match v {
+        "center" | "centre" => Gravity::Center,
+        "north" => Gravity::North,
+        "south" => Gravity::South,
+        "east" => Gravity::East,
+        "west" => Gravity::West,
+        "northeast" => Gravity::NorthEast,
+        "northwest" => Gravity::NorthWest,
+        "southeast" => Gravity::SouthEast,
+        "southwest" => Gravity::SouthWest,
+        "smart" => Gravity::Smart,
+        _ => return None,
+    })
+}
+
+fn rect(v: &str) -> Option<Rect> {
+    let mut parts = v.split(':').map(|p| integer(p, 0, 1_000_000).ok());
+    let r = Rect { x: parts.next()??, y: parts.next()??, width: parts.next()??, height: parts.next()?? };
+    (parts.next().is_none() && r.width > 0 && r.height > 0).then_some(r)
+}
+
+fn color(v: &str) -> Option<[u8; 3]> {
+    if v.len() != 6 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(v.get(i..i + 2)?, 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
+}
+
+fn write_hundredths(out: &mut fmt::Formatter<'_>, name: &str, v: u32) -> fmt::Result {
+    match v % 100 {
+        0 => write!(out, "{name}_{}", v / 100),
+        f if f % 10 == 0 => write!(out, "{name}_{}.{}", v / 100, f / 10),
+        f => write!(out, "{name}_{}.{f:02}", v / 100),
+    }
+}
+
+impl fmt::Display for Ops {
+    /// The canonical form: tokens in pipeline order, each in one spelling.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = Separator::default();
+        if let Some(r) = self.crop {
+            sep.next(f)?;
+            write!(f, "crop_{}:{}:{}:{}", r.x, r.y, r.width, r.height)?;
+        }
+        if let Some(r) = self.rotate {
+            sep.next(f)?;
+            f.write_str(match r {
+                Rotation::R90 => "rot_90",
+                Rotation::R180 => "rot_180",
+                Rotation::R270 => "rot_270",
+            })?;
+        }
+        for (on, token) in [(self.flip_h, "flip_h"), (self.flip_v, "flip_v")] {
+            if on {
+                sep.next(f)?;
+                f.write_str(token)?;
+            }
+        }
+        if let Some(w) = self.width {
+            sep.next(f)?;
+            write!(f, "w_{w}")?;
+        }
+        if let Some(h) = self.height {
+            sep.next(f)?;
+            write!(f, "h_{h}")?;
+        }
+        if let Some(d) = self.dpr {
+            sep.next(f)?;
+            write_hundredths(f, "dpr", d)?;
+        }
+        if let Some(fit) = self.fit {
+            sep.next(f)?;
+            f.write_str(match fit {
+                Fit::Cover => "fit_cover",
+                Fit::Contain => "fit_contain",
+                Fit::Fill => "fit_fill",
+                Fit::Inside => "fit_inside",
+                Fit::Outside => "fit_outside",
+            })?;
+        }
+        if let Some(g) = self.gravity {
+            sep.next(f)?;
+            f.write_str(match g {
+                Gravity::Center => "g_center",
+                Gravity::North => "g_north",
+                Gravity::South => "g_south",
+                Gravity::East => "g_east",
+                Gravity::West => "g_west",
+                Gravity::NorthEast => "g_northeast",
+                Gravity::NorthWest => "g_northwest",
+                Gravity::SouthEast => "g_southeast",
+                Gravity::SouthWest => "g_southwest",
+                Gravity::Smart => "g_smart",
+            })?;
+        }
+        if let Some(s) = self.blur {
+            sep.next(f)?;
+            write_hundredths(f, "blur", s)?;
+        }
+        if let Some(s) = self.sharpen {
+            sep.next(f)?;
+            write_hundredths(f, "sharpen", s)?;
+        }
+        for (on, token) in [(self.gray, "gray"), (self.sepia, "sepia")] {
+            if on {
+                sep.next(f)?;
+                f.write_str(token)?;
+            }
+        }
+        if let Some([r, g, b]) = self.bg {
+            sep.next(f)?;
+            write!(f, "bg_{r:02x}{g:02x}{b:02x}")?;
+        }
+        if let Some(wm) = &self.watermark {
+            sep.next(f)?;
+            write!(f, "wm_{wm}")?;
+        }
+        if let Some(q) = self.quality {
+            sep.next(f)?;
+            write!(f, "q_{q}")?;
+        }
+        if let Some(fmt) = self.format {
+            sep.next(f)?;
+            f.write_str(match fmt {
+                FormatChoice::Jpeg => "fmt_jpeg",
+                FormatChoice::Png => "fmt_png",
+                FormatChoice::Webp => "fmt_webp",
+                FormatChoice::Avif => "fmt_avif",
+                FormatChoice::Gif => "fmt_gif",
+                FormatChoice::Auto => "fmt_auto",
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a comma before every token but the first.
+#[derive(Default)]
+struct Separator(bool);
+
+impl Separator {
+    fn next(&mut self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if std::mem::replace(&mut self.0, true) {
+            f.write_char(',')?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn p(s: &str) -> Result<Ops, OpsError> {
+        parse(s, 8192)
+    }
+
+    #[test]
+    fn tokens_parse_into_typed_values() {
+        let ops = p("w_300,h_200,fit_contain,g_north,fmt_webp,q_70,dpr_1.5,bg_FF8800").unwrap();
+        assert_eq!(ops.width, Some(300));
+        assert_eq!(ops.height, Some(200));
+        assert_eq!(ops.fit, Some(Fit::Contain));
+        assert_eq!(ops.gravity, None, "gravity only matters for cover");
+        assert_eq!(ops.format, Some(FormatChoice::Webp));
+        assert_eq!(ops.quality, Some(70));
+        assert_eq!(ops.dpr, Some(150));
+        assert_eq!(ops.bg, Some([0xff, 0x88, 0x00]));
+    }
+
+    #[test]
+    fn canonical_form_is_in_pipeline_order() {
+        let ops = p("fmt_webp,gray,w_300,rot_90,crop_1:2:3:4,flip_v,flip_h,blur_2.5,q_50").unwrap();
+        assert_eq!(ops.to_string(), "crop_1:2:3:4,rot_90,flip_h,flip_v,w_300,blur_2.5,gray,q_50,fmt_webp");
+    }
+
+    #[test]
+    fn defaults_are_normalised_away() {
+        assert_eq!(p("w_300,h_200,fit_cover,g_center").unwrap().to_string(), "w_300,h_200");
+        assert_eq!(p("w_300,fit_inside,dpr_1.00").unwrap().to_string(), "w_300");
+        assert_eq!(p("dpr_2,fit_fill").unwrap().to_string(), "");
+        assert_eq!(p("w_300,h_200,g_smart").unwrap().to_string(), "w_300,h_200,g_smart");
+        assert_eq!(p("blur_1.50,sharpen_0.3").unwrap().to_string(), "blur_1.5,sharpen_0.3");
+    }
+
+    #[test]
+    fn duplicate_width_is_rejected() {
+        assert_eq!(p("w_300,w_400"), Err(OpsError::Duplicate("w_400".into())));
+        assert_eq!(p("flip_h,flip_h"), Err(OpsError::Duplicate("flip_h".into())));
+    }
+
+    #[test]
+    fn unknown_and_malformed_tokens_are_named() {
+        assert_eq!(p("w_300,foo"), Err(OpsError::Unknown("foo".into())));
+        assert_eq!(p("w_abc"), Err(OpsError::Invalid("w_abc".into())));
+        assert_eq!(p("w_300,"), Err(OpsError::Empty));
+        assert_eq!(p(","), Err(OpsError::Empty));
+        assert_eq!(p("fit_squash"), Err(OpsError::Invalid("fit_squash".into())));
+        assert_eq!(p("crop_1:2:0:4"), Err(OpsError::Invalid("crop_1:2:0:4".into())));
+        assert_eq!(p("bg_fff"), Err(OpsError::Invalid("bg_fff".into())));
+        assert_eq!(p("dpr_1.555"), Err(OpsError::Invalid("dpr_1.555".into())));
+        assert_eq!(p("gray_1"), Err(OpsError::Unknown("gray_1".into())));
+        assert_eq!(p("flip_x"), Err(OpsError::Unknown("flip_x".into())));
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for token in
+            ["w_0", "h_8193", "dpr_4.01", "dpr_0.5", "blur_0.2", "blur_100.01", "sharpen_11", "q_0", "q_101", "rot_45"]
+        {
+            match p(token) {
+                Err(OpsError::OutOfRange { token: t, .. }) => assert_eq!(t, token),
+                other => panic!("{token}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn overlong_ops_are_rejected() {
+        let long = "w_1,".repeat(300);
+        assert!(matches!(p(&long), Err(OpsError::TooLong { .. })));
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u32..9000).prop_map(|n| format!("w_{n}")),
+            (1u32..9000).prop_map(|n| format!("h_{n}")),
+            (100u32..=400).prop_map(|n| format!("dpr_{}.{:02}", n / 100, n % 100)),
+            prop::sample::select(vec!["fit_cover", "fit_contain", "fit_fill", "fit_inside", "fit_outside"])
+                .prop_map(String::from),
+            prop::sample::select(vec!["g_center", "g_north", "g_southwest", "g_smart"]).prop_map(String::from),
+            (0u32..50, 0u32..50, 1u32..50, 1u32..50).prop_map(|(x, y, w, h)| format!("crop_{x}:{y}:{w}:{h}")),
+            prop::sample::select(vec!["rot_90", "rot_180", "rot_270", "flip_h", "flip_v", "gray", "sepia"])
+                .prop_map(String::from),
+            (30u32..=10_000).prop_map(|n| format!("blur_{}.{:02}", n / 100, n % 100)),
+            (30u32..=1_000).prop_map(|n| format!("sharpen_{}.{:02}", n / 100, n % 100)),
+            any::<[u8; 3]>().prop_map(|[r, g, b]| format!("bg_{r:02X}{g:02x}{b:02x}")),
+            (1u32..=100).prop_map(|q| format!("q_{q}")),
+            prop::sample::select(vec!["fmt_jpeg", "fmt_png", "fmt_webp", "fmt_avif", "fmt_gif", "fmt_auto"])
+                .prop_map(String::from),
+            Just("wm_AAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,200}") {
+            let _ = p(&s);
+        }
+
+        #[test]
+        fn parsing_token_soup_never_panics(tokens in prop::collection::vec("[a-z]{1,7}(_[0-9a-z.:]{0,8})?", 0..12)) {
+            let _ = p(&tokens.join(","));
+        }
+
+        #[test]
+        fn canonical_form_parses_back_to_the_same_ops(tokens in prop::collection::vec(token(), 1..10)) {
+            if let Ok(ops) = p(&tokens.join(",")) {
+                prop_assert_eq!(p(&ops.to_string()), Ok(ops));
+            }
+        }
+
+        #[test]
+        fn token_order_never_changes_the_result(
+            (tokens, shuffled) in prop::collection::vec(token(), 1..10)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let (a, b) = (p(&tokens.join(",")), p(&shuffled.join(",")));
+            // Duplicates are named by their second occurrence, which moves with the order.
+            if a.is_ok() || b.is_ok() {
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The transform pipeline, always in one order whatever the token order:
+//! EXIF auto-orient → crop → rotate → flip → resize → blur/sharpen → gray/sepia → watermark →
+//! encode.
+//!
+//! Crop and resize run as one resampling pass on the decoded pixels, and rotation and flips
+//! are applied to the (small) result; both orders give the same pixels, the second touches far
+//! fewer of them.
+
+use image::{DynamicImage, Rgba, RgbaImage};
+
+use super::decode::{self, Decoded};
+use super::encode::{self, Settings};
+use super::geometry::{self, Plan};
+use super::grammar::{Gravity, Ops, Rotation};
+use super::resize::{self, Window};
+use super::{color, effects, smart, PipelineError};
+use crate::images::ImageFormat;
+
+/// Shrink-on-load leaves the resampler at least this factor of work, for quality.
+const SHRINK_HEADROOM: f64 = 2.0;
+
+/// One transform request.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// Bytes of the original.
+    pub original: &'a [u8],
+    /// Its format.
+    pub source_format: ImageFormat,
+    /// Its upright size as recorded at upload.
+    pub source_size: (u32, u32),
+    /// What to do.
+    pub ops: &'a Ops,
+    /// Output format (already resolved).
+    pub format: ImageFormat,
+    /// The watermark original and its format, when `wm_` is given.
+    pub watermark: Option<(&'a [u8], ImageFormat)>,
+    /// Largest pixel count a decode may produce.
+    pub max_pixels: u64,
+    /// Largest `w_`/`h_` value.
+    pub max_dimension: u32,
+    /// rav1e speed for AVIF.
+    pub avif_speed: u8,
+}
+
+/// A finished variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Encoded bytes.
+    pub bytes: Vec<u8>,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Output format.
+    pub format: ImageFormat,
+}
+
+/// Runs the whole pipeline. CPU-bound: call it from the transform pool.
+///
+/// # Errors
+/// [`PipelineError::InvalidOps`] when the ops do not fit the image (crop outside),
+/// `Decode` for corrupt originals, `Encode` when the encoder refuses.
+pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
+    let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
+    // Shrink-on-load: a JPEG may be decoded up to 8× smaller when the output is far smaller.
+    let max_shrink = (plan.shrink() / SHRINK_HEADROOM).floor().clamp(1.0, 8.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8 above
+    let decoded = decode::decode(job.original, job.source_format, max_shrink as u32, job.max_pixels)?;
+    let mut img = shape(decoded, job, &plan)?;
+    if effects::any(job.ops) {
+        let watermark = match (job.ops.watermark.is_some(), job.watermark) {
+            (true, Some((bytes, format))) => Some(prepare_watermark(bytes, format, (img.width(), img.height()), job)?),
+            _ => None,
+        };
+        img = effects::apply(img, job.ops, watermark.as_ref().map(|(wm, at)| (wm, *at)));
+    }
+    let settings = Settings {
+        format: job.format,
+        quality: encode::effective_quality(job.format, job.ops.quality),
+        background: job.ops.bg.unwrap_or([255, 255, 255]),
+        avif_speed: job.avif_speed,
+    };
+    let bytes = encode::encode(&img, &settings)?;
+    Ok(Output { bytes, width: img.width(), height: img.height(), format: job.format })
+}
+
+/// Orient, crop + resize, rotate, flip, extract or pad, convert to sRGB.
+fn shape(decoded: Decoded, job: &Job<'_>, plan: &Plan) -> Result<DynamicImage, PipelineError> {
+    let (img, icc, _) = decoded.into_oriented();
+    // Decoded pixels per source pixel (below 1 after shrink-on-load).
+    let rx = f64::from(img.width()) / f64::from(job.source_size.0.max(1));
+    let ry = f64::from(img.height()) / f64::from(job.source_size.1.max(1));
+    let window = plan.crop.map(|c| Window {
+        left: f64::from(c.x) * rx,
+        top: f64::from(c.y) * ry,
+        width: (f64::from(c.width) * rx).max(1.0),
+        height: (f64::from(c.height) * ry).max(1.0),
+    });
+    let turned = matches!(job.ops.rotate, Some(Rotation::R90 | Rotation::R270));
+    let target = if turned { (plan.resized.1, plan.resized.0) } else { plan.resized };
+    let untouched = window.is_none() && (img.width(), img.height()) == target;
+    let mut img = if untouched { img } else { resize::resize(&img, window, target)? };
+    img = match job.ops.rotate {
+        Some(Rotation::R90) => img.rotate90(),
+        Some(Rotation::R180) => img.rotate180(),
+        Some(Rotation::R270) => img.rotate270(),
+        None => img,
+    };
+    if job.ops.flip_h {
+        img = img.fliph();
+    }
+    if job.ops.flip_v {
+        img = img.flipv();
+    }
+    if let Some(keep) = plan.extract {
+        let (x, y) = match job.ops.gravity.unwrap_or(Gravity::Center) {
+            Gravity::Smart => smart::anchor(&img, keep),
+            g => geometry::anchor((img.width(), img.height()), keep, g),
+        };
+        img = img.crop_imm(x, y, keep.0, keep.1);
+    }
+    if let Some(icc) = icc {
+        color::to_srgb(&mut img, &icc);
+    }
+    if let Some(canvas) = plan.pad {
+        img = pad(img, canvas, job);
+    }
+    Ok(img)
+}
+
+/// Centres `img` on a `canvas` of the `bg` colour, or transparent when the output keeps alpha
+/// and no colour was asked for.
+fn pad(img: DynamicImage, canvas: (u32, u32), job: &Job<'_>) -> DynamicImage {
+    let fill = match job.ops.bg {
+        Some([r, g, b]) => Rgba([r, g, b, 255]),
+        None if job.format == ImageFormat::Jpeg => Rgba([255, 255, 255, 255]),
+        None => Rgba([0, 0, 0, 0]),
+    };
+    let mut out = RgbaImage::from_pixel(canvas.0, canvas.1, fill);
+    let (x, y) = geometry::anchor(canvas, (img.width(), img.height()), Gravity::Center);
+    image::imageops::overlay(&mut out, &img.to_rgba8(), i64::from(x), i64::from(y));
+    if fill[3] == 255 && !img.color().has_alpha() {
+        DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(out).into_rgb8())
+    } else {
+        DynamicImage::ImageRgba8(out)
+    }
+}
+
+/// Decodes the watermark and sizes it to a quarter of the output width, bottom-right with a
+/// small margin.
+fn prepare_watermark(
+    bytes: &[u8],
+    format: ImageFormat,
+    out: (u32, u32),
+    job: &Job<'_>,
+) -> Result<(DynamicImage, (u32, u32)), PipelineError> {
+    let (mark, icc, _) = decode::decode(bytes, format, 1, job.max_pixels)?.into_oriented();
+    let width = (out.0 / 4).max(1);
+    let height = to_px(f64::from(mark.height()) * f64::from(width) / f64::from(mark.width().max(1))).min(out.1.max(1));
+    let mut mark = resize::resize(&mark, None, (width, height))?;
+    if let Some(icc) = icc {
+        color::to_srgb(&mut mark, &icc);
+    }
+    let margin = out.0 / 50;
+    let at = (out.0.saturating_sub(width + margin), out.1.saturating_sub(height + margin));
+    Ok((mark, at))
+}
+
+fn to_px(v: f64) -> u32 {
+    // Inputs are bounded by image sizes (≤ 2^32); the cast cannot wrap.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let px = v.ceil().max(1.0) as u32;
+    px
+}

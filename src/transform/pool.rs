@@ -1,0 +1,149 @@
+//! The transform pool: CPU work runs on the blocking threads, at most `workers` at once, with a
+//! bounded queue in front (full → 503) and a deadline per job (late → 503).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Why a job did not produce a result.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum PoolError {
+    /// Every worker is busy and the queue is full.
+    #[error("transform queue is full")]
+    QueueFull,
+    /// The job did not finish before its deadline.
+    #[error("transform timed out")]
+    TimedOut,
+    /// The job panicked (a decoder bug on hostile input).
+    #[error("transform panicked")]
+    Panicked,
+}
+
+/// Bounded pool of CPU workers.
+#[derive(Debug, Clone)]
+pub struct TransformPool {
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    workers: usize,
+    queue: usize,
+    timeout: Duration,
+}
+
+impl TransformPool {
+    /// A pool running `workers` jobs at once with `queue` more waiting, each allowed `timeout`
+    /// from submission to result.
+    pub fn new(workers: usize, queue: usize, timeout: Duration) -> Self {
+        let workers = workers.max(1);
+        Self { permits: Arc::new(Semaphore::new(workers)), waiting: Arc::default(), workers, queue, timeout }
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.workers - self.permits.available_permits()
+    }
+
+    /// Runs `job` on a worker. A job that times out keeps its worker until it ends, so the
+    /// pool never runs more than `workers` jobs at once.
+    ///
+    /// # Errors
+    /// [`PoolError`] when the queue is full, the deadline passes or the job panics.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let work = async {
+            let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+                        self.waiting.fetch_sub(1, Ordering::AcqRel);
+                        return Err(PoolError::QueueFull);
+                    }
+                    let _waiting = Waiting(&self.waiting);
+                    Arc::clone(&self.permits).acquire_owned().await.map_err(|_| PoolError::QueueFull)?
+                }
+            };
+            let span = tracing::Span::current();
+            let handle = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _entered = span.enter();
+                std::panic::catch_unwind(AssertUnwindSafe(job))
+            });
+            match handle.await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(_)) | Err(_) => Err(PoolError::Panicked),
+            }
+        };
+        tokio::time::timeout(self.timeout, work.in_current_span()).await.unwrap_or(Err(PoolError::TimedOut))
+    }
+}
+
+/// Counts a job as waiting until it gets a worker or gives up.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_and_returns_their_value() {
+        let pool = TransformPool::new(2, 4, Duration::from_secs(5));
+        assert_eq!(pool.run(|| 21 * 2).await, Ok(42));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_new_jobs() {
+        let pool = TransformPool::new(1, 1, Duration::from_secs(5));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || wait.recv().ok()).await }
+        });
+        while pool.running() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| 1).await }
+        });
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|| 2).await, Err(PoolError::QueueFull));
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        assert_eq!(queued.await.unwrap(), Ok(1));
+        assert_eq!(pool.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn slow_jobs_time_out() {
+        let pool = TransformPool::new(1, 1, Duration::from_millis(20));
+        let result = pool.run(|| std::thread::sleep(Duration::from_millis(300))).await;
+        assert_eq!(result, Err(PoolError::TimedOut));
+    }
+
+    #[tokio::test]
+    async fn panics_are_contained() {
+        let pool = TransformPool::new(1, 1, Duration::from_secs(5));
+        let result: Result<(), _> = pool.run(|| panic!("decoder bug")).await;
+        assert_eq!(result, Err(PoolError::Panicked));
+        assert_eq!(pool.run(|| 7).await, Ok(7), "the worker is free again");
+    }
+}
