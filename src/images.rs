@@ -183,6 +183,10 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<(ImageFormat, u32, 
 /// As [`check_header`], and `Corrupt` when decoding fails.
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> {
     let (format, _, _) = check_header(bytes, limits)?;
+    // JPEG decoders fill a truncated scan with grey instead of failing; the end marker tells.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(UploadError::Corrupt("JPEG data ends before its end-of-image marker".into()));
+    }
     let decoded =
         decode::decode(bytes, format, 1, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
     let (width, height) = decoded.oriented_dimensions();
@@ -195,9 +199,27 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> 
     })
 }
 
+/// True when an end-of-image marker follows the last start-of-scan marker. Markers cannot
+/// occur inside entropy-coded data (0xFF is stuffed), so a truncated scan has no EOI after it,
+/// while an embedded EXIF thumbnail (its own SOS and EOI come earlier) or data appended after
+/// the EOI do not matter.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_sos.is_some_and(|sos| bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_jpeg_scans_are_detected() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0x00, 4];
+        assert!(!jpeg_is_complete(&jpeg));
+        jpeg.extend_from_slice(&[0xFF, 0xD9, b't', b'r', b'a', b'i', b'l']);
+        assert!(jpeg_is_complete(&jpeg));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xD9]), "no scan at all");
+    }
 
     #[test]
     fn formats_are_sniffed_from_magic_bytes() {

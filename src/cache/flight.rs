@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
+/// The result of one piece of work, awaitable by many.
+type Running<V> = Shared<BoxFuture<'static, Option<V>>>;
+
 /// In-flight work by key.
 pub struct Flights<K, V: Clone> {
-    inner: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, Option<V>>>>>>,
+    inner: Arc<Mutex<HashMap<K, Running<V>>>>,
 }
 
 impl<K, V: Clone> Clone for Flights<K, V> {

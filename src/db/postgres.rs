@@ -23,7 +23,7 @@ pub struct PgRepo {
 }
 
 /// Key of the advisory lock that serialises migrations across replicas starting together.
-const MIGRATION_LOCK: i64 = 0x696d_6765_6467_65;
+const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str = "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at";

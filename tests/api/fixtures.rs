@@ -1,0 +1,145 @@
+//! Test images, made in code so every pixel is known.
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+
+pub const RED: [u8; 3] = [220, 20, 20];
+pub const BLUE: [u8; 3] = [20, 20, 220];
+
+/// Encodes `img` in `format` with the `image` crate.
+pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode fixture");
+    out.into_inner()
+}
+
+/// A `w`×`h` JPEG, left half red, right half blue.
+pub fn halves_jpeg(w: u32, h: u32) -> Vec<u8> {
+    encode(&DynamicImage::ImageRgb8(halves(w, h)), ImageFormat::Jpeg)
+}
+
+/// Left half red, right half blue.
+pub fn halves(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, _| if x < w / 2 { Rgb(RED) } else { Rgb(BLUE) })
+}
+
+/// Top half red, bottom half blue.
+pub fn top_bottom(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |_, y| if y < h / 2 { Rgb(RED) } else { Rgb(BLUE) })
+}
+
+/// A busy photo-like PNG (gradients and stripes), so blur and sharpen have work to do.
+pub fn busy(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let stripe = if (x / 3 + y / 3) % 2 == 0 { 60 } else { 0 };
+        Rgb([(x * 255 / w.max(1)) as u8 / 2 + stripe, (y * 255 / h.max(1)) as u8 / 2 + stripe, 128])
+    })
+}
+
+/// A PNG with a transparent left half and an opaque green right half.
+pub fn alpha_png(w: u32, h: u32) -> Vec<u8> {
+    let img = RgbaImage::from_fn(w, h, |x, _| if x < w / 2 { Rgba([0, 0, 0, 0]) } else { Rgba([0, 200, 0, 255]) });
+    encode(&DynamicImage::ImageRgba8(img), ImageFormat::Png)
+}
+
+/// Inserts an APP1 Exif segment after the JPEG's SOI: orientation, and a GPS pointer with
+/// a latitude so "metadata is stripped" has something to strip.
+pub fn with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    // Big-endian TIFF: IFD0 with Orientation (0x0112) and a GPS IFD pointer (0x8825).
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend_from_slice(&2u16.to_be_bytes());
+    tiff.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1]);
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    let gps_offset: u32 = 8 + 2 + 2 * 12 + 4;
+    tiff.extend_from_slice(&[0x88, 0x25, 0x00, 0x04, 0, 0, 0, 1]);
+    tiff.extend_from_slice(&gps_offset.to_be_bytes());
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    // GPS IFD: GPSLatitudeRef = "N".
+    tiff.extend_from_slice(&1u16.to_be_bytes());
+    tiff.extend_from_slice(&[0x00, 0x01, 0x00, 0x02, 0, 0, 0, 2, b'N', 0, 0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&tiff);
+    insert_segment(jpeg, 0xE1, &payload)
+}
+
+/// Inserts an ICC profile as an APP2 `ICC_PROFILE` segment.
+pub fn with_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
+    let mut payload = b"ICC_PROFILE\0".to_vec();
+    payload.extend_from_slice(&[1, 1]);
+    payload.extend_from_slice(icc);
+    insert_segment(jpeg, 0xE2, &payload)
+}
+
+fn insert_segment(jpeg: &[u8], marker: u8, payload: &[u8]) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    let len = u16::try_from(payload.len() + 2).expect("segment fits");
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, marker]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A PNG header announcing `w`×`h` followed by nothing useful.
+pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let crc = crc32(&ihdr);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Decodes an output (JPEG, PNG, WebP or GIF).
+pub fn decode(bytes: &[u8]) -> DynamicImage {
+    image::load_from_memory(bytes).expect("output decodes")
+}
+
+/// Width and height from the header (works for AVIF too).
+pub fn size(bytes: &[u8]) -> (u32, u32) {
+    let s = imagesize::blob_size(bytes).expect("output has a readable header");
+    (s.width as u32, s.height as u32)
+}
+
+/// True when `pixel` is within `tolerance` of `expected` on every channel.
+pub fn near(pixel: [u8; 3], expected: [u8; 3], tolerance: u8) -> bool {
+    pixel.iter().zip(expected).all(|(a, b)| a.abs_diff(b) <= tolerance)
+}
+
+/// RGB of a decoded pixel.
+pub fn rgb(img: &DynamicImage, x: u32, y: u32) -> [u8; 3] {
+    let p = img.to_rgb8();
+    p.get_pixel(x, y).0
+}
+
+/// Mean squared difference between neighbouring pixels: high for sharp images.
+pub fn roughness(img: &DynamicImage) -> f64 {
+    let g = img.to_luma8();
+    let mut sum = 0f64;
+    let mut n = 0f64;
+    for y in 0..g.height() {
+        for x in 1..g.width() {
+            let d = f64::from(g.get_pixel(x, y)[0]) - f64::from(g.get_pixel(x - 1, y)[0]);
+            sum += d * d;
+            n += 1.0;
+        }
+    }
+    sum / n.max(1.0)
+}

@@ -1,0 +1,412 @@
+//! Test harness: boots the real server on port 0 against real backends.
+//!
+//! - SQLite: a file in a fresh temporary folder per test.
+//! - PostgreSQL: a fresh database per test on the server at `TEST_DATABASE_URL`
+//!   (default `postgres://postgres@127.0.0.1:5432/test`). Unreachable → the test fails loudly.
+//! - S3: an in-process s3s-fs server on 127.0.0.1, one per test process on its own thread,
+//!   with a fresh bucket per test.
+//!
+//! `TEST_LOG=1` shows the servers' logs.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use imgedge::app::AppState;
+use imgedge::clock::Clock;
+use imgedge::config::{DatabaseBackend, S3Config, StorageBackend};
+use imgedge::{App, Config};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// JWT secret of every test server (tests forge tokens with it).
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// Credentials of the in-process S3 server.
+pub const S3_ACCESS_KEY: &str = "imgedge-test";
+/// Secret of the in-process S3 server.
+pub const S3_SECRET_KEY: &str = "imgedge-test-secret";
+
+/// Which backends a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + local folder (the embedded default).
+    Sqlite,
+    /// PostgreSQL + local folder.
+    Postgres,
+    /// PostgreSQL + S3 (production).
+    PostgresS3,
+}
+
+/// Shared resources of one test: database and bucket names, temp folder.
+pub struct Env {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub database: DatabaseBackend,
+    pub pg_name: Option<String>,
+    pub storage: StorageBackend,
+}
+
+impl Env {
+    /// Fresh database and storage for `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database, pg_name) = match backend {
+            Backend::Sqlite => (DatabaseBackend::Sqlite(dir.path().join("imgedge.db")), None),
+            Backend::Postgres | Backend::PostgresS3 => {
+                let (url, name) = fresh_pg_database().await;
+                (DatabaseBackend::Postgres(url), Some(name))
+            }
+        };
+        let storage = match backend {
+            Backend::PostgresS3 => StorageBackend::S3(fresh_bucket()),
+            _ => StorageBackend::Fs(dir.path().join("blobs")),
+        };
+        Self { backend, dir, database, pg_name, storage }
+    }
+
+    /// A server configuration on these backends; tests adjust it before spawning.
+    pub fn config(&self) -> Config {
+        let mut config = Config::embedded(self.dir.path());
+        config.server.host = "127.0.0.1".parse().expect("ip");
+        config.server.port = 0;
+        config.server.shutdown_grace = Duration::from_secs(2);
+        config.database.backend = self.database.clone();
+        config.storage.backend = self.storage.clone();
+        config.auth.jwt_secret = Some(JWT_SECRET.to_owned().into());
+        config.transform.workers = 2;
+        config.transform.avif_speed = 10;
+        config.log.access_log = false;
+        config
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, off the test's runtime; `sweep_stale_databases` catches the rest.
+            std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async {
+                    if let Ok(client) = admin_client().await {
+                        let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    }
+                });
+            });
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub clock: Clock,
+    pub env: Arc<Env>,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A registered owner.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: String,
+    pub token: String,
+    pub key: Vec<u8>,
+}
+
+/// Starts a server on fresh `backend`s with the default test configuration.
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, |_| {}).await
+}
+
+/// Starts a server on fresh `backend`s after `adjust` edits the configuration.
+pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let env = Arc::new(Env::new(backend).await);
+    let mut config = env.config();
+    adjust(&mut config);
+    spawn_on(env, config, Clock::system()).await
+}
+
+/// Starts a server with `config` on an existing environment (a second replica).
+pub async fn spawn_on(env: Arc<Env>, config: Config, clock: Clock) -> TestApp {
+    init_logs();
+    let app = App::build_with_clock(config, clock.clone()).await.expect("server starts");
+    let addr = app.addr();
+    let state = app.state();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { addr, client, state, clock, env, shutdown: Some(tx), server: Some(server) }
+}
+
+impl TestApp {
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET `path` without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// GET `path` with a bearer token.
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    /// POST JSON with a bearer token.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Registers `username` (password `password123`) and fetches its signing key.
+    pub async fn register(&self, username: &str) -> Owner {
+        let res = self
+            .post_json("/v1/auth/register", None, &serde_json::json!({"username": username, "password": "password123"}))
+            .await;
+        assert_eq!(res.status(), 201, "register {username}");
+        let body: Value = res.json().await.expect("json");
+        let token = body["token"].as_str().expect("token").to_owned();
+        let key: Value = self.get_auth("/v1/me/signing-key", &token).await.json().await.expect("json");
+        Owner {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            token,
+            key: hex::decode(key["key"].as_str().expect("key")).expect("hex"),
+        }
+    }
+
+    /// Uploads `bytes` as the raw body; returns the response.
+    pub async fn upload_raw(&self, owner: &Owner, bytes: Vec<u8>, content_type: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/images"))
+            .bearer_auth(&owner.token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads `bytes` and returns the `Image` JSON (asserting 201).
+    pub async fn upload(&self, owner: &Owner, bytes: Vec<u8>) -> Value {
+        let res = self.upload_raw(owner, bytes, "application/octet-stream").await;
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(status, 201, "upload: {body}");
+        body
+    }
+
+    /// `/i/{id}/{ops}` signed with `owner`'s key (no expiry).
+    pub fn signed(&self, owner: &Owner, path: &str) -> String {
+        sign(&owner.key, path, None)
+    }
+
+    /// Fetches a signed variant and returns the response (any status).
+    pub async fn variant(&self, owner: &Owner, id: &str, ops: &str) -> reqwest::Response {
+        self.get(&self.signed(owner, &format!("/i/{id}/{ops}"))).await
+    }
+
+    /// Fetches a signed variant, asserts 200 and returns its bytes.
+    pub async fn variant_bytes(&self, owner: &Owner, id: &str, ops: &str) -> Vec<u8> {
+        let res = self.variant(owner, id, ops).await;
+        let status = res.status();
+        let bytes = res.bytes().await.expect("body").to_vec();
+        assert_eq!(status, 200, "{ops}: {}", String::from_utf8_lossy(&bytes));
+        bytes
+    }
+
+    /// Transforms used today by `owner`, from `GET /v1/me`.
+    pub async fn used_today(&self, owner: &Owner) -> u64 {
+        let me: Value = self.get_auth("/v1/me", &owner.token).await.json().await.expect("json");
+        me["quota"]["used"].as_u64().expect("used")
+    }
+
+    /// Every object key in the store under `prefix`.
+    pub async fn stored_keys(&self, prefix: &str) -> Vec<String> {
+        self.state.store.list(prefix).await.expect("list").into_iter().map(|k| k.as_str().to_owned()).collect()
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+/// `path?[exp=..&]sig=..` for a raw key.
+pub fn sign(key: &[u8], path: &str, exp: Option<i64>) -> String {
+    imgedge::auth::SigningKey::from_bytes(key).expect("32-byte key").signed_url(path, exp)
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            imgedge::telemetry::init(&Config::embedded("/tmp").log);
+        }
+    });
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+async fn admin_client() -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut last = None;
+    // Debian's cluster has a `postgres` role; some set-ups only have `root`.
+    for url in [admin_url(), admin_url().replacen("postgres@", "root@", 1)] {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                return Ok(client);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// Creates an empty database and returns its URL and name.
+async fn fresh_pg_database() -> (String, String) {
+    let client = admin_client().await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is required for this test and is not reachable at {} ({e}); set TEST_DATABASE_URL",
+            admin_url()
+        )
+    });
+    sweep_stale_databases(&client).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let name = format!("imgedge_t_{now}_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    let base = admin_url();
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    (format!("{prefix}/{name}"), name)
+}
+
+/// Drops test databases left over (older than an hour) by runs that crashed.
+async fn sweep_stale_databases(client: &tokio_postgres::Client) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let Ok(rows) = client.query("SELECT datname FROM pg_database WHERE datname LIKE 'imgedge_t_%'", &[]).await
+        else {
+            return;
+        };
+        for row in rows {
+            let name: String = row.get(0);
+            let born = name.split('_').nth(2).and_then(|t| t.parse::<u64>().ok()).unwrap_or(now);
+            if now.saturating_sub(born) > 3600 {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            }
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- S3
+
+struct S3Server {
+    endpoint: String,
+    root: PathBuf,
+}
+
+fn s3_server() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("imgedge-s3-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).expect("s3 root");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_root = root.clone();
+        // Its own thread and runtime: it outlives every test's runtime.
+        std::thread::Builder::new()
+            .name("s3s-fs".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(run_s3(thread_root, tx));
+            })
+            .expect("s3 thread");
+        let endpoint = rx.recv_timeout(Duration::from_secs(10)).expect("s3 server starts");
+        S3Server { endpoint, root }
+    })
+}
+
+async fn run_s3(root: PathBuf, ready: std::sync::mpsc::Sender<String>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs");
+    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_ACCESS_KEY, S3_SECRET_KEY));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
+    let addr = listener.local_addr().expect("addr");
+    ready.send(format!("http://{addr}")).expect("ready");
+    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((socket, _)) = listener.accept().await else { continue };
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+/// A new empty bucket on the in-process S3 server.
+pub fn fresh_bucket() -> S3Config {
+    let server = s3_server();
+    let bucket = format!("t{}", uuid::Uuid::new_v4().simple());
+    std::fs::create_dir_all(server.root.join(&bucket)).expect("bucket folder");
+    s3_config(&server.endpoint, &bucket)
+}
+
+/// Client settings for `bucket` on `endpoint`.
+pub fn s3_config(endpoint: &str, bucket: &str) -> S3Config {
+    S3Config {
+        bucket: bucket.to_owned(),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint.to_owned()),
+        force_path_style: true,
+        access_key_id: Some(S3_ACCESS_KEY.into()),
+        secret_access_key: Some(S3_SECRET_KEY.to_owned().into()),
+        connect_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(10),
+        max_attempts: 2,
+    }
+}
+
+/// Declares one test per backend for each `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::spawn($crate::harness::Backend::Sqlite).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::spawn($crate::harness::Backend::Postgres).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_s3() {
+                super::$name($crate::harness::spawn($crate::harness::Backend::PostgresS3).await).await;
+            }
+        }
+    )*};
+}

@@ -1,0 +1,270 @@
+//! Uploads and the owner's library: sniffing, limits, orientation, pages, ownership, delete.
+
+use serde_json::Value;
+
+use crate::fixtures::{self, alpha_png, halves_jpeg, png_header_only, with_exif};
+use crate::harness::{spawn_with, Backend, TestApp};
+use crate::on_every_backend;
+
+on_every_backend!(
+    multipart_and_raw_uploads_are_stored,
+    content_decides_the_format_not_the_header,
+    corrupt_and_truncated_images_are_422,
+    pixel_limit_is_checked_from_the_header,
+    exif_orientation_sets_width_and_height,
+    list_pages_newest_first_with_a_cursor,
+    other_owners_get_403_and_unknown_ids_404,
+    delete_removes_the_row_the_original_and_every_variant,
+    download_redirects_to_a_working_url,
+);
+
+async fn multipart_and_raw_uploads_are_stored(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bytes = halves_jpeg(120, 80);
+    let form = reqwest::multipart::Form::new().text("title", "ignored").part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.clone()).file_name("a.jpg").mime_str("image/jpeg").unwrap(),
+    );
+    let res = app.client.post(app.url("/v1/images")).bearer_auth(&alice.token).multipart(form).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let image: Value = res.json().await.unwrap();
+    assert_eq!(image["width"], 120);
+    assert_eq!(image["height"], 80);
+    assert_eq!(image["format"], "jpeg");
+    assert_eq!(image["size_bytes"], bytes.len());
+    assert_eq!(image["content_hash"], blake3::hash(&bytes).to_hex().as_str());
+    let id = image["id"].as_str().unwrap();
+    assert_eq!(id.len(), 22);
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    // The signed URL of the original returns the exact bytes.
+    let res = app.get(image["url"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // The raw body works as well.
+    let raw = app.upload(&alice, alpha_png(50, 40)).await;
+    assert_eq!(raw["format"], "png");
+    assert_eq!(app.stored_keys("originals/").await.len(), 2);
+    // Multipart without a `file` field is a 400 and stores nothing.
+    let form = reqwest::multipart::Form::new().text("other", "x");
+    let res = app.client.post(app.url("/v1/images")).bearer_auth(&alice.token).multipart(form).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.stored_keys("originals/").await.len(), 2);
+}
+
+async fn content_decides_the_format_not_the_header(app: TestApp) {
+    let alice = app.register("alice").await;
+    let res = app.upload_raw(&alice, alpha_png(10, 10), "image/jpeg").await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["format"], "png");
+    let gif = fixtures::encode(&image::DynamicImage::ImageRgb8(fixtures::halves(8, 8)), image::ImageFormat::Gif);
+    let webp = fixtures::encode(&image::DynamicImage::ImageRgb8(fixtures::halves(8, 8)), image::ImageFormat::WebP);
+    assert_eq!(app.upload(&alice, gif).await["format"], "gif");
+    assert_eq!(app.upload(&alice, webp).await["format"], "webp");
+    for (what, bytes) in [
+        ("text", b"hello, I am a PNG, honest".to_vec()),
+        ("svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec()),
+        ("avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec()),
+        ("bmp", b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\x18\0".to_vec()),
+    ] {
+        let res = app.upload_raw(&alice, bytes, "image/png").await;
+        assert_eq!(res.status(), 415, "{what}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type", "{what}");
+    }
+    assert_eq!(app.stored_keys("originals/").await.len(), 3);
+}
+
+async fn corrupt_and_truncated_images_are_422(app: TestApp) {
+    let alice = app.register("alice").await;
+    let jpeg = halves_jpeg(200, 100);
+    let truncated = jpeg[..jpeg.len() / 2].to_vec();
+    let mut garbled = alpha_png(40, 40);
+    let mid = garbled.len() / 2;
+    garbled[mid..mid + 16].fill(0xAB);
+    for (what, bytes) in
+        [("truncated jpeg", truncated), ("garbled png", garbled), ("header only", png_header_only(10, 10))]
+    {
+        let res = app.upload_raw(&alice, bytes, "image/png").await;
+        assert_eq!(res.status(), 422, "{what}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unprocessable_image", "{what}");
+    }
+    let list: Value = app.get_auth("/v1/images", &alice.token).await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    assert!(app.stored_keys("").await.is_empty());
+}
+
+async fn pixel_limit_is_checked_from_the_header(app: TestApp) {
+    let alice = app.register("alice").await;
+    // 100k x 100k = 10 GP announced in 33 bytes: refused before any decode is attempted.
+    let res = app.upload_raw(&alice, png_header_only(100_000, 100_000), "image/png").await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unprocessable_image");
+    assert!(body["error"]["message"].as_str().unwrap().contains("pixels"), "{body}");
+    assert!(app.stored_keys("").await.is_empty());
+}
+
+async fn exif_orientation_sets_width_and_height(app: TestApp) {
+    let alice = app.register("alice").await;
+    // Stored 80x40, orientation 6 (rotate 90° clockwise to display): upright it is 40x80.
+    let image = app.upload(&alice, with_exif(&halves_jpeg(80, 40), 6)).await;
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(40), Some(80)));
+    let plain = app.upload(&alice, with_exif(&halves_jpeg(80, 40), 1)).await;
+    assert_eq!((plain["width"].as_u64(), plain["height"].as_u64()), (Some(80), Some(40)));
+}
+
+async fn list_pages_newest_first_with_a_cursor(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.upload(&alice, halves_jpeg(10 + i, 10)).await["id"].as_str().unwrap().to_owned());
+    }
+    app.upload(&bob, halves_jpeg(10, 10)).await;
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/v1/images?limit=2".to_owned();
+    loop {
+        let page: Value = app.get_auth(&path, &alice.token).await.json().await.unwrap();
+        seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/images?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "newest first, each once, only alice's");
+    let default: Value = app.get_auth("/v1/images", &alice.token).await.json().await.unwrap();
+    assert_eq!(default["items"].as_array().unwrap().len(), 5);
+    assert!(default["next_cursor"].is_null());
+    for bad in ["limit=0", "limit=101", "limit=x", "cursor=!!", "color=red"] {
+        let res = app.get_auth(&format!("/v1/images?{bad}"), &alice.token).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+}
+
+async fn other_owners_get_403_and_unknown_ids_404(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let image = app.upload(&alice, halves_jpeg(20, 20)).await;
+    let id = image["id"].as_str().unwrap();
+    assert_eq!(app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.status(), 200);
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/v1/images/{id}")),
+        (reqwest::Method::DELETE, format!("/v1/images/{id}")),
+        (reqwest::Method::GET, format!("/v1/images/{id}/download")),
+    ] {
+        let res = app.client.request(method.clone(), app.url(&path)).bearer_auth(&bob.token).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{method} {path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    let res =
+        app.post_json(&format!("/v1/images/{id}/url"), Some(&bob.token), &serde_json::json!({"ops": "w_10"})).await;
+    assert_eq!(res.status(), 403);
+    for unknown in ["AAAAAAAAAAAAAAAAAAAAAA", "short", "..%2F..%2Fetc"] {
+        let res = app.get_auth(&format!("/v1/images/{unknown}"), &alice.token).await;
+        assert_eq!(res.status(), 404, "{unknown}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    // Bob's own signature over Alice's image is not Alice's signature.
+    let res = app.get(&app.signed(&bob, &format!("/i/{id}"))).await;
+    assert_eq!(res.status(), 403);
+}
+
+async fn delete_removes_the_row_the_original_and_every_variant(app: TestApp) {
+    let alice = app.register("alice").await;
+    let image = app.upload(&alice, halves_jpeg(200, 100)).await;
+    let keep = app.upload(&alice, halves_jpeg(200, 100)).await;
+    let id = image["id"].as_str().unwrap();
+    let variant_url = app.signed(&alice, &format!("/i/{id}/w_50"));
+    assert_eq!(app.get(&variant_url).await.status(), 200);
+    assert_eq!(app.variant(&alice, keep["id"].as_str().unwrap(), "w_50").await.status(), 200);
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 1);
+    let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.status(), 404);
+    // Gone from delivery at once on this replica, though the variant was in memory.
+    assert_eq!(app.get(&variant_url).await.status(), 404);
+    assert_eq!(app.get(image["url"].as_str().unwrap()).await.status(), 404);
+    assert!(app.stored_keys(&format!("originals/{id}")).await.is_empty());
+    assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty());
+    // The other image is untouched.
+    let other = keep["id"].as_str().unwrap();
+    assert_eq!(app.stored_keys(&format!("originals/{other}")).await.len(), 1);
+    assert_eq!(app.stored_keys(&format!("derived/{other}/")).await.len(), 1);
+    let again = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+}
+
+async fn download_redirects_to_a_working_url(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bytes = halves_jpeg(30, 30);
+    let image = app.upload(&alice, bytes.clone()).await;
+    let res = app.get_auth(&format!("/v1/images/{}/download", image["id"].as_str().unwrap()), &alice.token).await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let url = if location.starts_with('/') { app.url(&location) } else { location.clone() };
+    if app.env.backend == Backend::PostgresS3 {
+        assert!(location.contains("X-Amz-Signature"), "{location}");
+    } else {
+        assert!(location.contains("exp=") && location.contains("sig="), "{location}");
+    }
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
+
+/// Over the byte limit: 413 while streaming, nothing stored (both request shapes).
+async fn byte_limit_is_enforced(backend: Backend) {
+    let app = spawn_with(backend, |c| c.limits.max_upload_bytes = 64 * 1024).await;
+    let alice = app.register("alice").await;
+    let big = vec![0xFFu8; 200 * 1024];
+    let res = app.upload_raw(&alice, big.clone(), "image/jpeg").await;
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(big));
+    let res = app.client.post(app.url("/v1/images")).bearer_auth(&alice.token).multipart(form).send().await;
+    assert_413_or_cut_off(res);
+    // A chunked body without Content-Length is cut off while streaming too.
+    let chunks = futures_util::stream::iter((0..50).map(|_| Ok::<_, std::io::Error>(vec![0u8; 8 * 1024])));
+    let res = app
+        .client
+        .post(app.url("/v1/images"))
+        .bearer_auth(&alice.token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    assert_413_or_cut_off(res);
+    assert!(app.stored_keys("").await.is_empty());
+    let small = app.upload_raw(&alice, halves_jpeg(20, 20), "image/jpeg").await;
+    assert_eq!(small.status(), 201);
+}
+
+/// The server answers 413 as soon as the limit is passed and closes the connection; a client
+/// still sending may see the reset before it reads the answer. Either way nothing is stored.
+fn assert_413_or_cut_off(res: reqwest::Result<reqwest::Response>) {
+    match res {
+        Ok(res) => assert_eq!(res.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "unexpected client error: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_limit_is_enforced_on_sqlite() {
+    byte_limit_is_enforced(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_limit_is_enforced_on_postgres() {
+    byte_limit_is_enforced(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_limit_is_enforced_on_postgres_s3() {
+    byte_limit_is_enforced(Backend::PostgresS3).await;
+}

@@ -1,0 +1,118 @@
+//! The atomic daily quota: exact under concurrency, free for hits, reset at UTC midnight,
+//! refunded on failure; single flight; overload.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::fixtures::halves_jpeg;
+use crate::harness::{spawn_on, spawn_with, Backend, Owner, TestApp};
+
+async fn budget(backend: Backend, limit: u32) -> (TestApp, Owner, String) {
+    let app = spawn_with(backend, |c| c.quota.daily_limit = limit).await;
+    let alice = app.register("alice").await;
+    let image = app.upload(&alice, halves_jpeg(64, 32)).await;
+    (app, alice, image["id"].as_str().unwrap().to_owned())
+}
+
+async fn spent_quota_is_429_until_midnight(backend: Backend) {
+    let (app, alice, id) = budget(backend, 3).await;
+    for w in 1..=3 {
+        assert_eq!(app.variant(&alice, &id, &format!("w_{w}")).await.status(), 200);
+    }
+    let res = app.variant(&alice, &id, "w_4").await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let now = app.clock.now();
+    let expected = imgedge::quota::seconds_to_midnight(now);
+    assert!(retry.abs_diff(expected) <= 2 && retry <= 86_400, "{retry} vs {expected}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    // Hits, 304s and originals stay free.
+    let hit = app.variant(&alice, &id, "w_1").await;
+    assert_eq!(hit.status(), 200);
+    assert_eq!(hit.headers()["x-cache"], "hit-memory");
+    assert_eq!(app.get(&app.signed(&alice, &format!("/i/{id}"))).await.status(), 200);
+    let me: Value = app.get_auth("/v1/me", &alice.token).await.json().await.unwrap();
+    assert_eq!((me["quota"]["used"].as_u64(), me["quota"]["remaining"].as_u64()), (Some(3), Some(0)));
+    // Another owner has a budget of their own.
+    let bob = app.register("bob").await;
+    let bobs = app.upload(&bob, halves_jpeg(64, 32)).await;
+    assert_eq!(app.variant(&bob, bobs["id"].as_str().unwrap(), "w_4").await.status(), 200);
+    // The next UTC day starts a new budget: the first charge of the day sets the count to 1.
+    app.clock.advance(i64::try_from(expected).unwrap() + 1);
+    assert_eq!(app.used_today(&alice).await, 0);
+    assert_eq!(app.variant(&alice, &id, "w_4").await.status(), 200);
+    assert_eq!(app.used_today(&alice).await, 1);
+    let user = app.state.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(user.transform_count, 1);
+    assert_eq!(user.transform_date, Some(app.clock.today()));
+}
+
+async fn quota_is_exact_under_concurrency(backend: Backend) {
+    let (app, alice, id) = budget(backend, 20).await;
+    let app = Arc::new(app);
+    let requests = (1..=200).map(|w| {
+        let (app, alice, id) = (Arc::clone(&app), alice.clone(), id.clone());
+        tokio::spawn(async move { app.variant(&alice, &id, &format!("w_{w},q_50")).await.status().as_u16() })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 180);
+    let user = app.state.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(user.transform_count, 20, "the database row holds exactly the budget");
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 20, "exactly 20 transforms ran");
+}
+
+async fn concurrent_misses_share_one_transform(backend: Backend) {
+    let (app, alice, id) = budget(backend, 20).await;
+    let app = Arc::new(app);
+    let requests = (0..20).map(|_| {
+        let (app, alice, id) = (Arc::clone(&app), alice.clone(), id.clone());
+        tokio::spawn(async move {
+            let res = app.variant(&alice, &id, "w_48,blur_2,fmt_avif").await;
+            (res.status().as_u16(), res.bytes().await.unwrap())
+        })
+    });
+    let results: Vec<_> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+    assert!(results.iter().all(|(s, _)| *s == 200));
+    assert!(results.windows(2).all(|w| w[0].1 == w[1].1), "every response has the same bytes");
+    assert_eq!(app.used_today(&alice).await, 1, "one transform, one charge");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 1"), "{metrics}");
+}
+
+async fn timed_out_transform_is_503_and_refunded(backend: Backend) {
+    let (app, alice, id) = budget(backend, 5).await;
+    // A second replica on the same backends whose transforms may take a millisecond at most.
+    let mut config = app.env.config();
+    config.transform.timeout = std::time::Duration::from_millis(1);
+    let impatient = spawn_on(Arc::clone(&app.env), config, app.clock.clone()).await;
+    let res = impatient.variant(&alice, &id, "w_60,fmt_avif").await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(app.used_today(&alice).await, 0, "a transform that did not finish is given back");
+}
+
+macro_rules! per_backend {
+    ($($name:ident),*) => {$(
+        mod $name {
+            use crate::harness::Backend;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(Backend::Postgres).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_s3() { super::$name(Backend::PostgresS3).await }
+        }
+    )*};
+}
+
+per_backend!(
+    spent_quota_is_429_until_midnight,
+    quota_is_exact_under_concurrency,
+    concurrent_misses_share_one_transform,
+    timed_out_transform_is_503_and_refunded
+);
