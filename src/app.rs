@@ -159,6 +159,24 @@ impl App {
     }
 }
 
+/// Runs `imgedge sweep` against the configured backends.
+///
+/// # Errors
+/// A backend cannot be reached, or the sweep fails part way.
+pub async fn sweep(
+    config: &Config,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> Result<crate::sweep::Report, StartupError> {
+    let db = db::connect(&config.database).await?;
+    let store = storage::open(&config.storage).await?;
+    let keys = BlobKeys::new(&config.storage);
+    crate::sweep::sweep(&db, &store, &keys, grace, dry_run, std::time::SystemTime::now()).await.map_err(|e| match e {
+        crate::sweep::SweepError::Db(e) => StartupError::Db(e),
+        crate::sweep::SweepError::Storage(e) => StartupError::Storage(e),
+    })
+}
+
 /// The configured JWT secret, or on the embedded default one kept in `DATA_DIR/jwt_secret`
 /// (generated on first start).
 async fn jwt_secret(config: &Config) -> Result<SecretString, StartupError> {

@@ -231,29 +231,13 @@ fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Loads the configuration for the binary: `--config PATH` (or `IMGEDGE_CONFIG`, else
+    /// Loads the configuration for the binary: `explicit` (or `IMGEDGE_CONFIG`, else
     /// `./config.toml` when present), then the process environment.
     ///
     /// # Errors
     /// Any unreadable file, unknown key or invalid value, named.
-    pub fn load_from_args(args: impl Iterator<Item = String>) -> Result<Self, ConfigError> {
-        let mut explicit = std::env::var("IMGEDGE_CONFIG").ok().map(PathBuf::from);
-        let mut args = args;
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--config" | "-c" => {
-                    let path = args.next().ok_or_else(|| invalid("--config", "needs a path"))?;
-                    explicit = Some(PathBuf::from(path));
-                }
-                "serve" => {}
-                other => {
-                    return Err(invalid(
-                        "arguments",
-                        format!("unknown argument `{other}` (usage: imgedge [serve] [--config PATH])"),
-                    ))
-                }
-            }
-        }
+    pub fn load(explicit: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let explicit = explicit.or_else(|| std::env::var_os("IMGEDGE_CONFIG").map(PathBuf::from));
         let settings = match explicit {
             Some(path) => Settings::from_file(&path)?,
             None if Path::new("config.toml").exists() => Settings::from_file(Path::new("config.toml"))?,

@@ -24,6 +24,7 @@ pub mod library;
 pub mod metrics;
 pub mod quota;
 pub mod storage;
+pub mod sweep;
 pub mod telemetry;
 pub mod transform;
 

@@ -8,7 +8,7 @@ pub mod s3;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -70,6 +70,15 @@ impl Blob {
         }
         Ok(buf.freeze())
     }
+}
+
+/// An object found by [`Storage::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: BlobKey,
+    /// When it was last written, when the store says.
+    pub modified: Option<SystemTime>,
 }
 
 /// An object key. Only [`BlobKeys`] makes them, from validated ids and hex hashes.
@@ -160,8 +169,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes an object; deleting a missing key succeeds.
     async fn delete(&self, key: &BlobKey) -> Result<(), StorageError>;
 
-    /// Every key starting with `prefix`.
-    async fn list(&self, prefix: &str) -> Result<Vec<BlobKey>, StorageError>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StorageError>;
 
     /// A URL a client can GET the object from directly for `ttl`, when the store has one.
     async fn presign_get(
@@ -176,11 +185,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes every key starting with `prefix`; returns how many were deleted.
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
-        let keys = self.list(prefix).await?;
-        for key in &keys {
-            self.delete(key).await?;
+        let objects = self.list(prefix).await?;
+        for object in &objects {
+            self.delete(&object.key).await?;
         }
-        Ok(keys.len())
+        Ok(objects.len())
     }
 }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use super::{Blob, BlobKey, Storage, StorageError};
+use super::{Blob, BlobKey, Listed, Storage, StorageError};
 
 /// Chunk size of streamed reads.
 const READ_CHUNK: usize = 64 * 1024;
@@ -80,7 +80,7 @@ impl Storage for FsStorage {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<BlobKey>, StorageError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StorageError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
         tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
@@ -103,7 +103,7 @@ impl Storage for FsStorage {
 }
 
 /// Walks the folder holding `prefix` and returns the keys that start with it.
-fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<BlobKey>, StorageError> {
+fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<Listed>, StorageError> {
     // Start at the deepest folder the prefix names completely.
     let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
     let mut pending = vec![root.join(dir_part)];
@@ -125,10 +125,13 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<BlobKey>, StorageError
             if entry.file_type().map_err(|e| StorageError::Backend(e.into()))?.is_dir() {
                 pending.push(path);
             } else if rel.starts_with(prefix) {
-                keys.extend(BlobKey::from_listing(rel));
+                if let Some(key) = BlobKey::from_listing(rel) {
+                    let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
+                    keys.push(Listed { key, modified });
+                }
             }
         }
     }
-    keys.sort();
+    keys.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(keys)
 }

@@ -1,7 +1,7 @@
 //! Production store: an S3 bucket (or MinIO, R2, Ceph through `AWS_ENDPOINT_URL` and path-style
 //! addressing) via aws-sdk-s3, with explicit timeouts and a bounded retry policy.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -14,7 +14,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 
-use super::{Blob, BlobKey, Storage, StorageError};
+use super::{Blob, BlobKey, Listed, Storage, StorageError};
 use crate::config::S3Config;
 
 /// Keys per DeleteObjects call (the S3 maximum).
@@ -112,16 +112,19 @@ impl Storage for S3Storage {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<BlobKey>, StorageError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StorageError> {
         let mut keys = Vec::new();
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(classify)?;
             for object in page.contents() {
-                keys.extend(object.key().and_then(BlobKey::from_listing));
+                if let Some(key) = object.key().and_then(BlobKey::from_listing) {
+                    let modified = object.last_modified().and_then(|t| SystemTime::try_from(*t).ok());
+                    keys.push(Listed { key, modified });
+                }
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 
@@ -157,7 +160,7 @@ impl Storage for S3Storage {
         for batch in keys.chunks(DELETE_BATCH) {
             let objects = batch
                 .iter()
-                .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
+                .map(|o| ObjectIdentifier::builder().key(o.key.as_str()).build())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StorageError::Backend(e.into()))?;
             let delete = Delete::builder()

@@ -231,7 +231,7 @@ impl TestApp {
 
     /// Every object key in the store under `prefix`.
     pub async fn stored_keys(&self, prefix: &str) -> Vec<String> {
-        self.state.store.list(prefix).await.expect("list").into_iter().map(|k| k.as_str().to_owned()).collect()
+        self.state.store.list(prefix).await.expect("list").into_iter().map(|o| o.key.as_str().to_owned()).collect()
     }
 
     /// Stops the server and waits for it to drain.

@@ -1,9 +1,12 @@
 //! Integration tests over real HTTP against real backends (see `harness`).
 
 mod auth;
+mod db_contract;
 mod delivery;
 mod fixtures;
 mod harness;
 mod images;
 mod ops;
 mod quota;
+mod replicas;
+mod storage_contract;

@@ -1,0 +1,153 @@
+//! The repository contract, written once and run on SQLite and PostgreSQL.
+
+use chrono::{Duration, NaiveDate, Utc};
+use imgedge::auth::SigningKey;
+use imgedge::db::{self, DbError, ImageRecord, NewUser, PageAfter, Repository};
+use imgedge::ids::{ImageId, UserId};
+use imgedge::images::ImageFormat;
+
+use crate::harness::{Backend, Env};
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        id: UserId::generate(),
+        username: name.to_owned(),
+        password_hash: "$argon2id$x".to_owned(),
+        signing_key: SigningKey::generate(),
+        created_at: db::to_micros(Utc::now()),
+    }
+}
+
+fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
+    ImageRecord {
+        id: ImageId::generate(),
+        owner: owner.clone(),
+        format: ImageFormat::Webp,
+        width: 3,
+        height: 4,
+        size_bytes: 99,
+        content_hash: "ab".repeat(32),
+        has_alpha: true,
+        created_at: db::to_micros(created_at),
+    }
+}
+
+async fn repository(backend: Backend) -> (Env, db::Db) {
+    let env = Env::new(backend).await;
+    let repo = db::connect(&env.config().database).await.expect("connect");
+    (env, repo)
+}
+
+async fn users_keys_and_conflicts(repo: &dyn Repository) {
+    let alice = repo.create_user(&new_user("Alice")).await.unwrap();
+    assert_eq!((alice.plan.as_str(), alice.transform_count, alice.transform_date), ("free", 0, None));
+    assert!(matches!(repo.create_user(&new_user("alice")).await, Err(DbError::Conflict)));
+    let (found, hash) = repo.user_by_username("ALICE").await.unwrap().unwrap();
+    assert_eq!(found, alice);
+    assert_eq!(hash, "$argon2id$x");
+    assert_eq!(repo.user(&alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(repo.user(&UserId::generate()).await.unwrap(), None);
+    let key = SigningKey::generate();
+    assert!(repo.set_signing_key(&alice.id, &key).await.unwrap());
+    assert_eq!(repo.owner_key(&alice.id).await.unwrap().unwrap().key, key);
+    assert!(!repo.set_signing_key(&UserId::generate(), &key).await.unwrap());
+}
+
+async fn images_page_newest_first(repo: &dyn Repository) {
+    let owner = repo.create_user(&new_user("owner")).await.unwrap();
+    let other = repo.create_user(&new_user("other")).await.unwrap();
+    let t = Utc::now();
+    // Two share a timestamp: the id breaks the tie, so paging never skips or repeats.
+    let mut made = vec![
+        image(&owner.id, t - Duration::seconds(2)),
+        image(&owner.id, t),
+        image(&owner.id, t),
+        image(&owner.id, t + Duration::seconds(1)),
+    ];
+    for i in &made {
+        repo.insert_image(i).await.unwrap();
+    }
+    repo.insert_image(&image(&other.id, t)).await.unwrap();
+    made.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let mut seen = Vec::new();
+    let mut after: Option<PageAfter> = None;
+    loop {
+        let page = repo.list_images(&owner.id, after.as_ref(), 1).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(PageAfter { created_at: last.created_at, id: last.id.clone() });
+        seen.extend(page);
+    }
+    assert_eq!(seen, made);
+    assert_eq!(repo.image(&made[0].id).await.unwrap(), Some(made[0].clone()));
+    assert!(repo.delete_image(&made[0].id).await.unwrap());
+    assert!(!repo.delete_image(&made[0].id).await.unwrap());
+    assert_eq!(repo.image(&made[0].id).await.unwrap(), None);
+    assert_eq!(repo.image_ids().await.unwrap().len(), 4);
+}
+
+async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {
+    let u = repo.create_user(&new_user("quota")).await.unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+    let next = day.succ_opt().unwrap();
+    assert_eq!(repo.charge_quota(&u.id, day, 2).await.unwrap(), Some(1));
+    assert_eq!(repo.charge_quota(&u.id, day, 2).await.unwrap(), Some(2));
+    assert_eq!(repo.charge_quota(&u.id, day, 2).await.unwrap(), None, "budget spent");
+    repo.refund_quota(&u.id, day).await.unwrap();
+    assert_eq!(repo.charge_quota(&u.id, day, 2).await.unwrap(), Some(2), "a refund frees one unit");
+    // A refund for another day does nothing; the count never goes below zero.
+    repo.refund_quota(&u.id, next).await.unwrap();
+    assert_eq!(repo.user(&u.id).await.unwrap().unwrap().transform_count, 2);
+    assert_eq!(repo.charge_quota(&u.id, next, 2).await.unwrap(), Some(1), "a new day starts at one");
+    repo.refund_quota(&u.id, next).await.unwrap();
+    repo.refund_quota(&u.id, next).await.unwrap();
+    assert_eq!(repo.user(&u.id).await.unwrap().unwrap().transform_count, 0);
+    assert_eq!(
+        repo.charge_quota(&u.id, next.succ_opt().unwrap(), 0).await.unwrap(),
+        None,
+        "a zero budget never charges"
+    );
+    assert_eq!(repo.charge_quota(&UserId::generate(), day, 5).await.unwrap(), None, "unknown user");
+}
+
+async fn contract(backend: Backend) {
+    let (env, repo) = repository(backend).await;
+    users_keys_and_conflicts(repo.as_ref()).await;
+    images_page_newest_first(repo.as_ref()).await;
+    quota_charges_refunds_and_rolls_over(repo.as_ref()).await;
+    repo.ping().await.unwrap();
+    // Migrations are idempotent: connecting again applies nothing and keeps the data.
+    let again = db::connect(&env.config().database).await.expect("reconnect");
+    assert!(again.user_by_username("alice").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_contract_on_sqlite() {
+    contract(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_contract_on_postgres() {
+    contract(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_recorded_once_on_postgres() {
+    let (env, _repo) = repository(Backend::Postgres).await;
+    let _second = db::connect(&env.config().database).await.expect("reconnect");
+    let imgedge::config::DatabaseBackend::Postgres(url) = &env.database else { unreachable!() };
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.unwrap();
+    assert_eq!(rows.len(), imgedge::db::migrate::POSTGRES.len());
+    assert_eq!(rows[0].get::<_, String>(1), "0001_init.sql");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_recorded_once_on_sqlite() {
+    let (env, _repo) = repository(Backend::Sqlite).await;
+    let _second = db::connect(&env.config().database).await.expect("reconnect");
+    let imgedge::config::DatabaseBackend::Sqlite(path) = &env.database else { unreachable!() };
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, imgedge::db::migrate::SQLITE.len() as i64);
+}

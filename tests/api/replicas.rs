@@ -1,0 +1,90 @@
+//! Two replicas on one PostgreSQL and one bucket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fixtures::halves_jpeg;
+use crate::harness::{sign, spawn_on, Backend, Env, TestApp};
+
+/// How stale a replica's lookups may be in this test.
+const LOOKUP_TTL: Duration = Duration::from_millis(500);
+
+async fn pair(limit: u32) -> (TestApp, TestApp) {
+    let env = Arc::new(Env::new(Backend::PostgresS3).await);
+    let mut config = env.config();
+    config.quota.daily_limit = limit;
+    config.auth.lookup_ttl = LOOKUP_TTL;
+    let clock = imgedge::clock::Clock::system();
+    let a = spawn_on(Arc::clone(&env), config.clone(), clock.clone()).await;
+    let b = spawn_on(env, config, clock).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_is_exact_across_replicas() {
+    let (a, b) = pair(20).await;
+    let alice = a.register("alice").await;
+    let id = a.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let requests = (1..=100).map(|w| {
+        let app = if w % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        let (alice, id) = (alice.clone(), id.clone());
+        tokio::spawn(async move { app.variant(&alice, &id, &format!("w_{w}")).await.status().as_u16() })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 80);
+    assert_eq!(a.used_today(&alice).await, 20);
+    assert_eq!(b.used_today(&alice).await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_made_by_one_is_served_by_the_other_from_the_store() {
+    let (a, b) = pair(20).await;
+    let alice = a.register("alice").await;
+    let id = a.upload(&alice, halves_jpeg(300, 200)).await["id"].as_str().unwrap().to_owned();
+    let made = a.variant(&alice, &id, "w_120,fmt_webp").await;
+    assert_eq!(made.headers()["x-cache"], "miss");
+    let etag = made.headers()["etag"].clone();
+    let bytes = made.bytes().await.unwrap();
+    let served = b.variant(&alice, &id, "w_120,fmt_webp").await;
+    assert_eq!(served.headers()["x-cache"], "hit-store");
+    assert_eq!(served.headers()["etag"], etag);
+    assert_eq!(served.bytes().await.unwrap(), bytes);
+    // The streamed store hit also filled B's memory.
+    let again = b.variant(&alice, &id, "w_120,fmt_webp").await;
+    assert_eq!(again.headers()["x-cache"], "hit-memory");
+    assert_eq!(a.used_today(&alice).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_and_key_rotations_reach_the_other_replica_within_the_bound() {
+    let (a, b) = pair(20).await;
+    let alice = a.register("alice").await;
+    let doomed = a.upload(&alice, halves_jpeg(60, 40)).await["id"].as_str().unwrap().to_owned();
+    let kept = a.upload(&alice, halves_jpeg(60, 40)).await["id"].as_str().unwrap().to_owned();
+    // B caches the image, the owner's key and the variant.
+    assert_eq!(b.variant(&alice, &doomed, "w_20").await.status(), 200);
+    assert_eq!(b.variant(&alice, &kept, "w_20").await.status(), 200);
+    let res = a.client.delete(a.url(&format!("/v1/images/{doomed}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let rotated: serde_json::Value = a
+        .client
+        .post(a.url("/v1/me/signing-key/rotate"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A sees both changes at once.
+    assert_eq!(a.variant(&alice, &doomed, "w_20").await.status(), 404);
+    assert_eq!(a.variant(&alice, &kept, "w_20").await.status(), 403);
+    // B within the lookup bound.
+    tokio::time::sleep(LOOKUP_TTL + Duration::from_millis(300)).await;
+    assert_eq!(b.variant(&alice, &doomed, "w_20").await.status(), 404);
+    assert_eq!(b.variant(&alice, &kept, "w_20").await.status(), 403, "the old key no longer signs");
+    let new_key = hex::decode(rotated["key"].as_str().unwrap()).unwrap();
+    assert_eq!(b.get(&sign(&new_key, &format!("/i/{kept}/w_20"), None)).await.status(), 200);
+}
