@@ -162,14 +162,20 @@ impl Delivery {
         target.ops.format == Some(FormatChoice::Auto)
     }
 
+    /// The variant from this replica's memory, counted as a memory hit.
+    pub fn cached(&self, key: &VariantKey) -> Option<Arc<Variant>> {
+        let hit = self.memory.get(key)?;
+        self.metrics.cache(Tier::Memory);
+        Some(hit)
+    }
+
     /// Serves a variant for `/i`: memory, else a streamed store object, else a transform.
     ///
     /// # Errors
     /// 429 when a transform is needed and the quota is spent, 503 when the pool is full or
     /// the transform times out, 422 when the original cannot be decoded, 5xx for backends.
     pub async fn serve(&self, target: &Target) -> Result<(Payload, Tier), Error> {
-        if let Some(hit) = self.memory.get(&target.key) {
-            self.metrics.cache(Tier::Memory);
+        if let Some(hit) = self.cached(&target.key) {
             return Ok((Payload::Bytes(hit.bytes.clone()), Tier::Memory));
         }
         let key = self.variant_key(target);
@@ -191,8 +197,7 @@ impl Delivery {
     /// # Errors
     /// As [`Delivery::serve`].
     pub async fn variant(&self, target: &Target) -> Result<(Arc<Variant>, Tier), Error> {
-        if let Some(hit) = self.memory.get(&target.key) {
-            self.metrics.cache(Tier::Memory);
+        if let Some(hit) = self.cached(&target.key) {
             return Ok((hit, Tier::Memory));
         }
         match self.store.get(&self.variant_key(target)).await {
@@ -235,7 +240,7 @@ impl Delivery {
     }
 
     /// The leader's work: charge, transform, store, cache; refund on failure.
-    #[tracing::instrument(skip_all, fields(image_id = %target.image.id, ops = %target.ops, format = %target.format))]
+    #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), image_id = %target.image.id, ops = %target.ops, format = %target.format))]
     async fn make(&self, target: &Target) -> Result<Arc<Variant>, Error> {
         // A flight that just ended may have filled memory between our lookup and this one.
         if let Some(hit) = self.memory.get(&target.key) {
@@ -357,16 +362,16 @@ impl Stream for Tee {
                 } else {
                     this.done = None;
                 }
-            }
-            Poll::Ready(Some(Err(_))) => this.done = None,
-            Poll::Ready(None) => {
+                // Hand over on the last byte: with a known length, hyper stops polling once
+                // it has them all and never asks for the end of the stream.
                 if this.buf.len() as u64 == this.expected {
                     if let Some(done) = this.done.take() {
                         done(std::mem::take(&mut this.buf).freeze());
                     }
                 }
             }
-            Poll::Pending => {}
+            Poll::Ready(Some(Err(_))) => this.done = None,
+            Poll::Ready(None) | Poll::Pending => {}
         }
         next
     }

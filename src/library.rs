@@ -49,7 +49,7 @@ impl Library {
     /// # Errors
     /// 415 for unsupported content, 422 for corrupt or oversized images, 503 when the worker
     /// pool is full, 5xx when a backend fails. Nothing is stored on any error.
-    #[tracing::instrument(skip_all, fields(owner = %owner, bytes = bytes.len()))]
+    #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), owner = %owner, bytes = bytes.len()))]
     pub async fn upload(&self, owner: &UserId, bytes: Bytes) -> Result<ImageRecord, Error> {
         if bytes.is_empty() {
             return Err(UploadError::MissingFile("the upload is empty").into());
@@ -118,7 +118,7 @@ impl Library {
     /// # Errors
     /// 404/403 as [`Library::owned`]; 5xx when the database fails. Object-store failures after
     /// the row is gone are logged and left to `imgedge sweep`.
-    #[tracing::instrument(skip_all, fields(owner = %owner, image_id = id))]
+    #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), owner = %owner, image_id = id))]
     pub async fn delete(&self, owner: &UserId, id: &str) -> Result<(), Error> {
         let record = self.owned(owner, id).await?;
         self.db.delete_image(&record.id).await?;

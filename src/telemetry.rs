@@ -1,4 +1,4 @@
-//! Tracing set-up and the process shutdown signal.
+//! Tracing set-up, the request id of the task being served, and the process shutdown signal.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -16,6 +16,23 @@ pub fn init(config: &LogConfig) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
+}
+
+tokio::task_local! {
+    /// The id of the request the current task serves.
+    static REQUEST_ID: std::sync::Arc<str>;
+}
+
+/// Runs `fut` with `id` as the current request id.
+pub async fn with_request_id<F: std::future::Future>(id: std::sync::Arc<str>, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// The id of the request being served, or `-` outside a request. Spans of work that outlives
+/// the request handler (uploads, transforms) record it, so their log lines can be joined with
+/// the access log without a span per request on the hot path.
+pub fn request_id() -> std::sync::Arc<str> {
+    REQUEST_ID.try_with(std::sync::Arc::clone).unwrap_or_else(|_| std::sync::Arc::from("-"))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

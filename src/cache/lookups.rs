@@ -1,19 +1,47 @@
-//! Short-lived caches of image records and owner keys, so a cache hit on `/i` costs no
-//! database round trip.
+//! Short-lived caches of image records, owner keys and authorised URLs, so a cache hit on `/i`
+//! costs no database round trip and, for a URL seen before, no signature check either.
 //!
 //! Entries live at most `ttl` (10 s by default): a delete or key rotation made on another
 //! replica takes effect here within that bound. Changes made through this replica invalidate
-//! the entry at once.
+//! at once: the entry itself, and every authorised URL (by bumping a generation).
 
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use moka::sync::Cache;
 
 use crate::db::{Db, DbError, ImageRecord, OwnerKey};
 use crate::ids::{ImageId, UserId};
+use crate::images::ImageFormat;
+use crate::transform::VariantKey;
 
 /// Entries per cache; a few MB at most.
 const CAPACITY: u64 = 100_000;
+
+/// A signed `/i` URL whose signature, image and ops were checked, with everything needed to
+/// answer it from the memory cache.
+#[derive(Debug)]
+pub struct Authorised {
+    /// Path and query exactly as requested (compared on lookup).
+    pub uri: String,
+    /// `Accept` class the variant was resolved for (see [`accept_class`]).
+    pub accept: u8,
+    /// Generation of local changes when this was checked.
+    generation: u64,
+    /// Signature expiry (unix seconds), if the URL has one.
+    pub exp: Option<i64>,
+    /// The variant.
+    pub key: VariantKey,
+    /// Its `ETag`.
+    pub etag: HeaderValue,
+    /// Its format.
+    pub format: ImageFormat,
+    /// Whether the response varies by `Accept`.
+    pub vary: bool,
+}
 
 /// Cached lookups in front of the database.
 #[derive(Clone)]
@@ -21,12 +49,22 @@ pub struct Lookups {
     db: Db,
     images: Option<Cache<ImageId, Option<ImageRecord>>>,
     owners: Option<Cache<UserId, Option<OwnerKey>>>,
+    urls: Option<Cache<u64, Arc<Authorised>>>,
+    generation: Arc<AtomicU64>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Lookups {
     /// Caches over `db` for `ttl`; a zero ttl asks the database every time.
     pub fn new(db: Db, ttl: Duration) -> Self {
-        Self { db, images: cache(ttl), owners: cache(ttl) }
+        Self {
+            db,
+            images: cache(ttl),
+            owners: cache(ttl),
+            urls: cache(ttl),
+            generation: Arc::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
     }
 
     /// The image record, `None` when there is no such image.
@@ -59,18 +97,70 @@ impl Lookups {
         Ok(owner)
     }
 
-    /// Forgets an image (deleted through this replica).
+    /// Forgets an image (deleted through this replica) and every authorised URL.
     pub fn forget_image(&self, id: &ImageId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.images {
             cache.invalidate(id);
         }
     }
 
-    /// Forgets an owner's key (rotated through this replica).
+    /// Forgets an owner's key (rotated through this replica) and every authorised URL.
     pub fn forget_owner(&self, id: &UserId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.owners {
             cache.invalidate(id);
         }
+    }
+
+    /// A URL checked earlier and still valid as far as this replica knows.
+    pub fn authorised(&self, uri: &str, accept: u8) -> Option<Arc<Authorised>> {
+        let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((uri, accept)))?;
+        let current = entry.generation == self.generation.load(Ordering::Acquire);
+        (current && entry.uri == uri && entry.accept == accept).then_some(entry)
+    }
+
+    /// Remembers a checked URL. Take `generation` from [`Lookups::generation`] *before* the
+    /// checks, so a change racing with them invalidates the entry.
+    #[allow(clippy::too_many_arguments)] // the fields of one entry
+    pub fn remember(
+        &self,
+        uri: &str,
+        accept: u8,
+        generation: u64,
+        exp: Option<i64>,
+        key: VariantKey,
+        etag: HeaderValue,
+        format: ImageFormat,
+        vary: bool,
+    ) {
+        if let Some(cache) = &self.urls {
+            let entry = Authorised { uri: uri.to_owned(), accept, generation, exp, key, etag, format, vary };
+            cache.insert(self.hasher.hash_one((uri, accept)), Arc::new(entry));
+        }
+    }
+
+    /// The current generation of local changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Which of the `fmt_auto` outcomes an `Accept` header selects: 2 AVIF, 1 WebP, 0 neither.
+pub fn accept_class(accept: Option<&str>) -> u8 {
+    let accept = accept.unwrap_or_default();
+    if !accept.contains("image/") {
+        return 0;
+    }
+    match crate::transform::resolve_format(
+        Some(crate::transform::FormatChoice::Auto),
+        ImageFormat::Png,
+        false,
+        Some(accept),
+    ) {
+        ImageFormat::Avif => 2,
+        ImageFormat::Webp => 1,
+        _ => 0,
     }
 }
 

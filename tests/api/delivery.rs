@@ -298,6 +298,10 @@ async fn signatures_are_checked(app: TestApp) {
     // Query order does not matter.
     let sig = fresh.split("sig=").nth(1).unwrap();
     assert_eq!(app.get(&format!("{path}?sig={sig}&exp={}", now + 600)).await.status(), 200);
+    // A URL answered before (from the replica's memo of checked URLs) still expires on time.
+    assert_eq!(app.get(&fresh).await.headers()["x-cache"], "hit-memory");
+    app.clock.advance(601);
+    assert_eq!(code(app.get(&fresh).await).await, (403, "signature_expired".into()));
     // Unknown image: 404 whatever the signature.
     assert_eq!(
         code(app.get(&app.signed(&alice, "/i/AAAAAAAAAAAAAAAAAAAAAA/w_20")).await).await,

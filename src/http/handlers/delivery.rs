@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 
 use crate::app::AppState;
 use crate::auth::AuthError;
+use crate::cache::lookups::accept_class;
 use crate::cache::Tier;
 use crate::db::{ImageRecord, OwnerKey};
 use crate::delivery::{Delivery, Payload};
@@ -52,22 +53,44 @@ pub async fn deliver(
     id: &str,
     ops: Option<&str>,
 ) -> Result<Response<Body>, Error> {
+    let head = req.method() == Method::HEAD;
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept_class = accept_class(accept);
+    if ops.is_some() {
+        if let Some(res) = fast_path(state, req, accept_class, head)? {
+            return Ok(res);
+        }
+    }
+    // Taken before the checks, so a local delete or rotation racing with them voids the memo.
+    let generation = state.lookups.generation();
     let id = ImageId::parse(id).ok_or(Error::NotFound("image not found"))?;
     let (exp, sig) = request::signature_params(req.uri().query())?;
     let image = state.lookups.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
     let owner = state.lookups.owner(&image.owner).await?.ok_or(Error::NotFound("image not found"))?;
     let access = authorize(state, req, &image, &owner, exp, sig.as_deref())?;
-    let head = req.method() == Method::HEAD;
     let Some(ops) = ops else {
         return original(state, req.headers(), &image, &access, head).await;
     };
     let ops = transform::parse(ops, state.config.limits.max_dimension)?;
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
     let target = state.delivery.target(image, &owner, ops, accept).await?;
+    let etag = header(&target.key.etag())?;
+    let vary = Delivery::varies_by_accept(&target);
+    if let (Access::Signed { .. }, Some(uri)) = (&access, req.uri().path_and_query()) {
+        state.lookups.remember(
+            uri.as_str(),
+            accept_class,
+            generation,
+            exp,
+            target.key,
+            etag.clone(),
+            target.format,
+            vary,
+        );
+    }
     let mut headers = HeaderMap::new();
-    headers.insert(ETAG, header(&target.key.etag())?);
+    headers.insert(ETAG, etag);
     headers.insert(CACHE_CONTROL, access.cache_control());
-    if Delivery::varies_by_accept(&target) {
+    if vary {
         headers.insert(VARY, HeaderValue::from_static("Accept"));
     }
     if matches_etag(req.headers(), &target.key.etag()) {
@@ -76,6 +99,39 @@ pub async fn deliver(
     let (payload, tier) = state.delivery.serve(&target).await?;
     tracing::debug!(cache = tier.header(), "variant served");
     Ok(image_response(headers, payload, target.format, Some(tier), head))
+}
+
+/// A signed URL this replica checked within the lookup bound, answered from memory: no query
+/// parsing, lookups, HMAC or key derivation. `None` sends the request down the full path.
+fn fast_path(
+    state: &AppState,
+    req: &Request<Incoming>,
+    accept: u8,
+    head: bool,
+) -> Result<Option<Response<Body>>, Error> {
+    let Some(uri) = req.uri().path_and_query().filter(|pq| pq.query().is_some()) else { return Ok(None) };
+    let Some(entry) = state.lookups.authorised(uri.as_str(), accept) else { return Ok(None) };
+    let max_age = match entry.exp {
+        None => YEAR,
+        Some(exp) => {
+            let left = exp - state.clock.unix();
+            if left < 0 {
+                return Err(AuthError::SignatureExpired.into());
+            }
+            left.min(YEAR)
+        }
+    };
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(ETAG, entry.etag.clone());
+    headers.insert(CACHE_CONTROL, Access::Signed { max_age }.cache_control());
+    if entry.vary {
+        headers.insert(VARY, HeaderValue::from_static("Accept"));
+    }
+    if matches_etag(req.headers(), entry.etag.to_str().unwrap_or_default()) {
+        return Ok(Some(not_modified(headers)));
+    }
+    let Some(variant) = state.delivery.cached(&entry.key) else { return Ok(None) };
+    Ok(Some(image_response(headers, Payload::Bytes(variant.bytes.clone()), entry.format, Some(Tier::Memory), head)))
 }
 
 /// Checks the signature (`sig`, `exp`) against the owner's key, or an owner JWT.
