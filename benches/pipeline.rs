@@ -1,0 +1,112 @@
+//! The pixel pipeline on a real photo, stage by stage and whole.
+//!
+//! Uses the shared benchmark corpus when it exists (`../shared/bench/make-corpus.sh` builds
+//! `/tmp/imgbench/corpus`; override with `IMGEDGE_BENCH_CORPUS`), else synthetic images of the
+//! same sizes (noisier than a photo, so decode and encode are a little slower).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use image::DynamicImage;
+use imgedge::images::ImageFormat;
+use imgedge::transform::{decode, encode, parse, pipeline, resize};
+
+fn corpus(name: &str, synthetic: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let dir =
+        std::env::var_os("IMGEDGE_BENCH_CORPUS").map_or_else(|| PathBuf::from("/tmp/imgbench/corpus"), PathBuf::from);
+    std::fs::read(dir.join(name)).unwrap_or_else(|_| {
+        eprintln!("{name}: corpus not found, using a synthetic image");
+        synthetic()
+    })
+}
+
+fn photo(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
+        image::Rgb([(x * 255 / w) as u8 + n as u8, (y * 255 / h) as u8, ((x + y) % 200) as u8 + n as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+    out.into_inner()
+}
+
+fn run(bytes: &[u8], format: ImageFormat, size: (u32, u32), ops: &str, out: ImageFormat) -> usize {
+    let ops = parse(ops, 8192).unwrap();
+    let job = pipeline::Job {
+        original: bytes,
+        source_format: format,
+        source_size: size,
+        ops: &ops,
+        format: out,
+        watermark: None,
+        max_pixels: 50_000_000,
+        max_dimension: 8192,
+        avif_speed: 8,
+    };
+    pipeline::run(&job).unwrap().bytes.len()
+}
+
+fn stages(c: &mut Criterion) {
+    let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
+    let mut g = c.benchmark_group("12MP jpeg stages");
+    g.sample_size(10);
+    g.bench_function("decode full", |b| {
+        b.iter(|| decode::decode(black_box(&big), ImageFormat::Jpeg, 1, 50_000_000).unwrap())
+    });
+    g.bench_function("decode 1/4 (DCT)", |b| {
+        b.iter(|| decode::decode(black_box(&big), ImageFormat::Jpeg, 4, 50_000_000).unwrap())
+    });
+    g.bench_function("decode 1/8 (DCT)", |b| {
+        b.iter(|| decode::decode(black_box(&big), ImageFormat::Jpeg, 8, 50_000_000).unwrap())
+    });
+    let quarter = decode::decode(&big, ImageFormat::Jpeg, 4, 50_000_000).unwrap().image;
+    g.bench_function("resize 1000 -> 300 (lanczos3)", |b| {
+        b.iter(|| resize::resize(black_box(&quarter), None, (300, 225)).unwrap())
+    });
+    let thumb: DynamicImage = resize::resize(&quarter, None, (300, 225)).unwrap();
+    for (name, format, quality) in [
+        ("encode 300px webp q80", ImageFormat::Webp, Some(80)),
+        ("encode 300px jpeg q80", ImageFormat::Jpeg, Some(80)),
+        ("encode 300px png", ImageFormat::Png, None),
+        ("encode 300px avif q60 speed 8", ImageFormat::Avif, Some(60)),
+    ] {
+        let settings = encode::Settings { format, quality, background: [255; 3], avif_speed: 8 };
+        g.bench_function(name, |b| b.iter(|| encode::encode(black_box(&thumb), &settings).unwrap()));
+    }
+    g.finish();
+}
+
+fn whole(c: &mut Criterion) {
+    let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
+    let mid = corpus("photo-2mp.jpg", || photo(1600, 1200));
+    let alpha = corpus("alpha-1024.png", || {
+        let img = image::RgbaImage::from_fn(1024, 768, |x, y| {
+            image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, ((x + y) % 256) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    });
+    let mut g = c.benchmark_group("pipeline (the shared bench cases)");
+    g.sample_size(10);
+    g.bench_function("(a) 12MP jpeg -> w300 webp q80", |b| {
+        b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,q_80", ImageFormat::Webp))
+    });
+    g.bench_function("(b) 12MP jpeg -> w1200 jpeg q80", |b| {
+        b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg))
+    });
+    g.bench_function("(c) 2MP jpeg -> w300 webp q80", |b| {
+        b.iter(|| run(&mid, ImageFormat::Jpeg, (1600, 1200), "w_300,q_80", ImageFormat::Webp))
+    });
+    g.bench_function("(d) 1024 png+alpha -> w300 png", |b| {
+        b.iter(|| run(&alpha, ImageFormat::Png, (1024, 768), "w_300", ImageFormat::Png))
+    });
+    g.bench_function("12MP jpeg -> 300x300 smart crop, sharpen, avif", |b| {
+        b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,h_300,g_smart,sharpen_1", ImageFormat::Avif))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, whole);
+criterion_main!(benches);
