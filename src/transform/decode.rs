@@ -1,8 +1,9 @@
 //! Decoding originals to 8-bit RGB(A), with shrink-on-load for JPEG.
 //!
-//! A JPEG that will be scaled down a lot is decoded with DCT scaling (1/2, 1/4, 1/8) by
-//! jpeg-decoder, so a 12 MP photo headed for a 300 px thumbnail never exists at full size.
-//! Everything else goes through the `image` crate (zune-jpeg, png, image-webp, gif).
+//! A JPEG that will be scaled down is decoded with DCT scaling (1/2, 1/4, 1/8) by libjpeg
+//! (mozjpeg), so a 12 MP photo headed for a 300 px thumbnail never exists at full size. Full-size
+//! JPEGs go through zune-jpeg (SIMD without nasm) unless the `nasm` feature gives libjpeg its
+//! SIMD too; everything else goes through the `image` crate (png, image-webp, gif).
 
 use std::io::Cursor;
 
@@ -70,29 +71,47 @@ pub fn decode(bytes: &[u8], format: ImageFormat, max_shrink: u32, max_pixels: u6
     decode_full(bytes, format, max_pixels)
 }
 
-/// DCT-scaled JPEG decode; `None` when scaling does not apply or this decoder cannot handle the
-/// file (the full decoder then decides).
+/// DCT-scaled JPEG decode with libjpeg; `None` when this decoder cannot handle the file (CMYK,
+/// a libjpeg error), so the full decoder decides.
 fn decode_jpeg_scaled(bytes: &[u8], k: u32, max_pixels: u64) -> Option<Decoded> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
-    let full = (u32::from(info.width), u32::from(info.height));
-    if u64::from(full.0) * u64::from(full.1) > max_pixels {
-        return None;
-    }
-    if !matches!(info.pixel_format, jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8) {
-        return None;
-    }
-    let want = (u16::try_from(full.0.div_ceil(k)).ok()?, u16::try_from(full.1.div_ceil(k)).ok()?);
-    let (w, h) = decoder.scale(want.0, want.1).ok()?;
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let image = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels)?),
-        _ => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?).into_rgb8().into(),
-    };
-    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
-    Some(Decoded { image, orientation, icc: decoder.icc_profile(), scale: k })
+    // libjpeg reports errors by panicking through the C frames (mozjpeg-sys `unwinding`).
+    std::panic::catch_unwind(|| {
+        let markers = [mozjpeg::Marker::APP(1), mozjpeg::Marker::APP(2)];
+        let mut jpeg = mozjpeg::Decompress::with_markers(&markers).from_mem(bytes).ok()?;
+        let (w, h) = (jpeg.width() as u64, jpeg.height() as u64);
+        let rgb_source = matches!(
+            jpeg.color_space(),
+            mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr
+                | mozjpeg_sys::J_COLOR_SPACE::JCS_RGB
+                | mozjpeg_sys::J_COLOR_SPACE::JCS_GRAYSCALE
+        );
+        if w * h > max_pixels || !rgb_source {
+            return None;
+        }
+        let mut orientation = Orientation::NoTransforms;
+        let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
+        for marker in jpeg.markers() {
+            if let Some(exif) = marker.data.strip_prefix(b"Exif\0\0") {
+                orientation = Orientation::from_exif_chunk(exif).unwrap_or(orientation);
+            } else if let Some(icc) = marker.data.strip_prefix(b"ICC_PROFILE\0") {
+                if let [seq, _count, data @ ..] = icc {
+                    icc_chunks.push((*seq, data));
+                }
+            }
+        }
+        icc_chunks.sort_by_key(|(seq, _)| *seq);
+        let icc = (!icc_chunks.is_empty()).then(|| icc_chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect());
+        // libjpeg scales by numerator/8.
+        jpeg.scale(u8::try_from(8 / k).ok()?);
+        let mut started = jpeg.rgb().ok()?;
+        let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
+        let pixels = started.read_scanlines_flat().ok()?;
+        started.finish().ok()?;
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels)?);
+        Some(Decoded { image, orientation, icc, scale: k })
+    })
+    .ok()
+    .flatten()
 }
 
 fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded, PipelineError> {

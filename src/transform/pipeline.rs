@@ -16,9 +16,6 @@ use super::resize::{self, Window};
 use super::{color, effects, smart, PipelineError};
 use crate::images::ImageFormat;
 
-/// Shrink-on-load leaves the resampler at least this factor of work, for quality.
-const SHRINK_HEADROOM: f64 = 2.0;
-
 /// One transform request.
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
@@ -62,8 +59,9 @@ pub struct Output {
 /// `Decode` for corrupt originals, `Encode` when the encoder refuses.
 pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
-    // Shrink-on-load: a JPEG may be decoded up to 8× smaller when the output is far smaller.
-    let max_shrink = (plan.shrink() / SHRINK_HEADROOM).floor().clamp(1.0, 8.0);
+    // Shrink-on-load: a JPEG may be decoded up to 8× smaller, never below the output size (as
+    // Sharp's default `fastShrinkOnLoad`); Lanczos3 does the rest.
+    let max_shrink = plan.shrink().floor().clamp(1.0, 8.0);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8 above
     let decoded = decode::decode(job.original, job.source_format, max_shrink as u32, job.max_pixels)?;
     let mut img = shape(decoded, job, &plan)?;
