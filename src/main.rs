@@ -7,11 +7,6 @@ use std::time::Duration;
 
 use imgedge::{telemetry, App, Config};
 
-// mimalloc: fewer cycles per allocation on the request path, and freed transform buffers go
-// back to the OS instead of fragmenting glibc's per-thread arenas.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: imgedge [serve] [--config PATH]
        imgedge sweep [--dry-run] [--grace-secs N] [--config PATH]
        imgedge healthcheck [--config PATH]";
