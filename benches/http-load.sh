@@ -2,7 +2,7 @@
 # HTTP load comparison, one run, same machine: imgedge vs the reference peer (Express + Sharp,
 # ../shared/bench) on the shared corpus, and imgedge's cache hit vs nginx serving the same bytes.
 #
-#   benches/http-load.sh                    # DUR=10 CONC=8 REPS=3 WRK_THREADS=2
+#   benches/http-load.sh                    # DUR=10 CONC=8 REPS=3 WRK_THREADS=2 SCEN="a b c d e f"
 #
 # Cache misses: an imgedge with both caches off (CACHE_MEMORY_MB=0, CACHE_STORE_VARIANTS=false)
 # and each corpus file uploaded COPIES times; wrk walks the copies so concurrent requests never
@@ -13,6 +13,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
 PEER_SRC="$ROOT/../shared/bench"
 DUR="${DUR:-10}"; CONC="${CONC:-8}"; REPS="${REPS:-3}"; WT="${WRK_THREADS:-2}"; COPIES="${COPIES:-32}"
+SCEN="${SCEN:-a b c d e f}"
 CORPUS=/tmp/imgbench/corpus; PEER=/tmp/imgbench/peer-sharp
 RES="/tmp/imgbench/imgedge-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imgedge-target}"
@@ -36,9 +37,9 @@ start_imgedge() { # port cache_mb store_variants
   rm -rf "$RES/data-$1"
   env PORT="$1" HOST=127.0.0.1 DATA_DIR="$RES/data-$1" CACHE_MEMORY_MB="$2" CACHE_STORE_VARIANTS="$3" \
       QUOTA_DAILY_LIMIT=100000000 ACCESS_LOG=false LOG_LEVEL=warn "$BIN" > "$RES/imgedge-$1.log" 2>&1 &
-  PIDS+=("$!"); echo "$!"
+  echo "$!"
 }
-MISS=$(start_imgedge 3910 0 false); HIT=$(start_imgedge 3911 256 true)
+MISS=$(start_imgedge 3910 0 false); HIT=$(start_imgedge 3911 256 true); PIDS+=("$MISS" "$HIT")
 wait_up 3900; wait_up 3910; wait_up 3911
 
 # --- imgedge set-up: an owner, the corpus uploaded, signed URL lists
@@ -119,7 +120,7 @@ run() { # label port scenario rep  (imgedge when the port is 391x)
 port_of() { case $1 in sharp) echo 3900;; imgedge) [ "$2" = f ] && echo 3911 || echo 3910;; nginx) echo 3901;; esac; }
 
 echo "warm-up"
-for s in a b c d e f; do
+for s in $SCEN; do
   for who in sharp imgedge; do
     p=$(port_of $who $s)
     if [ "$p" = 3900 ]; then wrk -t1 -c2 -d2s "http://127.0.0.1:3900${SHARP_URL[$s]}" >/dev/null
@@ -127,10 +128,10 @@ for s in a b c d e f; do
   done
 done
 for rep in $(seq 1 "$REPS"); do
-  for s in a b c d e f; do
+  for s in $SCEN; do
     for who in sharp imgedge; do run $who "$(port_of $who $s)" $s "$rep"; done
   done
-  run nginx 3901 f "$rep"
+  case " $SCEN " in *" f "*) run nginx 3901 f "$rep";; esac
 done
 
 med() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
@@ -138,15 +139,15 @@ rps() { awk -v w="$1" -v s="$2" '$1==w && $2==s {print $3}' "$RES/raw.tsv" | med
 {
   echo "$(date -Is) $(nproc) cpus; DUR=$DUR CONC=$CONC REPS=$REPS WRK_THREADS=$WT COPIES=$COPIES; medians"
   printf '%-34s %10s %10s %7s\n' scenario "sharp" "imgedge" "ratio"
-  for s in a b c d e f; do
+  for s in $SCEN; do
     case $s in a) d="(a) 12MP jpeg -> w300 webp (miss)";; b) d="(b) 12MP jpeg -> w1200 jpeg (miss)";;
       c) d="(c) 2MP jpeg -> w300 webp (miss)";; d) d="(d) png+alpha -> w300 png (miss)";;
       e) d="(e) original 2MP jpeg";; f) d="(f) cached (a) output (hit)";; esac
     x=$(rps sharp $s); y=$(rps imgedge $s)
     printf '%-34s %10.1f %10.1f %7.2f\n' "$d" "$x" "$y" "$(awk -v a="$y" -v b="$x" 'BEGIN{print a/b}')"
   done
-  n=$(rps nginx f); y=$(rps imgedge f)
-  printf '%-34s %10.1f %10.1f %7.2f   (imgedge hit / nginx static)\n' "nginx static, same bytes" "$n" "$y" "$(awk -v a="$y" -v b="$n" 'BEGIN{print a/b}')"
+  case " $SCEN " in *" f "*) n=$(rps nginx f); y=$(rps imgedge f)
+  printf '%-34s %10.1f %10.1f %7.2f   (imgedge hit / nginx static)\n' "nginx static, same bytes" "$n" "$y" "$(awk -v a="$y" -v b="$n" 'BEGIN{print a/b}')";; esac
   echo "peak RSS (VmHWM): sharp $(hwm $SHARP) MB, imgedge cache-less $(hwm $MISS) MB, imgedge caching $(hwm $HIT) MB"
   grep -h Non-2xx "$RES"/*.txt | sort | uniq -c || true
 } | tee "$RES/table.txt"

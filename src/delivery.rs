@@ -282,9 +282,9 @@ impl Delivery {
     }
 
     async fn transform(&self, target: &Target) -> Result<Variant, Error> {
-        let original = self.store.get(&self.keys.original(&target.image.id)).await?.into_bytes().await?;
+        let original = self.store.get_bytes(&self.keys.original(&target.image.id)).await?;
         let watermark = match &target.watermark {
-            Some(wm) => Some((self.store.get(&self.keys.original(&wm.id)).await?.into_bytes().await?, wm.format)),
+            Some(wm) => Some((self.store.get_bytes(&self.keys.original(&wm.id)).await?, wm.format)),
             None => None,
         };
         let (target, limits, avif_speed) = (target.clone(), self.limits.clone(), self.avif_speed);

@@ -182,14 +182,22 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<(ImageFormat, u32, 
 /// # Errors
 /// As [`check_header`], and `Corrupt` when decoding fails.
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> {
-    let (format, _, _) = check_header(bytes, limits)?;
+    let (format, header_width, header_height) = check_header(bytes, limits)?;
     // JPEG decoders fill a truncated scan with grey instead of failing; the end marker tells.
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(UploadError::Corrupt("JPEG data ends before its end-of-image marker".into()));
     }
+    // Every entropy-coded block of a JPEG is read even at 1/8 scale, so a DCT-scaled decode
+    // checks the whole file with 1/64 of the memory; the size then comes from the header.
     let decoded =
-        decode::decode(bytes, format, 1, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
-    let (width, height) = decoded.oriented_dimensions();
+        decode::decode(bytes, format, 8, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
+    let (width, height) = if decoded.scale == 1 {
+        decoded.oriented_dimensions()
+    } else if decode::swaps_axes(decoded.orientation) {
+        (header_height, header_width)
+    } else {
+        (header_width, header_height)
+    };
     Ok(Inspected {
         format,
         width,

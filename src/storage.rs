@@ -166,6 +166,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Streams an object; [`StorageError::NotFound`] when the key is absent.
     async fn get(&self, key: &BlobKey) -> Result<Blob, StorageError>;
 
+    /// Reads a whole object into memory (originals on their way to the pipeline).
+    async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes, StorageError> {
+        self.get(key).await?.into_bytes().await
+    }
+
     /// Deletes an object; deleting a missing key succeeds.
     async fn delete(&self, key: &BlobKey) -> Result<(), StorageError>;
 

@@ -42,10 +42,12 @@ pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<B
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let is_multipart = content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data");
     if !is_multipart {
-        if declared_length(headers).is_some_and(|n| n > limit) {
+        let declared = declared_length(headers);
+        if declared.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        let mut buf = BytesMut::new();
+        // One allocation of the announced size instead of doubling up to it.
+        let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
         let mut frames = BodyStream::new(body);
         while let Some(frame) = frames.next().await {
             let frame = frame.map_err(|_| Error::InvalidRequest("could not read the request body".into()))?;

@@ -12,8 +12,8 @@ use tokio_util::io::ReaderStream;
 
 use super::{Blob, BlobKey, Listed, Storage, StorageError};
 
-/// Chunk size of streamed reads.
-const READ_CHUNK: usize = 64 * 1024;
+/// Chunk size of streamed reads (each chunk is one trip to the blocking pool).
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A folder of objects; a key `a/b/c` is the file `<root>/a/b/c`.
 #[derive(Debug, Clone)]
@@ -70,6 +70,11 @@ impl Storage for FsStorage {
         let file = tokio::fs::File::open(self.path(key)).await.map_err(io)?;
         let len = file.metadata().await.map_err(io)?.len();
         Ok(Blob { len, stream: Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)) })
+    }
+
+    async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes, StorageError> {
+        // One blocking read instead of a trip to the blocking pool per chunk.
+        tokio::fs::read(self.path(key)).await.map(Bytes::from).map_err(io)
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), StorageError> {

@@ -93,10 +93,8 @@ fn decode_jpeg_scaled(bytes: &[u8], k: u32, max_pixels: u64) -> Option<Decoded> 
         for marker in jpeg.markers() {
             if let Some(exif) = marker.data.strip_prefix(b"Exif\0\0") {
                 orientation = Orientation::from_exif_chunk(exif).unwrap_or(orientation);
-            } else if let Some(icc) = marker.data.strip_prefix(b"ICC_PROFILE\0") {
-                if let [seq, _count, data @ ..] = icc {
-                    icc_chunks.push((*seq, data));
-                }
+            } else if let Some([seq, _count, data @ ..]) = marker.data.strip_prefix(b"ICC_PROFILE\0") {
+                icc_chunks.push((*seq, data));
             }
         }
         icc_chunks.sort_by_key(|(seq, _)| *seq);
@@ -105,7 +103,7 @@ fn decode_jpeg_scaled(bytes: &[u8], k: u32, max_pixels: u64) -> Option<Decoded> 
         jpeg.scale(u8::try_from(8 / k).ok()?);
         let mut started = jpeg.rgb().ok()?;
         let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
-        let pixels = started.read_scanlines_flat().ok()?;
+        let pixels = started.read_scanlines::<u8>().ok()?;
         started.finish().ok()?;
         let image = DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels)?);
         Some(Decoded { image, orientation, icc, scale: k })

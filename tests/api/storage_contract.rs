@@ -31,6 +31,11 @@ async fn contract(backend: Backend) {
     assert!(chunks.len() > 1, "reads stream in chunks");
     let read: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
     assert_eq!(read, payload);
+    assert_eq!(store.get_bytes(&original).await.unwrap().as_ref(), payload.as_slice());
+    assert!(matches!(
+        store.get_bytes(&keys.original(&imgedge::ids::ImageId::generate())).await,
+        Err(StorageError::NotFound)
+    ));
     // Overwrite replaces.
     store.put(&original, Bytes::from_static(b"second"), "image/png").await.unwrap();
     assert_eq!(store.get(&original).await.unwrap().into_bytes().await.unwrap().as_ref(), b"second");
