@@ -109,7 +109,7 @@ async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {
     assert_eq!(repo.charge_quota(&UserId::generate(), day, 5).await.unwrap(), None, "unknown user");
 }
 
-async fn contract(backend: Backend) {
+async fn repository_contract(backend: Backend) {
     let (env, repo) = repository(backend).await;
     users_keys_and_conflicts(repo.as_ref()).await;
     images_page_newest_first(repo.as_ref()).await;
@@ -118,16 +118,6 @@ async fn contract(backend: Backend) {
     // Migrations are idempotent: connecting again applies nothing and keeps the data.
     let again = db::connect(&env.config().database).await.expect("reconnect");
     assert!(again.user_by_username("alice").await.unwrap().is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repository_contract_on_sqlite() {
-    contract(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repository_contract_on_postgres() {
-    contract(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,3 +141,5 @@ async fn migrations_are_recorded_once_on_sqlite() {
     let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
     assert_eq!(n, imgedge::db::migrate::SQLITE.len() as i64);
 }
+
+crate::for_backends!([Sqlite, Postgres] repository_contract);

@@ -482,21 +482,6 @@ async fn failing_transform_is_refunded(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_transform_is_refunded_on_sqlite() {
-    failing_transform_is_refunded(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_transform_is_refunded_on_postgres() {
-    failing_transform_is_refunded(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_transform_is_refunded_on_postgres_s3() {
-    failing_transform_is_refunded(Backend::PostgresS3).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exif_orientation_is_applied_before_everything() {
     let app = crate::harness::spawn(Backend::Sqlite).await;
     // Stored 80x40 left red/right blue, orientation 6: upright it is 40x80 with red on top.
@@ -510,3 +495,5 @@ async fn exif_orientation_is_applied_before_everything() {
     assert_eq!(small.dimensions(), (50, 100));
     assert!(near(rgb(&small, 25, 10), RED, 40) && near(rgb(&small, 25, 90), BLUE, 40));
 }
+
+crate::for_backends!([Sqlite, Postgres, PostgresS3] failing_transform_is_refunded);

@@ -410,3 +410,23 @@ macro_rules! on_every_backend {
         }
     )*};
 }
+
+/// Declares one test per listed backend for each `async fn name(backend: Backend)`:
+/// `for_backends!([Sqlite, Postgres, PostgresS3] name, other_name);`
+#[macro_export]
+macro_rules! for_backends {
+    ($backends:tt $($name:ident),+ $(,)?) => {$(
+        $crate::for_backends!(@one $name $backends);
+    )+};
+    (@one $name:ident [$($backend:ident),+]) => {
+        mod $name {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[allow(non_snake_case)] // named after the Backend variant
+                async fn $backend() {
+                    super::$name($crate::harness::Backend::$backend).await;
+                }
+            )+
+        }
+    };
+}

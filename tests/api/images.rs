@@ -254,17 +254,4 @@ fn assert_413_or_cut_off(res: reqwest::Result<reqwest::Response>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn byte_limit_is_enforced_on_sqlite() {
-    byte_limit_is_enforced(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn byte_limit_is_enforced_on_postgres() {
-    byte_limit_is_enforced(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn byte_limit_is_enforced_on_postgres_s3() {
-    byte_limit_is_enforced(Backend::PostgresS3).await;
-}
+crate::for_backends!([Sqlite, Postgres, PostgresS3] byte_limit_is_enforced);

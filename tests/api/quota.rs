@@ -96,21 +96,8 @@ async fn timed_out_transform_is_503_and_refunded(backend: Backend) {
     assert_eq!(app.used_today(&alice).await, 0, "a transform that did not finish is given back");
 }
 
-macro_rules! per_backend {
-    ($($name:ident),*) => {$(
-        mod $name {
-            use crate::harness::Backend;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(Backend::Postgres).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_s3() { super::$name(Backend::PostgresS3).await }
-        }
-    )*};
-}
-
-per_backend!(
+crate::for_backends!(
+    [Sqlite, Postgres, PostgresS3]
     spent_quota_is_429_until_midnight,
     quota_is_exact_under_concurrency,
     concurrent_misses_share_one_transform,

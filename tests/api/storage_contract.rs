@@ -16,7 +16,7 @@ async fn store(backend: Backend) -> (Env, Store, BlobKeys) {
     (env, store, BlobKeys::new(&config))
 }
 
-async fn contract(backend: Backend) {
+async fn storage_contract(backend: Backend) {
     let (_env, store, keys) = store(backend).await;
     store.ping().await.unwrap();
     let id = imgedge::ids::ImageId::generate();
@@ -58,15 +58,8 @@ async fn contract(backend: Backend) {
     assert!(matches!(store.get(&original).await.err(), Some(StorageError::NotFound)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_contract_on_files() {
-    contract(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_contract_on_s3() {
-    contract(Backend::PostgresS3).await;
-}
+// Sqlite is the local folder, PostgresS3 the S3 store.
+crate::for_backends!([Sqlite, PostgresS3] storage_contract);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_presigned_urls_work_and_resist_tampering() {
