@@ -18,10 +18,10 @@ use crate::config::Limits;
 use crate::db::{ImageRecord, OwnerKey};
 use crate::error::Error;
 use crate::images::ImageFormat;
-use crate::library::overloaded;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::storage::{Blob, BlobKey, BlobKeys, ByteStream, StorageError, Store};
+use crate::transform::pool::PoolError;
 use crate::transform::{
     geometry, pipeline, resolve_format, FormatChoice, Job, Ops, OpsError, TransformPool, VariantKey,
 };
@@ -305,8 +305,10 @@ impl Delivery {
             })
             .await
             .map_err(|e| {
-                self.metrics.overloaded();
-                overloaded(e)
+                if e != PoolError::Panicked {
+                    self.metrics.overloaded();
+                }
+                Error::from(e)
             })??;
         Ok(Variant {
             bytes: Bytes::from(output.bytes),

@@ -11,6 +11,7 @@ use crate::db::DbError;
 use crate::images::UploadError;
 use crate::quota::QuotaError;
 use crate::storage::StorageError;
+use crate::transform::pool::PoolError;
 use crate::transform::{OpsError, PipelineError};
 
 /// Boxed cause of an internal error.
@@ -163,6 +164,20 @@ impl Error {
     pub fn body(&self) -> Vec<u8> {
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
         serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl From<PoolError> for Error {
+    /// A worker-pool refusal is a 503 (full queue, timeout), or a 422 when a decoder panicked
+    /// on the input.
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::QueueFull => {
+                Self::Overloaded { reason: "too many images are being processed; retry shortly", retry_after: 1 }
+            }
+            PoolError::TimedOut => Self::Overloaded { reason: "processing the image took too long", retry_after: 5 },
+            PoolError::Panicked => Self::Pipeline(PipelineError::Panicked),
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use crate::error::Error;
 use crate::ids::{ImageId, UserId};
 use crate::images::{self, UploadError};
 use crate::storage::{BlobKeys, Store};
-use crate::transform::pool::PoolError;
 use crate::transform::TransformPool;
 
 /// Upload, read and delete originals.
@@ -57,7 +56,7 @@ impl Library {
         // The cheap checks first, so hostile headers never reach a decoder or a worker.
         images::check_header(&bytes, &self.limits)?;
         let (limits, data) = (self.limits.clone(), bytes.clone());
-        let inspected = self.pool.run(move || images::inspect(&data, &limits)).await.map_err(overloaded)??;
+        let inspected = self.pool.run(move || images::inspect(&data, &limits)).await??;
         let record = ImageRecord {
             id: ImageId::generate(),
             owner: owner.clone(),
@@ -136,17 +135,6 @@ impl Library {
         if let Err(e) = self.store.delete_prefix(&self.keys.variants_of(id)).await {
             tracing::warn!(error = ?e, image_id = %id, "could not delete the variants; `imgedge sweep` will");
         }
-    }
-}
-
-/// Maps a worker-pool refusal to 503 (or 422 when a decoder panicked on the upload).
-pub fn overloaded(e: PoolError) -> Error {
-    match e {
-        PoolError::QueueFull => {
-            Error::Overloaded { reason: "too many images are being processed; retry shortly", retry_after: 1 }
-        }
-        PoolError::TimedOut => Error::Overloaded { reason: "processing the image took too long", retry_after: 5 },
-        PoolError::Panicked => Error::Pipeline(crate::transform::PipelineError::Panicked),
     }
 }
 

@@ -14,7 +14,6 @@ use crate::http::body::Body;
 use crate::http::request;
 use crate::http::response::json;
 use crate::ids::UserId;
-use crate::library::overloaded;
 
 /// Body of register and login.
 #[derive(Debug, Deserialize)]
@@ -31,7 +30,7 @@ pub async fn register(state: &AppState, req: Request<Incoming>) -> Result<Respon
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
     let secret = creds.password;
-    let hash = state.pool.run(move || password::hash(&secret)).await.map_err(overloaded)?.map_err(Error::internal)?;
+    let hash = state.pool.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
     let user = NewUser {
         id: UserId::generate(),
         username: creds.username,
@@ -55,11 +54,11 @@ pub async fn login(state: &AppState, req: Request<Incoming>) -> Result<Response<
     let secret = creds.password;
     let (user, ok) = match found {
         Some((user, hash)) => {
-            let ok = state.pool.run(move || password::verify(&secret, &hash)).await.map_err(overloaded)?;
+            let ok = state.pool.run(move || password::verify(&secret, &hash)).await?;
             (Some(user), ok)
         }
         None => {
-            state.pool.run(move || password::verify_dummy(&secret)).await.map_err(overloaded)?;
+            state.pool.run(move || password::verify_dummy(&secret)).await?;
             (None, false)
         }
     };
