@@ -167,14 +167,11 @@ pub async fn sweep(
     config: &Config,
     grace: std::time::Duration,
     dry_run: bool,
-) -> Result<crate::sweep::Report, StartupError> {
+) -> Result<crate::sweep::Report, crate::error::BoxError> {
     let db = db::connect(&config.database).await?;
     let store = storage::open(&config.storage).await?;
     let keys = BlobKeys::new(&config.storage);
-    crate::sweep::sweep(&db, &store, &keys, grace, dry_run, std::time::SystemTime::now()).await.map_err(|e| match e {
-        crate::sweep::SweepError::Db(e) => StartupError::Db(e),
-        crate::sweep::SweepError::Storage(e) => StartupError::Storage(e),
-    })
+    Ok(crate::sweep::sweep(&db, &store, &keys, grace, dry_run, std::time::SystemTime::now()).await?)
 }
 
 /// The configured JWT secret, or on the embedded default one kept in `DATA_DIR/jwt_secret`

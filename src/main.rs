@@ -78,8 +78,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<(Command, Option<PathBuf>), String> {
-    let mut args = args.peekable();
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Command, Option<PathBuf>), String> {
     let mut command = Command::Serve;
     let mut config = None;
     let mut sweep = false;

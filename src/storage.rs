@@ -72,8 +72,8 @@ impl Blob {
     }
 }
 
-/// An object found by [`Storage::list`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object found by [`Storage::list`]; ordered by key first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Listed {
     /// Its key.
     pub key: BlobKey,

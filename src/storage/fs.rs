@@ -137,6 +137,6 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<Listed>, StorageError>
             }
         }
     }
-    keys.sort_by(|a, b| a.key.cmp(&b.key));
+    keys.sort();
     Ok(keys)
 }

@@ -124,7 +124,7 @@ impl Storage for S3Storage {
                 }
             }
         }
-        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys.sort();
         Ok(keys)
     }
 

@@ -73,7 +73,8 @@ pub async fn deliver(
     };
     let ops = transform::parse(ops, state.config.limits.max_dimension)?;
     let target = state.delivery.target(image, &owner, ops, accept).await?;
-    let etag = header(&target.key.etag())?;
+    let tag = target.key.etag();
+    let etag = header(&tag)?;
     let vary = Delivery::varies_by_accept(&target);
     if let (Access::Signed { .. }, Some(uri)) = (&access, req.uri().path_and_query()) {
         state.lookups.remember(
@@ -93,7 +94,7 @@ pub async fn deliver(
     if vary {
         headers.insert(VARY, HeaderValue::from_static("Accept"));
     }
-    if matches_etag(req.headers(), &target.key.etag()) {
+    if matches_etag(req.headers(), &tag) {
         return Ok(not_modified(headers));
     }
     let (payload, tier) = state.delivery.serve(&target).await?;
