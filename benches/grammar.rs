@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use imgedge::auth::SigningKey;
+use imgedge::format::ImageFormat;
 use imgedge::ids::ImageId;
-use imgedge::images::ImageFormat;
 use imgedge::transform::{parse, VariantKey};
 
 const SHORT: &str = "w_300,fmt_webp";

@@ -1,6 +1,6 @@
 //! The pixel pipeline on a real photo, stage by stage and whole.
 //!
-//! Uses the shared benchmark corpus when it exists (`../shared/bench/make-corpus.sh` builds
+//! Uses the benchmark corpus when it exists (`benches/peers/make-corpus.sh` builds
 //! `/tmp/imgbench/corpus`; override with `IMGEDGE_BENCH_CORPUS`), else synthetic images of the
 //! same sizes (noisier than a photo, so decode and encode are a little slower).
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::DynamicImage;
-use imgedge::images::ImageFormat;
+use imgedge::format::ImageFormat;
 use imgedge::transform::{decode, encode, parse, pipeline, resize};
 
 fn corpus(name: &str, synthetic: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
@@ -88,7 +88,7 @@ fn whole(c: &mut Criterion) {
         DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     });
-    let mut g = c.benchmark_group("pipeline (the shared bench cases)");
+    let mut g = c.benchmark_group("pipeline (the http-load cases)");
     g.sample_size(10);
     g.bench_function("(a) 12MP jpeg -> w300 webp q80", |b| {
         b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,q_80", ImageFormat::Webp))

@@ -12,50 +12,35 @@ use crate::auth::JwtKeys;
 use crate::cache::{Lookups, MemoryCache};
 use crate::clock::Clock;
 use crate::config::{Config, DatabaseBackend};
-use crate::db::{self, Db, DbError};
+use crate::db::{self, DbError};
 use crate::delivery::{Delivery, DeliverySettings};
+use crate::http::router;
 use crate::library::Library;
 use crate::metrics::{Gauges, Metrics};
+use crate::parts::Parts;
 use crate::quota::Quota;
-use crate::storage::{self, BlobKeys, StorageError, Store};
-use crate::transform::TransformPool;
+use crate::storage::{self, BlobKeys, StorageError};
+use crate::workers::WorkerPool;
 
 /// Everything a request may need, built once at start-up.
 pub struct AppState {
     /// The configuration.
     pub config: Config,
-    /// Metadata repository.
-    pub db: Db,
-    /// Object store.
-    pub store: Store,
-    /// Object key layout.
-    pub keys: BlobKeys,
-    /// JWT keys.
-    pub jwt: JwtKeys,
-    /// Time source.
-    pub clock: Clock,
-    /// Cached image and owner lookups.
-    pub lookups: Lookups,
-    /// Daily transform quota.
-    pub quota: Quota,
-    /// CPU worker pool (transforms, decode checks, password hashing).
-    pub pool: TransformPool,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
+    /// Backends, caches, pool, quota, clock and counters.
+    pub parts: Parts,
     /// Originals.
     pub library: Library,
-    /// Variants.
+    /// `/i` answers.
     pub delivery: Delivery,
-    memory: MemoryCache,
 }
 
 impl AppState {
     /// Gauges for `/metrics`.
     pub fn gauges(&self) -> Gauges {
         Gauges {
-            queue_depth: self.pool.queued(),
-            transforms_running: self.pool.running(),
-            memory_cache_bytes: self.memory.weighted_size(),
+            queue_depth: self.parts.workers.queued(),
+            transforms_running: self.parts.workers.running(),
+            memory_cache_bytes: self.parts.memory.weighted_size(),
         }
     }
 }
@@ -64,14 +49,23 @@ impl AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be opened, reached or migrated.
-    #[error("database: {0}")]
+    #[error("database")]
     Db(#[from] DbError),
     /// The object store could not be opened.
-    #[error("object store: {0}")]
+    #[error("object store")]
     Storage(#[from] StorageError),
-    /// Binding the port or reading the data folder failed.
-    #[error("{0}")]
-    Io(String),
+    /// Binding the port, or reading or writing a file of the data folder, failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The generated JWT secret file holds something unusable.
+    #[error("{0} holds a secret shorter than 32 characters")]
+    ShortSecret(String),
 }
 
 /// A bound, ready server.
@@ -97,42 +91,28 @@ impl App {
         let secret = jwt_secret(&config).await?;
         let db = db::connect(&config.database).await?;
         let store = storage::open(&config.storage).await?;
-        let keys = BlobKeys::new(&config.storage);
-        let lookups = Lookups::new(db.clone(), config.auth.lookup_ttl);
-        let pool = TransformPool::new(config.transform.workers, config.transform.queue, config.transform.timeout);
-        let metrics = Arc::new(Metrics::default());
-        let memory = MemoryCache::new(config.cache.memory_bytes);
-        let quota = Quota::new(db.clone(), clock.clone(), config.quota.clone());
-        let library = Library::new(
-            db.clone(),
-            store.clone(),
-            keys.clone(),
-            lookups.clone(),
-            pool.clone(),
-            config.limits.clone(),
-            clock.clone(),
-        );
-        let delivery = Delivery::new(
-            store.clone(),
-            keys.clone(),
-            lookups.clone(),
-            memory.clone(),
-            pool.clone(),
-            quota.clone(),
-            Arc::clone(&metrics),
-            DeliverySettings {
-                limits: config.limits.clone(),
-                avif_speed: config.transform.avif_speed,
-                store_variants: config.cache.store_variants,
-            },
-        );
+        let parts = Parts {
+            keys: BlobKeys::new(&config.storage),
+            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl),
+            memory: MemoryCache::new(config.cache.memory_bytes),
+            workers: WorkerPool::new(config.transform.workers, config.transform.queue, config.transform.timeout),
+            quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
+            jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),
+            metrics: Arc::new(Metrics::new(router::labels())),
+            limits: config.limits.clone(),
+            db,
+            store,
+            clock,
+        };
+        let library = Library::new(parts.clone());
+        let settings =
+            DeliverySettings { avif_speed: config.transform.avif_speed, store_variants: config.cache.store_variants };
+        let delivery = Delivery::new(parts.clone(), settings);
         let addr = SocketAddr::new(config.server.host, config.server.port);
-        let listener =
-            TcpListener::bind(addr).await.map_err(|e| StartupError::Io(format!("cannot bind {addr}: {e}")))?;
-        let jwt = JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl);
-        let state =
-            AppState { config, db, store, keys, jwt, clock, lookups, quota, pool, metrics, library, delivery, memory };
-        Ok(Self { listener, state: Arc::new(state) })
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Io { what: format!("cannot bind {addr}"), source })?;
+        Ok(Self { listener, state: Arc::new(AppState { config, parts, library, delivery }) })
     }
 
     /// The bound address (the real port when configured with 0).
@@ -167,7 +147,7 @@ pub async fn sweep(
     config: &Config,
     grace: std::time::Duration,
     dry_run: bool,
-) -> Result<crate::sweep::Report, crate::error::BoxError> {
+) -> Result<crate::sweep::Report, crate::BoxError> {
     let db = db::connect(&config.database).await?;
     let store = storage::open(&config.storage).await?;
     let keys = BlobKeys::new(&config.storage);
@@ -180,18 +160,19 @@ async fn jwt_secret(config: &Config) -> Result<SecretString, StartupError> {
     if let Some(secret) = &config.auth.jwt_secret {
         return Ok(secret.clone());
     }
-    let path = config.data_dir.join("jwt_secret");
+    let path = config.storage.data_dir.join("jwt_secret");
+    let shown = path.display().to_string();
     match tokio::fs::read_to_string(&path).await {
         Ok(secret) if secret.trim().len() >= 32 => return Ok(SecretString::from(secret.trim().to_owned())),
-        Ok(_) => return Err(StartupError::Io(format!("{} holds a secret shorter than 32 characters", path.display()))),
+        Ok(_) => return Err(StartupError::ShortSecret(shown)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StartupError::Io(format!("cannot read {}: {e}", path.display()))),
+        Err(source) => return Err(StartupError::Io { what: format!("cannot read {shown}"), source }),
     }
     let secret = crate::auth::SigningKey::generate().to_hex();
     write_private(&path, &secret)
         .await
-        .map_err(|e| StartupError::Io(format!("cannot write {}: {e}", path.display())))?;
-    tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated one for this data folder (set JWT_SECRET in production)");
+        .map_err(|source| StartupError::Io { what: format!("cannot write {shown}"), source })?;
+    tracing::warn!(path = %shown, "JWT_SECRET is not set: generated one for this data folder (set JWT_SECRET in production)");
     Ok(SecretString::from(secret))
 }
 

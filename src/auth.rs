@@ -29,19 +29,3 @@ pub enum AuthError {
     #[error("signature expired")]
     SignatureExpired,
 }
-
-impl AuthError {
-    /// True for the 401 cases (no or invalid credentials); false for the 403 ones.
-    pub fn is_unauthenticated(&self) -> bool {
-        matches!(self, Self::MissingToken | Self::InvalidToken | Self::BadCredentials | Self::MissingSignature)
-    }
-
-    /// The contract's code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadSignature => "bad_signature",
-            Self::SignatureExpired => "signature_expired",
-            _ => "unauthorized",
-        }
-    }
-}

@@ -12,9 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::auth::SigningKey;
 use crate::config::{DatabaseBackend, DatabaseConfig};
-use crate::error::BoxError;
+use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
-use crate::images::ImageFormat;
+use crate::BoxError;
 
 /// Shared handle to the configured repository.
 pub type Db = Arc<dyn Repository>;
@@ -78,7 +78,7 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerKey {
     /// HMAC key of the owner's URLs.
-    pub key: SigningKey,
+    pub signing_key: SigningKey,
     /// Plan, selecting the daily quota.
     pub plan: String,
 }
@@ -150,6 +150,10 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Replaces a user's signing key; false when the user does not exist.
     async fn set_signing_key(&self, id: &UserId, key: &SigningKey) -> Result<bool, DbError>;
+
+    /// Moves a user to another plan (which selects the daily quota); false when the user does
+    /// not exist.
+    async fn set_plan(&self, id: &UserId, plan: &str) -> Result<bool, DbError>;
 
     /// Records an uploaded image (its object is already stored).
     async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError>;

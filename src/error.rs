@@ -1,21 +1,20 @@
-//! The one error handlers return: each variant knows its HTTP status and contract code.
+//! The one error handlers return, and the one place that maps errors to the contract: each
+//! variant's HTTP status, snake_case code and public message.
 //!
 //! Module errors (`DbError`, `StorageError`, `AuthError`, `OpsError`, `PipelineError`,
-//! `QuotaError`, `UploadError`) convert into [`Error`]; a 5xx hides its cause from the client
-//! and the HTTP layer logs the chain once.
+//! `QuotaError`, `UploadError`, `PoolError`) convert into [`Error`]; they know nothing of HTTP.
+//! A 5xx hides its cause from the client and the HTTP layer logs the chain once.
 
 use http::StatusCode;
 
 use crate::auth::AuthError;
 use crate::db::DbError;
-use crate::images::UploadError;
+use crate::library::upload::UploadError;
 use crate::quota::QuotaError;
 use crate::storage::StorageError;
-use crate::transform::pool::PoolError;
 use crate::transform::{OpsError, PipelineError};
-
-/// Boxed cause of an internal error.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::workers::PoolError;
+use crate::BoxError;
 
 /// An error answered to a client as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +38,7 @@ pub enum Error {
     #[error("method not allowed")]
     MethodNotAllowed {
         /// Value of the `Allow` header.
-        allow: &'static str,
+        allow: String,
     },
     /// A unique value is taken (username).
     #[error("{0}")]
@@ -92,14 +91,24 @@ impl Error {
         match self {
             Self::Shared(e) => e.status(),
             Self::InvalidRequest(_) | Self::InvalidTransform(_) => StatusCode::BAD_REQUEST,
-            Self::Auth(e) if e.is_unauthenticated() => StatusCode::UNAUTHORIZED,
-            Self::Auth(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Auth(AuthError::BadSignature | AuthError::SignatureExpired) | Self::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Upload(e) => e.status(),
-            Self::Pipeline(e) => e.status(),
+            Self::Upload(UploadError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Upload(UploadError::MissingFile(_)) => StatusCode::BAD_REQUEST,
+            Self::Upload(UploadError::TooManyPixels { .. } | UploadError::Corrupt(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Pipeline(PipelineError::InvalidOps(_)) => StatusCode::BAD_REQUEST,
+            Self::Pipeline(PipelineError::Decode(_) | PipelineError::Encode(_) | PipelineError::Panicked) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Pipeline(PipelineError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -115,14 +124,20 @@ impl Error {
             Self::Shared(e) => e.code(),
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidTransform(_) => "invalid_transform",
-            Self::Auth(e) => e.code(),
+            Self::Auth(AuthError::BadSignature) => "bad_signature",
+            Self::Auth(AuthError::SignatureExpired) => "signature_expired",
+            Self::Auth(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::Upload(e) => e.code(),
-            Self::Pipeline(e) => e.code(),
+            Self::Upload(UploadError::Unsupported) => "unsupported_media_type",
+            Self::Upload(UploadError::MissingFile(_)) => "invalid_request",
+            Self::Upload(_) => "unprocessable_image",
+            Self::Pipeline(PipelineError::InvalidOps(_)) => "invalid_transform",
+            Self::Pipeline(PipelineError::Internal(_)) => "internal",
+            Self::Pipeline(_) => "unprocessable_image",
             Self::Quota(_) => "quota_exceeded",
             Self::Overloaded { .. } => "overloaded",
             Self::Storage(e) if e.is_not_found() => "not_found",
@@ -172,10 +187,8 @@ impl From<PoolError> for Error {
     /// on the input.
     fn from(e: PoolError) -> Self {
         match e {
-            PoolError::QueueFull => {
-                Self::Overloaded { reason: "too many images are being processed; retry shortly", retry_after: 1 }
-            }
-            PoolError::TimedOut => Self::Overloaded { reason: "processing the image took too long", retry_after: 5 },
+            PoolError::QueueFull => Self::Overloaded { reason: "the server is busy; retry shortly", retry_after: 1 },
+            PoolError::TimedOut => Self::Overloaded { reason: "the work took too long; retry shortly", retry_after: 5 },
             PoolError::Panicked => Self::Pipeline(PipelineError::Panicked),
         }
     }

@@ -21,11 +21,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use self::body::Body;
-use self::handlers::{auth, delivery, images, ops};
-use self::router::Route;
+use self::router::ROUTES;
 use crate::app::AppState;
 use crate::error::Error;
-use crate::metrics::RouteLabel;
 use crate::telemetry;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -80,10 +78,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
 /// the boundary logs carry it with method and path.
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
+    let _in_flight = state.parts.metrics.request_started();
     let request_id: Arc<str> = request_id(&req).into();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let (label, result) = telemetry::with_request_id(Arc::clone(&request_id), dispatch(&state, req)).await;
+    let (route, result) = telemetry::with_request_id(Arc::clone(&request_id), dispatch(&state, req)).await;
     let mut res = match result {
         Ok(res) => res,
         Err(e) => {
@@ -101,7 +100,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     }
     let status = res.status();
     let elapsed = started.elapsed();
-    state.metrics.request(label, status.as_u16(), elapsed);
+    state.parts.metrics.request(route, status.as_u16(), elapsed);
     if state.config.log.access_log {
         // The query is left out: it carries signatures.
         tracing::info!(
@@ -116,35 +115,18 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     res
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>) -> (RouteLabel, Result<Response<Body>, Error>) {
+/// Routes and runs the handler; returns the route's index (for its metrics label) with the
+/// result.
+async fn dispatch(state: &AppState, req: Request<Incoming>) -> (usize, Result<Response<Body>, Error>) {
     let uri = req.uri().clone();
-    let route = match router::route(req.method(), uri.path()) {
-        Ok(route) => route,
-        Err(e) => return (RouteLabel::Unmatched, Err(e)),
+    let (index, route, params) = match router::route(req.method(), uri.path()) {
+        Ok(matched) => matched,
+        Err(e) => return (ROUTES.len(), Err(e)),
     };
     let head = req.method() == Method::HEAD;
-    let result = match route {
-        Route::Healthz => Ok(ops::healthz()),
-        Route::Readyz => Ok(ops::readyz(state).await),
-        Route::Metrics => ops::metrics(state),
-        Route::Register => auth::register(state, req).await,
-        Route::Login => auth::login(state, req).await,
-        Route::Me => auth::me(state, &req).await,
-        Route::SigningKey => auth::signing_key(state, &req).await,
-        Route::RotateKey => auth::rotate_key(state, &req).await,
-        Route::Upload => images::upload(state, req).await,
-        Route::ListImages => images::list(state, &req).await,
-        Route::GetImage(id) => images::get(state, &req, id).await,
-        Route::DeleteImage(id) => images::delete(state, &req, id).await,
-        Route::SignUrl(id) => images::sign_url(state, req, id).await,
-        Route::Transform(id) => images::transform(state, req, id).await,
-        Route::Download(id) => images::download(state, &req, id).await,
-        Route::Original(id) => delivery::deliver(state, &req, id, None).await,
-        Route::Variant(id, ops) => delivery::deliver(state, &req, id, Some(ops)).await,
-    };
+    let result = (route.handler)(state, req, params).await;
     // HEAD on the JSON routes: same headers, no body (delivery builds its own HEAD answers).
-    let result = result.map(|res| if head { strip_body(res) } else { res });
-    (route.label(), result)
+    (index, result.map(|res| if head { strip_body(res) } else { res }))
 }
 
 fn strip_body(res: Response<Body>) -> Response<Body> {

@@ -66,6 +66,20 @@ impl fmt::Display for ImageId {
     }
 }
 
+/// True for text usable as (part of) an object key: non-empty, relative, no `.` or `..`
+/// segments, only `[A-Za-z0-9_./-]`.
+pub fn is_key_path(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('/')
+        && !key.split('/').any(|part| part == ".." || part == ".")
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+}
+
+/// True for a usable key prefix: a key path ending in `/`.
+pub fn is_key_prefix(prefix: &str) -> bool {
+    prefix.ends_with('/') && is_key_path(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

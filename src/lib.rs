@@ -4,10 +4,20 @@
 //! transformation (`/i/<id>/w_300,fmt_webp?sig=…`). The server checks the signature, the owner's
 //! atomic daily quota, transforms on a cache miss and serves CDN-friendly bytes.
 //!
-//! The crate is laid out one concern per module: [`config`] loads settings, [`http`] serves,
-//! [`auth`] holds passwords, JWTs and URL signatures, [`db`] and [`storage`] are the pluggable
-//! backends, [`images`] validates uploads, [`transform`] parses ops and moves pixels, [`cache`]
-//! keeps variants, [`quota`] charges the daily budget.
+//! One concern per module:
+//! - [`app`] builds every part from the [`config`] and runs the server; [`telemetry`] sets up
+//!   logs; [`clock`] is the injectable time source; [`ids`] the identifier newtypes.
+//! - [`http`] serves: accept loop, the route table, request and response helpers, handlers.
+//! - [`error`] maps every failure to the contract's status, code and message.
+//! - [`auth`] holds passwords, JWTs and URL signatures.
+//! - [`db`] and [`storage`] are the pluggable backends (SQLite or PostgreSQL; files or S3).
+//! - [`format`] names image formats and recognises them from content.
+//! - [`library`] is the owner's originals: upload checks, list, delete.
+//! - [`delivery`] answers `/i`: authorisation, cache policy, variants from memory, store or a
+//!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
+//!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
+//! - [`parts`] bundles the shared collaborators; [`metrics`] counts for `/metrics`; [`sweep`]
+//!   removes orphaned objects.
 
 pub mod app;
 pub mod auth;
@@ -17,17 +27,22 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod error;
+pub mod format;
 pub mod http;
 pub mod ids;
-pub mod images;
 pub mod library;
 pub mod metrics;
+pub mod parts;
 pub mod quota;
 pub mod storage;
 pub mod sweep;
 pub mod telemetry;
 pub mod transform;
+pub mod workers;
 
 pub use app::App;
 pub use config::Config;
 pub use error::Error;
+
+/// A boxed error of any kind: the cause of internal and backend failures.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -5,42 +5,26 @@
 //! missing object; a delete removes the row first, then the objects. A crash between the two
 //! steps can only leave objects without a row, which `imgedge sweep` removes.
 
+pub mod upload;
+
 use bytes::Bytes;
 
-use crate::cache::Lookups;
-use crate::clock::Clock;
-use crate::config::Limits;
-use crate::db::{to_micros, Db, ImageRecord, PageAfter};
+pub use self::upload::{Inspected, UploadError};
+use crate::db::{to_micros, ImageRecord, PageAfter};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
-use crate::images::{self, UploadError};
-use crate::storage::{BlobKeys, Store};
-use crate::transform::TransformPool;
+use crate::parts::Parts;
 
 /// Upload, read and delete originals.
 #[derive(Clone)]
 pub struct Library {
-    db: Db,
-    store: Store,
-    keys: BlobKeys,
-    lookups: Lookups,
-    pool: TransformPool,
-    limits: Limits,
-    clock: Clock,
+    parts: Parts,
 }
 
 impl Library {
-    /// A library over the given backends.
-    pub fn new(
-        db: Db,
-        store: Store,
-        keys: BlobKeys,
-        lookups: Lookups,
-        pool: TransformPool,
-        limits: Limits,
-        clock: Clock,
-    ) -> Self {
-        Self { db, store, keys, lookups, pool, limits, clock }
+    /// A library over the given parts.
+    pub fn new(parts: Parts) -> Self {
+        Self { parts }
     }
 
     /// Validates and stores an upload for `owner`.
@@ -54,9 +38,10 @@ impl Library {
             return Err(UploadError::MissingFile("the upload is empty").into());
         }
         // The cheap checks first, so hostile headers never reach a decoder or a worker.
-        images::check_header(&bytes, &self.limits)?;
-        let (limits, data) = (self.limits.clone(), bytes.clone());
-        let inspected = self.pool.run(move || images::inspect(&data, &limits)).await??;
+        let p = &self.parts;
+        upload::check_header(&bytes, &p.limits)?;
+        let (limits, data) = (p.limits.clone(), bytes.clone());
+        let inspected = p.workers.run(move || upload::inspect(&data, &limits)).await??;
         let record = ImageRecord {
             id: ImageId::generate(),
             owner: owner.clone(),
@@ -66,12 +51,12 @@ impl Library {
             size_bytes: bytes.len() as u64,
             content_hash: inspected.content_hash,
             has_alpha: inspected.has_alpha,
-            created_at: to_micros(self.clock.now()),
+            created_at: to_micros(p.clock.now()),
         };
-        let key = self.keys.original(&record.id);
-        self.store.put(&key, bytes, record.format.mime()).await?;
-        if let Err(e) = self.db.insert_image(&record).await {
-            if let Err(cleanup) = self.store.delete(&key).await {
+        let key = p.keys.original(&record.id);
+        p.store.put(&key, bytes, record.format.mime()).await?;
+        if let Err(e) = p.db.insert_image(&record).await {
+            if let Err(cleanup) = p.store.delete(&key).await {
                 tracing::warn!(error = ?cleanup, key = key.as_str(), "could not remove the object of a failed upload");
             }
             return Err(e.into());
@@ -86,7 +71,7 @@ impl Library {
     /// 404 when there is no such image, 403 when someone else owns it.
     pub async fn owned(&self, owner: &UserId, id: &str) -> Result<ImageRecord, Error> {
         let id = ImageId::parse(id).ok_or(Error::NotFound("image not found"))?;
-        let record = self.db.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
+        let record = self.parts.db.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
         if &record.owner != owner {
             return Err(Error::Forbidden("this image belongs to another owner"));
         }
@@ -105,7 +90,7 @@ impl Library {
     ) -> Result<(Vec<ImageRecord>, Option<String>), Error> {
         let after = cursor.map(decode_cursor).transpose()?;
         // One extra row tells whether another page exists.
-        let mut rows = self.db.list_images(owner, after.as_ref(), limit + 1).await?;
+        let mut rows = self.parts.db.list_images(owner, after.as_ref(), limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(encode_cursor) } else { None };
@@ -120,8 +105,8 @@ impl Library {
     #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), owner = %owner, image_id = id))]
     pub async fn delete(&self, owner: &UserId, id: &str) -> Result<(), Error> {
         let record = self.owned(owner, id).await?;
-        self.db.delete_image(&record.id).await?;
-        self.lookups.forget_image(&record.id);
+        self.parts.db.delete_image(&record.id).await?;
+        self.parts.lookups.forget_image(&record.id);
         self.remove_objects(&record.id).await;
         tracing::info!("image deleted");
         Ok(())
@@ -129,10 +114,11 @@ impl Library {
 
     /// Removes the original and every variant of `id`, logging (not failing) on errors.
     pub async fn remove_objects(&self, id: &ImageId) {
-        if let Err(e) = self.store.delete(&self.keys.original(id)).await {
+        let p = &self.parts;
+        if let Err(e) = p.store.delete(&p.keys.original(id)).await {
             tracing::warn!(error = ?e, image_id = %id, "could not delete the original; `imgedge sweep` will");
         }
-        if let Err(e) = self.store.delete_prefix(&self.keys.variants_of(id)).await {
+        if let Err(e) = p.store.delete_prefix(&p.keys.variants_of(id)).await {
             tracing::warn!(error = ?e, image_id = %id, "could not delete the variants; `imgedge sweep` will");
         }
     }
@@ -163,7 +149,7 @@ mod tests {
         let record = ImageRecord {
             id: ImageId::generate(),
             owner: UserId::generate(),
-            format: images::ImageFormat::Png,
+            format: crate::format::ImageFormat::Png,
             width: 1,
             height: 1,
             size_bytes: 1,

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "start-up failed");
+                    tracing::error!(error = %chain(&e), "start-up failed");
                     ExitCode::FAILURE
                 }
             },
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "sweep failed");
+                    tracing::error!(error = %chain(&*e), "sweep failed");
                     ExitCode::FAILURE
                 }
             },
@@ -103,6 +103,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Command, Option
         command = Command::Sweep { dry_run, grace };
     }
     Ok((command, config))
+}
+
+/// An error and its causes, `outer: inner: …`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// `GET /healthz` on the local port; exit 0 on a 200. For container health checks without curl.

@@ -6,98 +6,9 @@ use std::time::Duration;
 
 use crate::cache::Tier;
 
-/// Route labels, fixed so counters can live in arrays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum RouteLabel {
-    /// `GET /healthz`
-    Healthz,
-    /// `GET /readyz`
-    Readyz,
-    /// `GET /metrics`
-    Metrics,
-    /// `POST /v1/auth/register`
-    Register,
-    /// `POST /v1/auth/login`
-    Login,
-    /// `GET /v1/me`
-    Me,
-    /// `GET /v1/me/signing-key`
-    SigningKey,
-    /// `POST /v1/me/signing-key/rotate`
-    RotateKey,
-    /// `POST /v1/images`
-    Upload,
-    /// `GET /v1/images`
-    ListImages,
-    /// `GET /v1/images/{id}`
-    GetImage,
-    /// `DELETE /v1/images/{id}`
-    DeleteImage,
-    /// `POST /v1/images/{id}/url`
-    SignUrl,
-    /// `POST /v1/images/{id}/transform`
-    Transform,
-    /// `GET /v1/images/{id}/download`
-    Download,
-    /// `GET|HEAD /i/{id}`
-    Original,
-    /// `GET|HEAD /i/{id}/{ops}`
-    Variant,
-    /// Anything else.
-    Unmatched,
-}
-
-impl RouteLabel {
-    const ALL: [Self; 18] = [
-        Self::Healthz,
-        Self::Readyz,
-        Self::Metrics,
-        Self::Register,
-        Self::Login,
-        Self::Me,
-        Self::SigningKey,
-        Self::RotateKey,
-        Self::Upload,
-        Self::ListImages,
-        Self::GetImage,
-        Self::DeleteImage,
-        Self::SignUrl,
-        Self::Transform,
-        Self::Download,
-        Self::Original,
-        Self::Variant,
-        Self::Unmatched,
-    ];
-
-    /// The `route` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthz => "healthz",
-            Self::Readyz => "readyz",
-            Self::Metrics => "metrics",
-            Self::Register => "auth_register",
-            Self::Login => "auth_login",
-            Self::Me => "me",
-            Self::SigningKey => "signing_key",
-            Self::RotateKey => "signing_key_rotate",
-            Self::Upload => "images_create",
-            Self::ListImages => "images_list",
-            Self::GetImage => "image_get",
-            Self::DeleteImage => "image_delete",
-            Self::SignUrl => "image_url",
-            Self::Transform => "image_transform",
-            Self::Download => "image_download",
-            Self::Original => "deliver_original",
-            Self::Variant => "deliver_variant",
-            Self::Unmatched => "unmatched",
-        }
-    }
-}
-
 /// Status codes counted individually; others fall into `other`.
-const STATUSES: [u16; 18] = [200, 201, 204, 302, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 0];
-const ROUTES: usize = RouteLabel::ALL.len();
+const STATUSES: [u16; 19] =
+    [200, 201, 204, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 0];
 
 /// Upper bounds (seconds) of the latency buckets.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -138,16 +49,17 @@ impl Histogram {
 }
 
 /// Process-wide counters.
-#[derive(Default)]
 pub struct Metrics {
-    requests: [[AtomicU64; STATUSES.len()]; ROUTES],
-    latency: [Histogram; ROUTES],
+    routes: Vec<&'static str>,
+    requests: Vec<[AtomicU64; STATUSES.len()]>,
+    latency: Vec<Histogram>,
     cache: [AtomicU64; 3],
     transforms_ok: AtomicU64,
     transforms_failed: AtomicU64,
     transform_time: Histogram,
     quota_rejections: AtomicU64,
     overloaded: AtomicU64,
+    in_flight: AtomicU64,
 }
 
 /// Gauges read at render time.
@@ -162,13 +74,40 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    /// Counts one finished request.
-    pub fn request(&self, route: RouteLabel, status: u16, elapsed: Duration) {
+    /// Counters for requests labelled by `routes` (see [`crate::http::router::labels`]).
+    pub fn new(routes: Vec<&'static str>) -> Self {
+        Self {
+            requests: routes.iter().map(|_| Default::default()).collect(),
+            latency: routes.iter().map(|_| Histogram::default()).collect(),
+            routes,
+            cache: Default::default(),
+            transforms_ok: AtomicU64::default(),
+            transforms_failed: AtomicU64::default(),
+            transform_time: Histogram::default(),
+            quota_rejections: AtomicU64::default(),
+            overloaded: AtomicU64::default(),
+            in_flight: AtomicU64::default(),
+        }
+    }
+
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn request_started(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts one finished request of the route at `route` (an index into the labels).
+    pub fn request(&self, route: usize, status: u16, elapsed: Duration) {
         let i = STATUSES.iter().position(|&s| s == status).unwrap_or(STATUSES.len() - 1);
-        if let Some(row) = self.requests.get(route as usize) {
+        if let Some(row) = self.requests.get(route) {
             row[i].fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(h) = self.latency.get(route as usize) {
+        if let Some(h) = self.latency.get(route) {
             h.observe(elapsed);
         }
     }
@@ -208,24 +147,20 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         out.push_str("# HELP imgedge_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE imgedge_http_requests_total counter\n");
-        for (route, row) in RouteLabel::ALL.iter().zip(&self.requests) {
+        for (route, row) in self.routes.iter().zip(&self.requests) {
             for (status, n) in STATUSES.iter().zip(row) {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
                     let status = if *status == 0 { "other".to_owned() } else { status.to_string() };
-                    let _ = writeln!(
-                        out,
-                        "imgedge_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                        route.as_str()
-                    );
+                    let _ = writeln!(out, "imgedge_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
                 }
             }
         }
         out.push_str("# HELP imgedge_http_request_duration_seconds Time to response head by route.\n");
         out.push_str("# TYPE imgedge_http_request_duration_seconds histogram\n");
-        for (route, h) in RouteLabel::ALL.iter().zip(&self.latency) {
+        for (route, h) in self.routes.iter().zip(&self.latency) {
             if h.count.load(Ordering::Relaxed) > 0 {
-                h.render(&mut out, "imgedge_http_request_duration_seconds", &format!("route=\"{}\"", route.as_str()));
+                h.render(&mut out, "imgedge_http_request_duration_seconds", &format!("route=\"{route}\""));
             }
         }
         out.push_str("# HELP imgedge_cache_requests_total Variants served by cache tier.\n");
@@ -258,6 +193,7 @@ impl Metrics {
                 writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
         }
         let gauges = [
+            ("imgedge_http_requests_in_flight", "Requests being answered now.", self.in_flight.load(Ordering::Relaxed)),
             ("imgedge_transform_queue_depth", "Transforms waiting for a worker.", gauges.queue_depth as u64),
             ("imgedge_transforms_running", "Transforms running now.", gauges.transforms_running as u64),
             ("imgedge_memory_cache_bytes", "Bytes held by the in-memory variant cache.", gauges.memory_cache_bytes),
@@ -269,15 +205,24 @@ impl Metrics {
     }
 }
 
+/// A request in flight; counted down when dropped.
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn renders_counters_and_histograms() {
-        let m = Metrics::default();
-        m.request(RouteLabel::Variant, 200, Duration::from_millis(3));
-        m.request(RouteLabel::Variant, 299, Duration::from_millis(3));
+        let m = Metrics::new(vec!["deliver_variant", "unmatched"]);
+        m.request(0, 200, Duration::from_millis(3));
+        m.request(0, 299, Duration::from_millis(3));
         m.cache(Tier::Memory);
         m.transform(true, Duration::from_millis(40));
         let text = m.render(Gauges { queue_depth: 3, ..Gauges::default() });

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
-use crate::config::{StorageBackend, StorageConfig};
-use crate::error::BoxError;
+use crate::config::StorageConfig;
 use crate::ids::ImageId;
+use crate::BoxError;
 
 /// Shared handle to the configured store.
 pub type Store = Arc<dyn Storage>;
@@ -93,19 +93,7 @@ impl BlobKey {
 
     /// Accepts a key read back from a listing of the store.
     pub fn from_listing(key: &str) -> Option<Self> {
-        Self::is_valid_key(key).then(|| Self(key.to_owned()))
-    }
-
-    /// True for a usable key prefix: non-empty, ending in `/`, plain characters, no `..`.
-    pub fn is_valid_prefix(prefix: &str) -> bool {
-        prefix.ends_with('/') && Self::is_valid_key(prefix)
-    }
-
-    fn is_valid_key(key: &str) -> bool {
-        !key.is_empty()
-            && !key.starts_with('/')
-            && !key.split('/').any(|part| part == ".." || part == ".")
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        crate::ids::is_key_path(key).then(|| Self(key.to_owned()))
     }
 }
 
@@ -203,9 +191,10 @@ pub trait Storage: Send + Sync + 'static {
 /// # Errors
 /// The folder cannot be created, or the S3 client cannot be configured.
 pub async fn open(config: &StorageConfig) -> Result<Store, StorageError> {
-    match &config.backend {
-        StorageBackend::Fs(root) => Ok(Arc::new(fs::FsStorage::open(root).await?)),
-        StorageBackend::S3(s3) => Ok(Arc::new(s3::S3Storage::new(s3))),
+    if config.s3.bucket.is_empty() {
+        Ok(Arc::new(fs::FsStorage::open(&config.data_dir.join("blobs")).await?))
+    } else {
+        Ok(Arc::new(s3::S3Storage::new(&config.s3)))
     }
 }
 
@@ -220,8 +209,8 @@ mod tests {
         assert!(BlobKey::from_listing("a/./b").is_none());
         assert!(BlobKey::from_listing("/abs").is_none());
         assert!(BlobKey::from_listing("a b").is_none());
-        assert!(!BlobKey::is_valid_prefix("originals"));
-        assert!(BlobKey::is_valid_prefix("tenant-1/originals/"));
+        assert!(!crate::ids::is_key_prefix("originals"));
+        assert!(crate::ids::is_key_prefix("tenant-1/originals/"));
     }
 
     #[test]

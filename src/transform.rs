@@ -9,16 +9,12 @@ pub mod encode;
 pub mod geometry;
 pub mod grammar;
 pub mod pipeline;
-pub mod pool;
 pub mod resize;
 pub mod smart;
-
-use http::StatusCode;
 
 pub use canonical::{resolve_format, VariantKey};
 pub use grammar::{parse, FormatChoice, Ops};
 pub use pipeline::{Job, Output};
-pub use pool::TransformPool;
 
 /// An ops string that cannot be used; the message names the bad token.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -84,24 +80,4 @@ pub enum PipelineError {
     /// A broken invariant inside the pipeline.
     #[error("internal pipeline error: {0}")]
     Internal(&'static str),
-}
-
-impl PipelineError {
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidOps(_) => StatusCode::BAD_REQUEST,
-            Self::Decode(_) | Self::Encode(_) | Self::Panicked => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The contract's code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidOps(_) => "invalid_transform",
-            Self::Decode(_) | Self::Encode(_) | Self::Panicked => "unprocessable_image",
-            Self::Internal(_) => "internal",
-        }
-    }
 }

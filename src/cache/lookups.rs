@@ -14,23 +14,17 @@ use http::HeaderValue;
 use moka::sync::Cache;
 
 use crate::db::{Db, DbError, ImageRecord, OwnerKey};
+use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
-use crate::images::ImageFormat;
 use crate::transform::VariantKey;
 
 /// Entries per cache; a few MB at most.
 const CAPACITY: u64 = 100_000;
 
-/// A signed `/i` URL whose signature, image and ops were checked, with everything needed to
-/// answer it from the memory cache.
-#[derive(Debug)]
-pub struct Authorised {
-    /// Path and query exactly as requested (compared on lookup).
-    pub uri: String,
-    /// `Accept` class the variant was resolved for (see [`accept_class`]).
-    pub accept: u8,
-    /// Generation of local changes when this was checked.
-    generation: u64,
+/// What is remembered of a signed `/i` URL whose signature, image and ops were checked:
+/// everything needed to answer it again from the memory cache.
+#[derive(Debug, Clone)]
+pub struct Remembered {
     /// Signature expiry (unix seconds), if the URL has one.
     pub exp: Option<i64>,
     /// The variant.
@@ -41,6 +35,19 @@ pub struct Authorised {
     pub format: ImageFormat,
     /// Whether the response varies by `Accept`.
     pub vary: bool,
+}
+
+/// A remembered URL with what it is compared against on lookup.
+#[derive(Debug)]
+struct Authorised {
+    /// Path and query exactly as requested.
+    path: String,
+    query: String,
+    /// `Accept` class the variant was resolved for (see [`accept_class`]).
+    accept: u8,
+    /// Generation of local changes when this was checked.
+    generation: u64,
+    remembered: Remembered,
 }
 
 /// Cached lookups in front of the database.
@@ -114,29 +121,19 @@ impl Lookups {
     }
 
     /// A URL checked earlier and still valid as far as this replica knows.
-    pub fn authorised(&self, uri: &str, accept: u8) -> Option<Arc<Authorised>> {
-        let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((uri, accept)))?;
+    pub fn authorised(&self, path: &str, query: &str, accept: u8) -> Option<Remembered> {
+        let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((path, query, accept)))?;
         let current = entry.generation == self.generation.load(Ordering::Acquire);
-        (current && entry.uri == uri && entry.accept == accept).then_some(entry)
+        let same = entry.path == path && entry.query == query && entry.accept == accept;
+        (current && same).then(|| entry.remembered.clone())
     }
 
     /// Remembers a checked URL. Take `generation` from [`Lookups::generation`] *before* the
     /// checks, so a change racing with them invalidates the entry.
-    #[allow(clippy::too_many_arguments)] // the fields of one entry
-    pub fn remember(
-        &self,
-        uri: &str,
-        accept: u8,
-        generation: u64,
-        exp: Option<i64>,
-        key: VariantKey,
-        etag: HeaderValue,
-        format: ImageFormat,
-        vary: bool,
-    ) {
+    pub fn remember(&self, path: &str, query: &str, accept: u8, generation: u64, remembered: Remembered) {
         if let Some(cache) = &self.urls {
-            let entry = Authorised { uri: uri.to_owned(), accept, generation, exp, key, etag, format, vary };
-            cache.insert(self.hasher.hash_one((uri, accept)), Arc::new(entry));
+            let entry = Authorised { path: path.to_owned(), query: query.to_owned(), accept, generation, remembered };
+            cache.insert(self.hasher.hash_one((path, query, accept)), Arc::new(entry));
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::images::ImageFormat;
+use crate::format::ImageFormat;
 use crate::transform::VariantKey;
 
 /// Bookkeeping bytes charged per entry on top of its payload.

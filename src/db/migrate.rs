@@ -22,12 +22,24 @@ pub const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 )";
 
 /// SQLite migrations, in order.
-pub const SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+pub const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
+    Migration {
+        version: 2,
+        name: "0002_byte_order_ids.sql",
+        sql: include_str!("../../migrations/sqlite/0002_byte_order_ids.sql"),
+    },
+];
 
 /// PostgreSQL migrations, in order.
-pub const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../migrations/postgres/0001_init.sql") },
+    Migration {
+        version: 2,
+        name: "0002_byte_order_ids.sql",
+        sql: include_str!("../../migrations/postgres/0002_byte_order_ids.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -89,9 +89,13 @@ impl PgRepo {
 }
 
 fn pg(e: tokio_postgres::Error) -> DbError {
+    // SQLSTATE classes of a server that is going away or full: 08 connection exception,
+    // 53 insufficient resources (too many connections), 57 operator intervention (shutdown,
+    // restart, terminated backend). Retrying later, possibly on another connection, may work.
+    let unavailable = e.code().is_some_and(|c| ["08", "53", "57"].iter().any(|class| c.code().starts_with(class)));
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         DbError::Conflict
-    } else if e.is_closed() || e.as_db_error().is_none() {
+    } else if unavailable || e.is_closed() || e.as_db_error().is_none() {
         DbError::Unavailable(e.into())
     } else {
         DbError::Backend(e.into())
@@ -186,7 +190,7 @@ impl Repository for PgRepo {
         row.map(|r| {
             let bytes: &[u8] = r.try_get(0).map_err(pg)?;
             let key = SigningKey::from_bytes(bytes).ok_or_else(|| corrupt("signing key length"))?;
-            Ok(OwnerKey { key, plan: r.try_get(1).map_err(pg)? })
+            Ok(OwnerKey { signing_key: key, plan: r.try_get(1).map_err(pg)? })
         })
         .transpose()
     }
@@ -197,6 +201,12 @@ impl Repository for PgRepo {
             .execute("UPDATE users SET signing_key = $2 WHERE id = $1", &[&id.as_str(), &key.as_bytes().as_slice()])
             .await
             .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn set_plan(&self, id: &UserId, plan: &str) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let n = conn.execute("UPDATE users SET plan = $2 WHERE id = $1", &[&id.as_str(), &plan]).await.map_err(pg)?;
         Ok(n == 1)
     }
 

@@ -225,7 +225,7 @@ impl Repository for SqliteRepo {
                 .map_err(backend)?;
             row.map(|(bytes, plan)| {
                 let key = SigningKey::from_bytes(&bytes).ok_or_else(|| corrupt("signing key length"))?;
-                Ok(OwnerKey { key, plan })
+                Ok(OwnerKey { signing_key: key, plan })
             })
             .transpose()
         })
@@ -241,6 +241,16 @@ impl Repository for SqliteRepo {
                     params![id.as_str(), key.as_bytes().as_slice()],
                 )
                 .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_plan(&self, id: &UserId, plan: &str) -> Result<bool, DbError> {
+        let (id, plan) = (id.clone(), plan.to_owned());
+        self.call(move |c| {
+            let n =
+                c.execute("UPDATE users SET plan = ?2 WHERE id = ?1", params![id.as_str(), plan]).map_err(backend)?;
             Ok(n == 1)
         })
         .await

@@ -19,5 +19,5 @@ use crate::ids::UserId;
 /// 401 when the bearer token is missing or invalid.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<UserId, Error> {
     let token = super::request::bearer(headers).ok_or(AuthError::MissingToken)?;
-    Ok(state.jwt.verify(token, state.clock.unix())?)
+    Ok(state.parts.jwt.verify(token, state.parts.clock.unix())?)
 }

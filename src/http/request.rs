@@ -1,4 +1,5 @@
-//! Reading requests: JSON bodies and uploads within their byte limits, bearer tokens, queries.
+//! Reading requests: path parameters, JSON bodies and uploads within their byte limits, bearer
+//! tokens, queries.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -9,7 +10,25 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::images::UploadError;
+use crate::library::UploadError;
+
+/// Values captured from the path, by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    captured: [(&'static str, &'a str); 2],
+}
+
+impl<'a> Params<'a> {
+    /// The value captured as `name`; empty when the pattern has no such capture.
+    pub fn get(&self, name: &str) -> &'a str {
+        self.captured.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v)
+    }
+
+    /// The capture slots, in order, for the router to fill.
+    pub(super) fn slots(&mut self) -> impl Iterator<Item = &mut (&'static str, &'a str)> {
+        self.captured.iter_mut()
+    }
+}
 
 /// Reads a JSON body of at most `limit` bytes.
 ///
@@ -122,34 +141,6 @@ pub fn query(raw: Option<&str>) -> Result<Vec<(String, String)>, Error> {
         .map_err(|_| Error::InvalidRequest("malformed query string".into()))
 }
 
-/// The `exp` and `sig` of a signed `/i` URL; any other parameter is an error.
-///
-/// # Errors
-/// 400 naming an unexpected, repeated or malformed parameter.
-pub fn signature_params(raw: Option<&str>) -> Result<(Option<i64>, Option<String>), Error> {
-    let (mut exp, mut sig) = (None, None);
-    for (name, value) in query(raw)? {
-        let slot_taken = match name.as_str() {
-            "exp" => {
-                let v = value
-                    .parse::<i64>()
-                    .map_err(|_| Error::InvalidRequest(format!("`exp={value}` is not unix seconds")))?;
-                exp.replace(v).is_some()
-            }
-            "sig" => sig.replace(value).is_some(),
-            other => {
-                return Err(Error::InvalidRequest(format!(
-                    "unexpected query parameter `{other}`; only `exp` and `sig` are allowed"
-                )))
-            }
-        };
-        if slot_taken {
-            return Err(Error::InvalidRequest(format!("query parameter `{name}` is repeated")));
-        }
-    }
-    Ok((exp, sig))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,14 +154,5 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer(&h), None);
-    }
-
-    #[test]
-    fn signature_params_allow_only_exp_and_sig() {
-        assert_eq!(signature_params(Some("sig=abc&exp=10")).unwrap(), (Some(10), Some("abc".into())));
-        assert_eq!(signature_params(None).unwrap(), (None, None));
-        assert!(signature_params(Some("sig=a&w=3")).is_err());
-        assert!(signature_params(Some("sig=a&sig=b")).is_err());
-        assert!(signature_params(Some("exp=soon&sig=a")).is_err());
     }
 }

@@ -51,7 +51,9 @@ pub fn error(err: &Error) -> Response<Body> {
         headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Error::MethodNotAllowed { allow } = err {
-        headers.insert(ALLOW, HeaderValue::from_static(allow));
+        if let Ok(allow) = HeaderValue::from_str(allow) {
+            headers.insert(ALLOW, allow);
+        }
     }
     res
 }

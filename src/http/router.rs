@@ -1,150 +1,200 @@
-//! Method + path → route. Unknown paths are 404; known paths with another method are 405.
+//! The route table: every endpoint's method, path pattern, metrics label and handler, in one
+//! list. Adding an endpoint is one line here plus its handler.
+//!
+//! Patterns are `/`-separated segments; `{name}` captures a non-empty segment and `{name?}` a
+//! possibly empty one. Unknown paths are 404; a known path with another method is 405 with
+//! `Allow`. `HEAD` is accepted wherever `GET` is.
 
-use http::Method;
+use std::future::Future;
+use std::pin::Pin;
 
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::body::Body;
+use super::handlers::{auth, delivery, images, ops};
+pub use super::request::Params;
+use crate::app::AppState;
 use crate::error::Error;
-use crate::metrics::RouteLabel;
 
-/// A matched route with its path parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
-    /// `GET /healthz`
-    Healthz,
-    /// `GET /readyz`
-    Readyz,
-    /// `GET /metrics`
-    Metrics,
-    /// `POST /v1/auth/register`
-    Register,
-    /// `POST /v1/auth/login`
-    Login,
-    /// `GET /v1/me`
-    Me,
-    /// `GET /v1/me/signing-key`
-    SigningKey,
-    /// `POST /v1/me/signing-key/rotate`
-    RotateKey,
-    /// `POST /v1/images`
-    Upload,
-    /// `GET /v1/images`
-    ListImages,
-    /// `GET /v1/images/{id}`
-    GetImage(&'a str),
-    /// `DELETE /v1/images/{id}`
-    DeleteImage(&'a str),
-    /// `POST /v1/images/{id}/url`
-    SignUrl(&'a str),
-    /// `POST /v1/images/{id}/transform`
-    Transform(&'a str),
-    /// `GET /v1/images/{id}/download`
-    Download(&'a str),
-    /// `GET|HEAD /i/{id}`
-    Original(&'a str),
-    /// `GET|HEAD /i/{id}/{ops}`
-    Variant(&'a str, &'a str),
+/// The future a handler returns.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
+
+/// A request handler: the shared state, the request, and the path's captured parameters.
+pub type Handler = for<'a> fn(&'a AppState, Request<Incoming>, Params<'a>) -> Reply<'a>;
+
+/// One endpoint.
+#[derive(Debug)]
+pub struct Route {
+    /// Method (`GET` also answers `HEAD`).
+    pub method: Method,
+    /// Path pattern.
+    pub pattern: &'static str,
+    /// The `route` label of its metrics.
+    pub label: &'static str,
+    /// What answers it.
+    pub handler: Handler,
 }
 
-impl Route<'_> {
-    /// The metrics label.
-    pub fn label(&self) -> RouteLabel {
-        match self {
-            Self::Healthz => RouteLabel::Healthz,
-            Self::Readyz => RouteLabel::Readyz,
-            Self::Metrics => RouteLabel::Metrics,
-            Self::Register => RouteLabel::Register,
-            Self::Login => RouteLabel::Login,
-            Self::Me => RouteLabel::Me,
-            Self::SigningKey => RouteLabel::SigningKey,
-            Self::RotateKey => RouteLabel::RotateKey,
-            Self::Upload => RouteLabel::Upload,
-            Self::ListImages => RouteLabel::ListImages,
-            Self::GetImage(_) => RouteLabel::GetImage,
-            Self::DeleteImage(_) => RouteLabel::DeleteImage,
-            Self::SignUrl(_) => RouteLabel::SignUrl,
-            Self::Transform(_) => RouteLabel::Transform,
-            Self::Download(_) => RouteLabel::Download,
-            Self::Original(_) => RouteLabel::Original,
-            Self::Variant(..) => RouteLabel::Variant,
-        }
-    }
+/// Wraps an `async fn(&AppState, Request<Incoming>, Params) -> Result<Response<Body>, Error>`.
+macro_rules! to {
+    ($handler:path) => {
+        |state, req, params| Box::pin($handler(state, req, params))
+    };
 }
 
-/// Matches `method` and `path` (without query).
+/// Every endpoint. `/i` comes first: it is the hot path.
+pub static ROUTES: &[Route] = &[
+    r(Method::GET, "/i/{id}/{ops?}", "deliver_variant", to!(delivery::variant)),
+    r(Method::GET, "/i/{id}", "deliver_original", to!(delivery::original)),
+    r(Method::GET, "/healthz", "healthz", to!(ops::healthz)),
+    r(Method::GET, "/readyz", "readyz", to!(ops::readyz)),
+    r(Method::GET, "/metrics", "metrics", to!(ops::metrics)),
+    r(Method::POST, "/v1/auth/register", "auth_register", to!(auth::register)),
+    r(Method::POST, "/v1/auth/login", "auth_login", to!(auth::login)),
+    r(Method::GET, "/v1/me", "me", to!(auth::me)),
+    r(Method::GET, "/v1/me/signing-key", "signing_key", to!(auth::signing_key)),
+    r(Method::POST, "/v1/me/signing-key/rotate", "signing_key_rotate", to!(auth::rotate_key)),
+    r(Method::GET, "/v1/images", "images_list", to!(images::list)),
+    r(Method::POST, "/v1/images", "images_create", to!(images::upload)),
+    r(Method::GET, "/v1/images/{id}", "image_get", to!(images::get)),
+    r(Method::DELETE, "/v1/images/{id}", "image_delete", to!(images::delete)),
+    r(Method::POST, "/v1/images/{id}/url", "image_url", to!(images::sign_url)),
+    r(Method::POST, "/v1/images/{id}/transform", "image_transform", to!(images::transform)),
+    r(Method::GET, "/v1/images/{id}/download", "image_download", to!(images::download)),
+];
+
+/// The metrics label of requests that match no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Every metrics label: one per route, in table order, then [`UNMATCHED`].
+pub fn labels() -> Vec<&'static str> {
+    ROUTES.iter().map(|route| route.label).chain([UNMATCHED]).collect()
+}
+
+const fn r(method: Method, pattern: &'static str, label: &'static str, handler: Handler) -> Route {
+    Route { method, pattern, label, handler }
+}
+
+/// Matches `method` and `path` (without query); returns the route, its index in [`ROUTES`]
+/// (the position of its metrics label) and the captured parameters.
 ///
 /// # Errors
 /// [`Error::NotFound`] for unknown paths, [`Error::MethodNotAllowed`] for a known path with
-/// another method. `HEAD` is accepted wherever `GET` is.
-pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Error> {
-    let mut parts = [""; 6];
-    let mut n = 0;
-    for part in path.strip_prefix('/').unwrap_or(path).split('/') {
-        if n == parts.len() {
-            return Err(not_found());
+/// another method.
+pub fn route<'a>(method: &Method, path: &'a str) -> Result<(usize, &'static Route, Params<'a>), Error> {
+    let as_get = if method == Method::HEAD { &Method::GET } else { method };
+    let mut allow: Vec<&str> = Vec::new();
+    for (index, route) in ROUTES.iter().enumerate() {
+        let Some(params) = capture(route.pattern, path) else { continue };
+        if route.method == as_get {
+            return Ok((index, route, params));
         }
-        parts[n] = part;
-        n += 1;
+        allow.push(route.method.as_str());
+        if route.method == Method::GET {
+            allow.push("HEAD");
+        }
     }
-    let get = method == Method::GET || method == Method::HEAD;
-    let post = method == Method::POST;
-    let delete = method == Method::DELETE;
-    let pick = |ok: bool, route: Route<'a>, allow: &'static str| {
-        if ok {
-            Ok(route)
-        } else {
-            Err(Error::MethodNotAllowed { allow })
-        }
-    };
-    match &parts[..n] {
-        ["healthz"] => pick(get, Route::Healthz, "GET, HEAD"),
-        ["readyz"] => pick(get, Route::Readyz, "GET, HEAD"),
-        ["metrics"] => pick(get, Route::Metrics, "GET, HEAD"),
-        ["v1", "auth", "register"] => pick(post, Route::Register, "POST"),
-        ["v1", "auth", "login"] => pick(post, Route::Login, "POST"),
-        ["v1", "me"] => pick(get, Route::Me, "GET, HEAD"),
-        ["v1", "me", "signing-key"] => pick(get, Route::SigningKey, "GET, HEAD"),
-        ["v1", "me", "signing-key", "rotate"] => pick(post, Route::RotateKey, "POST"),
-        ["v1", "images"] if get => Ok(Route::ListImages),
-        ["v1", "images"] => pick(post, Route::Upload, "GET, HEAD, POST"),
-        ["v1", "images", id] if !id.is_empty() && get => Ok(Route::GetImage(id)),
-        ["v1", "images", id] if !id.is_empty() => pick(delete, Route::DeleteImage(id), "GET, HEAD, DELETE"),
-        ["v1", "images", id, "url"] if !id.is_empty() => pick(post, Route::SignUrl(id), "POST"),
-        ["v1", "images", id, "transform"] if !id.is_empty() => pick(post, Route::Transform(id), "POST"),
-        ["v1", "images", id, "download"] if !id.is_empty() => pick(get, Route::Download(id), "GET, HEAD"),
-        ["i", id] if !id.is_empty() => pick(get, Route::Original(id), "GET, HEAD"),
-        ["i", id, ops] if !id.is_empty() => pick(get, Route::Variant(id, ops), "GET, HEAD"),
-        _ => Err(not_found()),
+    if allow.is_empty() {
+        Err(Error::NotFound("no such route"))
+    } else {
+        Err(Error::MethodNotAllowed { allow: allow.join(", ") })
     }
 }
 
-fn not_found() -> Error {
-    Error::NotFound("no such route")
+/// The parameters of `path` when it matches `pattern`.
+fn capture<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
+    let mut params = Params::default();
+    let mut slots = params.slots();
+    let mut segments = path.strip_prefix('/')?.split('/');
+    for expected in pattern.strip_prefix('/').unwrap_or(pattern).split('/') {
+        let segment = segments.next()?;
+        match expected.strip_prefix('{').and_then(|e| e.strip_suffix('}')) {
+            None if segment == expected => {}
+            None => return None,
+            Some(name) => {
+                let (name, optional) = name.strip_suffix('?').map_or((name, false), |n| (n, true));
+                if segment.is_empty() && !optional {
+                    return None;
+                }
+                *slots.next()? = (name, segment);
+            }
+        }
+    }
+    drop(slots);
+    segments.next().is_none().then_some(params)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn label(method: Method, path: &str) -> (&'static str, Params<'_>) {
+        let (_, route, params) = route(&method, path).unwrap();
+        (route.label, params)
+    }
+
     #[test]
     fn routes_match_with_their_parameters() {
-        assert_eq!(route(&Method::GET, "/i/abc/w_300").unwrap(), Route::Variant("abc", "w_300"));
-        assert_eq!(route(&Method::HEAD, "/i/abc").unwrap(), Route::Original("abc"));
-        assert_eq!(route(&Method::DELETE, "/v1/images/x").unwrap(), Route::DeleteImage("x"));
-        assert_eq!(route(&Method::POST, "/v1/images").unwrap(), Route::Upload);
-        assert_eq!(route(&Method::GET, "/v1/images").unwrap(), Route::ListImages);
+        let (name, params) = label(Method::GET, "/i/abc/w_300");
+        assert_eq!((name, params.get("id"), params.get("ops")), ("deliver_variant", "abc", "w_300"));
+        let (name, params) = label(Method::HEAD, "/i/abc");
+        assert_eq!((name, params.get("id"), params.get("ops")), ("deliver_original", "abc", ""));
+        assert_eq!(label(Method::GET, "/i/abc/").0, "deliver_variant", "empty ops reach delivery");
+        assert_eq!(label(Method::DELETE, "/v1/images/x").0, "image_delete");
+        assert_eq!(label(Method::POST, "/v1/images").0, "images_create");
+        assert_eq!(label(Method::GET, "/v1/images").0, "images_list");
+        assert_eq!(label(Method::POST, "/v1/images/x/transform").1.get("id"), "x");
     }
 
     #[test]
     fn wrong_method_is_405_with_allow() {
-        match route(&Method::PUT, "/v1/images/x") {
-            Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, "GET, HEAD, DELETE"),
-            other => panic!("{other:?}"),
+        for (method, path, allow) in [
+            (Method::PUT, "/v1/images/x", "GET, HEAD, DELETE"),
+            (Method::PUT, "/v1/images", "GET, HEAD, POST"),
+            (Method::GET, "/v1/auth/login", "POST"),
+            (Method::POST, "/i/abc", "GET, HEAD"),
+        ] {
+            match route(&method, path) {
+                Err(Error::MethodNotAllowed { allow: found }) => assert_eq!(found, allow, "{path}"),
+                other => panic!("{path}: {other:?}"),
+            }
         }
     }
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in ["/", "/nope", "/i/", "/v1/images/x/y", "/i/a/b/c", "/a/b/c/d/e/f/g/h"] {
+        for path in ["/", "", "/nope", "/i/", "/i", "/v1/images/x/y", "/v1/images/", "/i/a/b/c", "/a/b/c/d/e/f/g/h"] {
             assert!(matches!(route(&Method::GET, path), Err(Error::NotFound(_))), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_has_its_own_metrics_label() {
+        let labels = labels();
+        assert_eq!(labels.len(), ROUTES.len() + 1);
+        for (i, label) in labels.iter().enumerate() {
+            assert!(!label.is_empty() && label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert!(!labels[..i].contains(label), "label `{label}` is used twice");
+        }
+        // And the metrics know every one of them.
+        let metrics = crate::metrics::Metrics::new(labels.clone());
+        for i in 0..labels.len() {
+            metrics.request(i, 200, std::time::Duration::from_millis(1));
+        }
+        let text = metrics.render(crate::metrics::Gauges::default());
+        for label in labels {
+            assert!(text.contains(&format!("route=\"{label}\",status=\"200\"}} 1")), "{label} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_pattern_is_reachable() {
+        for route in ROUTES {
+            let path = route.pattern.replace("{id}", "x").replace("{ops?}", "y");
+            let method = route.method.clone();
+            let (_, found, _) = super::route(&method, &path).unwrap();
+            assert_eq!(found.label, route.label, "{path} is shadowed by an earlier route");
         }
     }
 }

@@ -41,12 +41,12 @@ impl S3Storage {
             .force_path_style(config.force_path_style)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts));
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint);
+        if !config.endpoint.is_empty() {
+            builder = builder.endpoint_url(&config.endpoint);
         }
-        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+        if let (false, Some(secret)) = (config.access_key_id.is_empty(), &config.secret_access_key) {
             builder = builder.credentials_provider(Credentials::new(
-                id,
+                &config.access_key_id,
                 secret.expose_secret(),
                 None,
                 None,

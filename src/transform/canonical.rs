@@ -5,8 +5,8 @@ use std::fmt;
 
 use super::encode::effective_quality;
 use super::grammar::{FormatChoice, Ops};
+use crate::format::ImageFormat;
 use crate::ids::ImageId;
-use crate::images::ImageFormat;
 
 /// Bumped when the pipeline's output for the same ops changes, so old variants are not reused.
 const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
@@ -115,6 +115,17 @@ mod tests {
         assert_ne!(key("w_300", ImageFormat::Webp), key("w_300", ImageFormat::Avif));
         assert_ne!(key("w_300,q_70", ImageFormat::Webp), key("w_300", ImageFormat::Webp));
         assert_ne!(key("w_300", ImageFormat::Webp), key("w_301", ImageFormat::Webp));
+    }
+
+    #[test]
+    fn keys_match_vectors_computed_with_the_reference_blake3() {
+        // python3 -c "import blake3; print(blake3.blake3(b'imgedge-pipeline-v1\0' + ID + b'\0w_300\0webp'
+        //   + (80).to_bytes(2, 'little')).hexdigest())"   (the Python `blake3` package)
+        let webp = key("w_300", ImageFormat::Webp);
+        assert_eq!(webp.hex(), "e75f45e6a6b4382450387ba9945a1f571ca6a3e5dad4668c53efc1b066c472ee");
+        assert_eq!(webp.etag(), "\"e75f45e6a6b4382450387ba9945a1f57\"");
+        let png = key("h_200,w_300", ImageFormat::Png);
+        assert_eq!(png.hex(), "772014e5ee6f1e41888ceffbcbf0f0eaf597b5e4932bed8fa370702072b23854");
     }
 
     #[test]

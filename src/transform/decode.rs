@@ -11,7 +11,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use super::PipelineError;
-use crate::images::ImageFormat;
+use crate::format::ImageFormat;
 
 /// A decoded original, not yet oriented.
 pub struct Decoded {

@@ -6,7 +6,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage};
 
 use super::PipelineError;
-use crate::images::ImageFormat;
+use crate::format::ImageFormat;
 
 /// Largest side libwebp encodes.
 const WEBP_MAX_SIDE: u32 = 16_383;

@@ -14,7 +14,7 @@ use super::geometry::{self, Plan};
 use super::grammar::{Gravity, Ops, Rotation};
 use super::resize::{self, Window};
 use super::{color, effects, smart, PipelineError};
-use crate::images::ImageFormat;
+use crate::format::ImageFormat;
 
 /// One transform request.
 #[derive(Debug, Clone, Copy)]

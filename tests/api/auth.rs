@@ -4,10 +4,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::harness::{TestApp, JWT_SECRET};
-use crate::on_every_backend;
+use crate::harness::{assert_error, spawn, Backend, JWT_SECRET};
 
-on_every_backend!(
+crate::for_backends!(
     register_returns_the_user_and_a_working_token,
     invalid_usernames_and_passwords_are_400,
     usernames_are_unique_regardless_of_case,
@@ -17,7 +16,8 @@ on_every_backend!(
     signing_key_rotation_stops_old_urls,
 );
 
-async fn register_returns_the_user_and_a_working_token(app: TestApp) {
+async fn register_returns_the_user_and_a_working_token(backend: Backend) {
+    let app = spawn(backend).await;
     let res = app.post_json("/v1/auth/register", None, &json!({"username": "alice", "password": "password123"})).await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
@@ -33,11 +33,12 @@ async fn register_returns_the_user_and_a_working_token(app: TestApp) {
     assert_eq!(me["quota"]["remaining"], 20);
     assert!(me["quota"]["resets_at"].as_str().unwrap().contains("T00:00:00"));
     // The password is stored as an argon2id hash, never in clear.
-    let (_, hash) = app.state.db.user_by_username("alice").await.unwrap().unwrap();
+    let (_, hash) = app.state.parts.db.user_by_username("alice").await.unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
 
-async fn invalid_usernames_and_passwords_are_400(app: TestApp) {
+async fn invalid_usernames_and_passwords_are_400(backend: Backend) {
+    let app = spawn(backend).await;
     for (username, password) in [
         ("ab", "password123"),
         ("bad name", "password123"),
@@ -50,12 +51,12 @@ async fn invalid_usernames_and_passwords_are_400(app: TestApp) {
         assert_eq!(body["error"]["code"], "invalid_request");
     }
     let missing = app.post_json("/v1/auth/register", None, &json!({"username": "alice"})).await;
-    assert_eq!(missing.status(), 400);
-    let body: Value = missing.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("password"), "{body}");
+    let message = assert_error(missing, 400, "invalid_request").await;
+    assert!(message.contains("password"), "{message}");
 }
 
-async fn usernames_are_unique_regardless_of_case(app: TestApp) {
+async fn usernames_are_unique_regardless_of_case(backend: Backend) {
+    let app = spawn(backend).await;
     app.register("alice").await;
     for name in ["alice", "ALICE"] {
         let res = app.post_json("/v1/auth/register", None, &json!({"username": name, "password": "password123"})).await;
@@ -65,7 +66,8 @@ async fn usernames_are_unique_regardless_of_case(app: TestApp) {
     }
 }
 
-async fn login_checks_the_password(app: TestApp) {
+async fn login_checks_the_password(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let ok = app.post_json("/v1/auth/login", None, &json!({"username": "Alice", "password": "password123"})).await;
     assert_eq!(ok.status(), 200);
@@ -89,9 +91,10 @@ fn forge(header: &Value, claims: &Value, secret: &[u8]) -> String {
     format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
-async fn bad_tokens_of_every_kind_are_401(app: TestApp) {
+async fn bad_tokens_of_every_kind_are_401(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
-    let now = chrono::Utc::now().timestamp();
+    let now = app.clock.unix();
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     let claims = |exp: i64| json!({"sub": alice.id, "iat": now - 10, "exp": exp});
     // A correctly forged token works, which proves the others fail for their defect alone.
@@ -129,13 +132,13 @@ async fn bad_tokens_of_every_kind_are_401(app: TestApp) {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized", "{what}");
     }
-    let missing = app.get("/v1/me").await;
-    assert_eq!(missing.status(), 401);
+    assert_error(app.get("/v1/me").await, 401, "unauthorized").await;
     let basic = app.client.get(app.url("/v1/images")).header("authorization", "Basic YTpi").send().await.unwrap();
-    assert_eq!(basic.status(), 401);
+    assert_error(basic, 401, "unauthorized").await;
 }
 
-async fn malformed_and_oversized_json_is_refused(app: TestApp) {
+async fn malformed_and_oversized_json_is_refused(backend: Backend) {
+    let app = spawn(backend).await;
     let res = app
         .client
         .post(app.url("/v1/auth/register"))
@@ -154,7 +157,8 @@ async fn malformed_and_oversized_json_is_refused(app: TestApp) {
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
 
-async fn signing_key_rotation_stops_old_urls(app: TestApp) {
+async fn signing_key_rotation_stops_old_urls(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let image = app.upload(&alice, crate::fixtures::halves_jpeg(64, 32)).await;
     let path = format!("/i/{}", image["id"].as_str().unwrap());

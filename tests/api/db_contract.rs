@@ -3,8 +3,8 @@
 use chrono::{Duration, NaiveDate, Utc};
 use imgedge::auth::SigningKey;
 use imgedge::db::{self, DbError, ImageRecord, NewUser, PageAfter, Repository};
+use imgedge::format::ImageFormat;
 use imgedge::ids::{ImageId, UserId};
-use imgedge::images::ImageFormat;
 
 use crate::harness::{Backend, Env};
 
@@ -49,19 +49,26 @@ async fn users_keys_and_conflicts(repo: &dyn Repository) {
     assert_eq!(repo.user(&UserId::generate()).await.unwrap(), None);
     let key = SigningKey::generate();
     assert!(repo.set_signing_key(&alice.id, &key).await.unwrap());
-    assert_eq!(repo.owner_key(&alice.id).await.unwrap().unwrap().key, key);
+    assert_eq!(repo.owner_key(&alice.id).await.unwrap().unwrap().signing_key, key);
     assert!(!repo.set_signing_key(&UserId::generate(), &key).await.unwrap());
+    assert!(repo.set_plan(&alice.id, "pro").await.unwrap());
+    assert_eq!(repo.user(&alice.id).await.unwrap().unwrap().plan, "pro");
+    assert_eq!(repo.owner_key(&alice.id).await.unwrap().unwrap().plan, "pro");
+    assert!(!repo.set_plan(&UserId::generate(), "pro").await.unwrap());
 }
 
 async fn images_page_newest_first(repo: &dyn Repository) {
     let owner = repo.create_user(&new_user("owner")).await.unwrap();
     let other = repo.create_user(&new_user("other")).await.unwrap();
     let t = Utc::now();
-    // Two share a timestamp: the id breaks the tie, so paging never skips or repeats.
+    // Three share a timestamp: the id breaks the tie, byte by byte on every database (a
+    // linguistic collation would put "a…" before "B…"), so paging never skips or repeats.
+    let tied = |id: &str| ImageRecord { id: ImageId::parse(id).unwrap(), ..image(&owner.id, t) };
     let mut made = vec![
         image(&owner.id, t - Duration::seconds(2)),
-        image(&owner.id, t),
-        image(&owner.id, t),
+        tied("aAAAAAAAAAAAAAAAAAAAAA"),
+        tied("BAAAAAAAAAAAAAAAAAAAAA"),
+        tied("_AAAAAAAAAAAAAAAAAAAAA"),
         image(&owner.id, t + Duration::seconds(1)),
     ];
     for i in &made {
@@ -82,7 +89,7 @@ async fn images_page_newest_first(repo: &dyn Repository) {
     assert!(repo.delete_image(&made[0].id).await.unwrap());
     assert!(!repo.delete_image(&made[0].id).await.unwrap());
     assert_eq!(repo.image(&made[0].id).await.unwrap(), None);
-    assert_eq!(repo.image_ids().await.unwrap().len(), 4);
+    assert_eq!(repo.image_ids().await.unwrap().len(), 5);
 }
 
 async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {

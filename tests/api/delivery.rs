@@ -5,10 +5,9 @@ use image::GenericImageView;
 use serde_json::{json, Value};
 
 use crate::fixtures::{self, busy, decode, halves, halves_jpeg, near, rgb, roughness, size, top_bottom, BLUE, RED};
-use crate::harness::{sign, spawn_with, Backend, Owner, TestApp};
-use crate::on_every_backend;
+use crate::harness::{assert_error, sign, spawn, spawn_with, Backend, Owner, TestApp};
 
-on_every_backend!(
+crate::for_backends!(
     width_height_dpr_and_fit_modes_size_the_output,
     images_are_never_enlarged,
     gravity_chooses_what_cover_keeps,
@@ -21,6 +20,10 @@ on_every_backend!(
     fmt_auto_follows_accept_and_varies,
     metadata_is_stripped_and_colour_converted_to_srgb,
     signatures_are_checked,
+    a_remembered_url_stops_working_at_once_on_this_replica,
+    crop_and_gravity_work_on_the_upright_image,
+    head_on_a_miss_transforms_and_sends_no_body,
+    variants_stay_out_of_the_store_when_told,
     owner_jwt_is_an_alternative_to_a_signature,
     invalid_ops_are_400_naming_the_token,
     etag_304_head_and_headers,
@@ -38,7 +41,8 @@ fn png(img: image::RgbImage) -> Vec<u8> {
     fixtures::encode(&image::DynamicImage::ImageRgb8(img), image::ImageFormat::Png)
 }
 
-async fn width_height_dpr_and_fit_modes_size_the_output(app: TestApp) {
+async fn width_height_dpr_and_fit_modes_size_the_output(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(400, 300)).await;
     for (ops, expected) in [
         ("w_100", (100, 75)),
@@ -61,7 +65,8 @@ async fn width_height_dpr_and_fit_modes_size_the_output(app: TestApp) {
     assert!(near(rgb(&filled, 10, 10), RED, 40) && near(rgb(&filled, 90, 10), BLUE, 40));
 }
 
-async fn images_are_never_enlarged(app: TestApp) {
+async fn images_are_never_enlarged(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(80, 60)).await;
     for ops in ["w_400", "h_600", "w_800,h_600,fit_inside", "w_400,dpr_4"] {
         assert_eq!(size(&app.variant_bytes(&alice, &id, ops).await), (80, 60), "{ops}");
@@ -69,7 +74,8 @@ async fn images_are_never_enlarged(app: TestApp) {
     assert_eq!(size(&app.variant_bytes(&alice, &id, "w_400,h_30,fit_fill").await), (80, 30));
 }
 
-async fn gravity_chooses_what_cover_keeps(app: TestApp) {
+async fn gravity_chooses_what_cover_keeps(backend: Backend) {
+    let app = spawn(backend).await;
     // Wide image, left red / right blue: a square cover crop keeps one side.
     let (alice, id) = setup(&app, png(halves(400, 100))).await;
     let pick = |ops: &'static str| {
@@ -93,7 +99,8 @@ async fn gravity_chooses_what_cover_keeps(app: TestApp) {
     assert!(near(rgb(&south, 50, 50), BLUE, 10));
 }
 
-async fn smart_gravity_keeps_the_detailed_region(app: TestApp) {
+async fn smart_gravity_keeps_the_detailed_region(backend: Backend) {
+    let app = spawn(backend).await;
     // Flat grey with a colourful checkerboard near the right edge.
     let img = image::RgbImage::from_fn(600, 200, |x, y| {
         if (450..550).contains(&x) && (50..150).contains(&y) {
@@ -112,7 +119,8 @@ async fn smart_gravity_keeps_the_detailed_region(app: TestApp) {
     assert!(roughness(&smart) > 10.0 * roughness(&centre).max(1.0), "smart crop keeps the checkerboard");
 }
 
-async fn crop_rotate_and_flips_move_pixels(app: TestApp) {
+async fn crop_rotate_and_flips_move_pixels(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, png(halves(200, 100))).await;
     let crop = decode(&app.variant_bytes(&alice, &id, "crop_120:10:60:40,fmt_png").await);
     assert_eq!(crop.dimensions(), (60, 40));
@@ -136,7 +144,8 @@ async fn crop_rotate_and_flips_move_pixels(app: TestApp) {
     assert!(near(rgb(&both, 50, 50), RED, 5));
 }
 
-async fn blur_sharpen_gray_and_sepia_change_pixels(app: TestApp) {
+async fn blur_sharpen_gray_and_sepia_change_pixels(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, png(busy(200, 200))).await;
     let plain = decode(&app.variant_bytes(&alice, &id, "w_100,fmt_png").await);
     let blurred = decode(&app.variant_bytes(&alice, &id, "w_100,blur_3,fmt_png").await);
@@ -151,7 +160,8 @@ async fn blur_sharpen_gray_and_sepia_change_pixels(app: TestApp) {
     assert!(avg(0) > avg(1) && avg(1) > avg(2), "sepia is warm: {} {} {}", avg(0), avg(1), avg(2));
 }
 
-async fn contain_pads_with_bg_and_jpeg_flattens_onto_it(app: TestApp) {
+async fn contain_pads_with_bg_and_jpeg_flattens_onto_it(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, png(halves(400, 200))).await;
     let padded = decode(&app.variant_bytes(&alice, &id, "w_100,h_100,fit_contain,bg_00ff00,fmt_png").await);
     assert_eq!(padded.dimensions(), (100, 100));
@@ -167,7 +177,8 @@ async fn contain_pads_with_bg_and_jpeg_flattens_onto_it(app: TestApp) {
     assert!(near(rgb(&white, 10, 50), [255, 255, 255], 8), "default flattening is white");
 }
 
-async fn watermark_lands_bottom_right(app: TestApp) {
+async fn watermark_lands_bottom_right(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let base = app.upload(&alice, png(image::RgbImage::from_pixel(400, 200, image::Rgb([255, 255, 255])))).await;
     let mark = app.upload(&alice, png(image::RgbImage::from_pixel(40, 20, image::Rgb([0, 0, 0])))).await;
@@ -182,10 +193,11 @@ async fn watermark_lands_bottom_right(app: TestApp) {
     let bob = app.register("bob").await;
     let bobs = app.upload(&bob, png(image::RgbImage::from_pixel(10, 10, image::Rgb([0, 0, 0])))).await;
     let res = app.variant(&alice, base["id"].as_str().unwrap(), &format!("wm_{}", bobs["id"].as_str().unwrap())).await;
-    assert_eq!(res.status(), 400);
+    assert_error(res, 400, "invalid_transform").await;
 }
 
-async fn quality_and_formats_are_honoured(app: TestApp) {
+async fn quality_and_formats_are_honoured(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, png(busy(300, 200))).await;
     for (fmt, magic) in [
         ("jpeg", &b"\xFF\xD8\xFF"[..]),
@@ -211,7 +223,8 @@ async fn quality_and_formats_are_honoured(app: TestApp) {
     }
 }
 
-async fn fmt_auto_follows_accept_and_varies(app: TestApp) {
+async fn fmt_auto_follows_accept_and_varies(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
     let alpha = app.upload(&alice, fixtures::alpha_png(40, 40)).await;
     let alpha = alpha["id"].as_str().unwrap();
@@ -241,33 +254,44 @@ async fn fmt_auto_follows_accept_and_varies(app: TestApp) {
     assert!(fixed.headers().get("vary").is_none());
 }
 
-async fn metadata_is_stripped_and_colour_converted_to_srgb(app: TestApp) {
+async fn metadata_is_stripped_and_colour_converted_to_srgb(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
-    let with_gps = fixtures::with_exif(&halves_jpeg(200, 100), 1);
-    let image = app.upload(&alice, with_gps.clone()).await;
-    let id = image["id"].as_str().unwrap();
-    assert!(with_gps.windows(4).any(|w| w == b"Exif"));
-    for fmt in ["jpeg", "png", "webp", "gif", "avif"] {
-        let bytes = app.variant_bytes(&alice, id, &format!("w_50,fmt_{fmt}")).await;
-        assert!(!bytes.windows(4).any(|w| w == b"Exif"), "{fmt} keeps no EXIF");
-        assert!(!bytes.windows(4).any(|w| w == b"iCCP" || w == b"ICCP"), "{fmt} keeps no ICC");
-    }
-    // A Display P3 red is converted: the sRGB output has more red than the raw P3 values.
+    // A phone photo: EXIF with GPS, XMP with a location, a comment and a Display P3 profile.
     let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
     let raw = fixtures::encode(
         &image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 64, image::Rgb([200, 40, 40]))),
         image::ImageFormat::Jpeg,
     );
-    let tagged = app.upload(&alice, fixtures::with_icc(&raw, &p3)).await;
+    let phone = fixtures::with_comment(
+        &fixtures::with_xmp(&fixtures::with_icc(&fixtures::with_exif(&raw, 1), &p3)),
+        "taken at home",
+    );
+    let mut carried = fixtures::metadata_in(&phone);
+    carried.sort();
+    assert_eq!(
+        carried,
+        ["jpeg APP1 (XMP)", "jpeg APP1 Exif", "jpeg APP2 ICC", "jpeg COM"],
+        "the source carries it all"
+    );
+    let tagged = app.upload(&alice, phone).await;
+    let tagged = tagged["id"].as_str().unwrap();
+    for fmt in ["jpeg", "png", "webp", "gif", "avif"] {
+        for ops in [format!("w_50,fmt_{fmt}"), format!("fmt_{fmt}")] {
+            let bytes = app.variant_bytes(&alice, tagged, &ops).await;
+            assert_eq!(fixtures::metadata_in(&bytes), Vec::<String>::new(), "{ops} keeps metadata");
+        }
+    }
+    // The P3 red is converted: the sRGB output has more red than the raw P3 values.
     let untagged = app.upload(&alice, raw).await;
-    let converted =
-        rgb(&decode(&app.variant_bytes(&alice, tagged["id"].as_str().unwrap(), "w_32,fmt_png").await), 16, 16);
+    let converted = rgb(&decode(&app.variant_bytes(&alice, tagged, "w_32,fmt_png").await), 16, 16);
     let plain =
         rgb(&decode(&app.variant_bytes(&alice, untagged["id"].as_str().unwrap(), "w_32,fmt_png").await), 16, 16);
     assert!(converted[0] > plain[0] + 10, "P3 {converted:?} vs untagged {plain:?}");
 }
 
-async fn signatures_are_checked(app: TestApp) {
+async fn signatures_are_checked(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
     let path = format!("/i/{id}/w_20");
     let code = |res: reqwest::Response| async move {
@@ -283,7 +307,7 @@ async fn signatures_are_checked(app: TestApp) {
     assert_eq!(code(app.get(&format!("{path}?sig=AAAA{}", &sig[4..])).await).await, (403, "bad_signature".into()));
     assert_eq!(code(app.get(&format!("{path}?sig=not-base64!")).await).await, (403, "bad_signature".into()));
     assert_eq!(code(app.get(&format!("{valid}&w=1")).await).await, (400, "invalid_request".into()));
-    let now = chrono::Utc::now().timestamp();
+    let now = app.clock.unix();
     let expired = sign(&alice.key, &path, Some(now - 10));
     assert_eq!(code(app.get(&expired).await).await, (403, "signature_expired".into()));
     // The expiry is signed: moving it forward breaks the signature.
@@ -309,7 +333,8 @@ async fn signatures_are_checked(app: TestApp) {
     );
 }
 
-async fn owner_jwt_is_an_alternative_to_a_signature(app: TestApp) {
+async fn owner_jwt_is_an_alternative_to_a_signature(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
     let bob = app.register("bob").await;
     let res = app.get_auth(&format!("/i/{id}/w_20"), &alice.token).await;
@@ -317,13 +342,12 @@ async fn owner_jwt_is_an_alternative_to_a_signature(app: TestApp) {
     assert!(res.headers()["cache-control"].to_str().unwrap().starts_with("private"));
     let res = app.get_auth(&format!("/i/{id}"), &alice.token).await;
     assert_eq!(res.status(), 200);
-    let res = app.get_auth(&format!("/i/{id}/w_20"), &bob.token).await;
-    assert_eq!(res.status(), 403);
-    let res = app.get_auth(&format!("/i/{id}/w_20"), "not-a-jwt").await;
-    assert_eq!(res.status(), 401);
+    assert_error(app.get_auth(&format!("/i/{id}/w_20"), &bob.token).await, 403, "forbidden").await;
+    assert_error(app.get_auth(&format!("/i/{id}/w_20"), "not-a-jwt").await, 401, "unauthorized").await;
 }
 
-async fn invalid_ops_are_400_naming_the_token(app: TestApp) {
+async fn invalid_ops_are_400_naming_the_token(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
     for (ops, named) in [
         ("w_300,w_200", "w_200"),
@@ -343,13 +367,14 @@ async fn invalid_ops_are_400_naming_the_token(app: TestApp) {
         assert!(body["error"]["message"].as_str().unwrap().contains(named), "{ops}: {body}");
     }
     let long = vec!["w_1"; 400].join(",");
-    assert_eq!(app.variant(&alice, &id, &long).await.status(), 400);
+    assert_error(app.variant(&alice, &id, &long).await, 400, "invalid_transform").await;
     assert_eq!(app.used_today(&alice).await, 0, "refused ops cost nothing");
     let res = app.post_json(&format!("/v1/images/{id}/url"), Some(&alice.token), &json!({"ops": "w_1,nope"})).await;
-    assert_eq!(res.status(), 400);
+    assert_error(res, 400, "invalid_transform").await;
 }
 
-async fn etag_304_head_and_headers(app: TestApp) {
+async fn etag_304_head_and_headers(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
     let url = app.signed(&alice, &format!("/i/{id}/w_40,fmt_webp"));
     let res = app.get(&url).await;
@@ -380,7 +405,7 @@ async fn etag_304_head_and_headers(app: TestApp) {
     // A 304 on a variant never made costs nothing either: the ETag is known without pixels.
     let image_id = imgedge::ids::ImageId::parse(&id).unwrap();
     let ops = imgedge::transform::parse("w_41,fmt_webp", 8192).unwrap();
-    let unmade_tag = imgedge::transform::VariantKey::new(&image_id, &ops, imgedge::images::ImageFormat::Webp).etag();
+    let unmade_tag = imgedge::transform::VariantKey::new(&image_id, &ops, imgedge::format::ImageFormat::Webp).etag();
     let unmade = app.signed(&alice, &format!("/i/{id}/w_41,fmt_webp"));
     let cond = app.client.get(app.url(&unmade)).header("if-none-match", &unmade_tag).send().await.unwrap();
     assert_eq!(cond.status(), 304);
@@ -400,7 +425,8 @@ async fn etag_304_head_and_headers(app: TestApp) {
     assert_eq!(again.status(), 304);
 }
 
-async fn variants_come_from_memory_then_store(app: TestApp) {
+async fn variants_come_from_memory_then_store(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(200, 100)).await;
     let first = app.variant(&alice, &id, "w_50").await;
     assert_eq!(first.headers()["x-cache"], "miss");
@@ -421,7 +447,8 @@ async fn variants_come_from_memory_then_store(app: TestApp) {
     assert_eq!(app.used_today(&alice).await, 1, "only the first request transformed");
 }
 
-async fn transform_api_uses_the_same_pipeline(app: TestApp) {
+async fn transform_api_uses_the_same_pipeline(backend: Backend) {
+    let app = spawn(backend).await;
     let (alice, id) = setup(&app, halves_jpeg(400, 200)).await;
     let body = json!({"transformations": {"resize": {"width": 100, "height": 100}, "format": "webp", "filters": {"grayscale": true}}});
     let res = app.post_json(&format!("/v1/images/{id}/transform"), Some(&alice.token), &body).await;
@@ -444,9 +471,8 @@ async fn transform_api_uses_the_same_pipeline(app: TestApp) {
     assert!(near(rgb(&flopped, 20, 100), BLUE, 30), "flop mirrors left-right");
     let bad = json!({"transformations": {"rotate": 45}});
     let res = app.post_json(&format!("/v1/images/{id}/transform"), Some(&alice.token), &bad).await;
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("rot_45"), "{body}");
+    let message = assert_error(res, 400, "invalid_transform").await;
+    assert!(message.contains("rot_45"), "{message}");
     // Signed URL API: canonical ops and expiry.
     let res = app
         .post_json(
@@ -462,13 +488,91 @@ async fn transform_api_uses_the_same_pipeline(app: TestApp) {
     assert_eq!(app.get(url).await.status(), 200);
 }
 
+async fn a_remembered_url_stops_working_at_once_on_this_replica(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
+    let kept = app.upload(&alice, halves_jpeg(100, 50)).await["id"].as_str().unwrap().to_owned();
+    let (doomed_url, kept_url) =
+        (app.signed(&alice, &format!("/i/{id}/w_20")), app.signed(&alice, &format!("/i/{kept}/w_20")));
+    for url in [&doomed_url, &kept_url, &doomed_url, &kept_url] {
+        assert_eq!(app.get(url).await.status(), 200);
+    }
+    // The second answers came from the replica's memo of checked URLs.
+    assert_eq!(app.get(&kept_url).await.headers()["x-cache"], "hit-memory");
+    let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_error(app.get(&doomed_url).await, 404, "not_found").await;
+    // Remembered again after the delete, then the key changes.
+    for _ in 0..2 {
+        assert_eq!(app.get(&kept_url).await.headers()["x-cache"], "hit-memory");
+    }
+    let res = app.client.post(app.url("/v1/me/signing-key/rotate")).bearer_auth(&alice.token).send().await.unwrap();
+    let new_key = hex::decode(res.json::<Value>().await.unwrap()["key"].as_str().unwrap()).unwrap();
+    assert_error(app.get(&kept_url).await, 403, "bad_signature").await;
+    assert_eq!(app.get(&sign(&new_key, &format!("/i/{kept}/w_20"), None)).await.status(), 200);
+}
+
+async fn crop_and_gravity_work_on_the_upright_image(backend: Backend) {
+    let app = spawn(backend).await;
+    // Stored 400x200 left red / right blue with orientation 6 (turn 90° clockwise): upright it
+    // is 200x400, red on top, blue below.
+    let (alice, id) = setup(&app, fixtures::with_exif(&halves_jpeg(400, 200), 6)).await;
+    let top = decode(&app.variant_bytes(&alice, &id, "crop_0:0:200:150,fmt_png").await);
+    assert_eq!(top.dimensions(), (200, 150));
+    assert!(near(rgb(&top, 100, 75), RED, 40), "crop counts in upright pixels: {:?}", rgb(&top, 100, 75));
+    let bottom = decode(&app.variant_bytes(&alice, &id, "crop_0:250:200:150,fmt_png").await);
+    assert!(near(rgb(&bottom, 100, 75), BLUE, 40));
+    let north = decode(&app.variant_bytes(&alice, &id, "w_100,h_100,g_north,fmt_png").await);
+    assert!(near(rgb(&north, 50, 50), RED, 40), "{:?}", rgb(&north, 50, 50));
+    let south = decode(&app.variant_bytes(&alice, &id, "w_100,h_100,g_south,fmt_png").await);
+    assert!(near(rgb(&south, 50, 50), BLUE, 40), "{:?}", rgb(&south, 50, 50));
+    // Outside the upright image (it is 200 wide, not 400) is refused.
+    let message = assert_error(app.variant(&alice, &id, "crop_250:0:100:100").await, 400, "invalid_transform").await;
+    assert!(message.contains("crop_250:0:100:100"), "{message}");
+}
+
+async fn head_on_a_miss_transforms_and_sends_no_body(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, id) = setup(&app, halves_jpeg(200, 100)).await;
+    let url = app.url(&app.signed(&alice, &format!("/i/{id}/w_60,fmt_webp")));
+    let head = app.client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let h = head.headers().clone();
+    assert_eq!((h["x-cache"].to_str().unwrap(), h["content-type"].to_str().unwrap()), ("miss", "image/webp"));
+    assert!(head.bytes().await.unwrap().is_empty());
+    assert_eq!(app.used_today(&alice).await, 1);
+    let get = app.client.get(&url).send().await.unwrap();
+    assert_eq!(get.headers()["x-cache"], "hit-memory");
+    assert_eq!(get.headers()["etag"], h["etag"]);
+    assert_eq!(get.bytes().await.unwrap().len().to_string(), h["content-length"].to_str().unwrap());
+}
+
+async fn variants_stay_out_of_the_store_when_told(backend: Backend) {
+    let app = spawn_with(backend, |c| c.cache.store_variants = false).await;
+    let (alice, id) = setup(&app, halves_jpeg(200, 100)).await;
+    assert_eq!(app.variant(&alice, &id, "w_50").await.headers()["x-cache"], "miss");
+    assert_eq!(app.variant(&alice, &id, "w_50").await.headers()["x-cache"], "hit-memory");
+    assert!(app.stored_keys("derived/").await.is_empty(), "no variant was written");
+    // Without the memory cache either, every request transforms (and pays).
+    let mut config = app.env.config();
+    config.cache.store_variants = false;
+    config.cache.memory_bytes = 0;
+    let bare = crate::harness::spawn_on(app.env.clone(), config, app.clock.clone()).await;
+    for _ in 0..2 {
+        assert_eq!(bare.variant(&alice, &id, "w_50").await.headers()["x-cache"], "miss");
+    }
+    assert_eq!(app.used_today(&alice).await, 3);
+    assert!(app.stored_keys("derived/").await.is_empty());
+}
+
 /// Decoders never take the server down: a corrupt original is a 422 and the quota is refunded.
 async fn failing_transform_is_refunded(backend: Backend) {
     let app = spawn_with(backend, |_| {}).await;
     let (alice, id) = setup(&app, halves_jpeg(200, 100)).await;
     // Corrupt the stored original behind the server's back.
-    let key = app.state.keys.original(&imgedge::ids::ImageId::parse(&id).unwrap());
+    let key = app.state.parts.keys.original(&imgedge::ids::ImageId::parse(&id).unwrap());
     app.state
+        .parts
         .store
         .put(&key, bytes::Bytes::from_static(b"\xFF\xD8\xFF\xE0 not a jpeg any more"), "image/jpeg")
         .await

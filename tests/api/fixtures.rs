@@ -143,3 +143,143 @@ pub fn roughness(img: &DynamicImage) -> f64 {
     }
     sum / n.max(1.0)
 }
+
+/// Inserts an APP1 XMP packet carrying a location and a creator.
+pub fn with_xmp(jpeg: &[u8]) -> Vec<u8> {
+    let mut payload = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    payload.extend_from_slice(
+        br#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="48,51.5N" exif:GPSLongitude="2,21.0E"/></rdf:RDF></x:xmpmeta>"#,
+    );
+    insert_segment(jpeg, 0xE1, &payload)
+}
+
+/// Inserts a COM (comment) segment.
+pub fn with_comment(jpeg: &[u8], text: &str) -> Vec<u8> {
+    insert_segment(jpeg, 0xFE, text.as_bytes())
+}
+
+/// The metadata an encoded image carries, by container: EXIF, XMP, ICC profiles, comments and
+/// text chunks. Each format's container is walked (JPEG segments, PNG chunks, RIFF chunks,
+/// GIF blocks, ISOBMFF boxes), so a block is found where a decoder would find it.
+pub fn metadata_in(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let mut at = 2;
+        while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+            let marker = bytes[at + 1];
+            if marker == 0xDA || marker == 0xD9 {
+                break;
+            }
+            let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            let data = &bytes[at + 4..(at + 2 + len).min(bytes.len())];
+            match marker {
+                0xE1 if data.starts_with(b"Exif\0") => found.push("jpeg APP1 Exif".into()),
+                0xE1 => found.push("jpeg APP1 (XMP)".into()),
+                0xE2 if data.starts_with(b"ICC_PROFILE") => found.push("jpeg APP2 ICC".into()),
+                0xED => found.push("jpeg APP13 (IPTC)".into()),
+                0xFE => found.push("jpeg COM".into()),
+                _ => {}
+            }
+            at += 2 + len;
+        }
+    } else if bytes.starts_with(b"\x89PNG") {
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let kind = String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned();
+            if ["eXIf", "iCCP", "tEXt", "iTXt", "zTXt"].contains(&kind.as_str()) {
+                found.push(format!("png {kind}"));
+            }
+            at += 12 + len;
+        }
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        let mut at = 12;
+        while at + 8 <= bytes.len() {
+            let kind = &bytes[at..at + 4];
+            let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            match kind {
+                b"EXIF" | b"XMP " | b"ICCP" => found.push(format!("webp {}", String::from_utf8_lossy(kind))),
+                b"VP8X" if bytes.get(at + 8).is_some_and(|flags| flags & 0b0010_1100 != 0) => {
+                    found.push("webp VP8X metadata flags".into())
+                }
+                _ => {}
+            }
+            at += 8 + len + (len & 1);
+        }
+    } else if bytes.starts_with(b"GIF8") {
+        // Extensions: 0x21, label, then sub-blocks. Comments (0xFE) and application blocks other
+        // than the looping NETSCAPE one carry metadata (XMP is an application block).
+        let mut at = 13;
+        if bytes[10] & 0x80 != 0 {
+            at += 3 << ((bytes[10] & 7) + 1);
+        }
+        while at < bytes.len() {
+            match bytes[at] {
+                0x21 => {
+                    let label = bytes[at + 1];
+                    let app = bytes.get(at + 3..at + 14).unwrap_or_default();
+                    if label == 0xFE {
+                        found.push("gif comment".into());
+                    } else if label == 0xFF && !app.starts_with(b"NETSCAPE") {
+                        found.push(format!("gif application {}", String::from_utf8_lossy(app)));
+                    }
+                    at += 2;
+                    while at < bytes.len() && bytes[at] != 0 {
+                        at += 1 + usize::from(bytes[at]);
+                    }
+                    at += 1;
+                }
+                0x2C => {
+                    let flags = bytes[at + 9];
+                    at += 10;
+                    if flags & 0x80 != 0 {
+                        at += 3 << ((flags & 7) + 1);
+                    }
+                    at += 1; // LZW minimum code size
+                    while at < bytes.len() && bytes[at] != 0 {
+                        at += 1 + usize::from(bytes[at]);
+                    }
+                    at += 1;
+                }
+                _ => break,
+            }
+        }
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        isobmff_metadata(bytes, &mut found);
+    } else {
+        panic!("not an image container this test knows");
+    }
+    found
+}
+
+/// Walks ISOBMFF boxes: `Exif` and `mime` (XMP) items in `iinf`, ICC profiles in `colr`.
+fn isobmff_metadata(bytes: &[u8], found: &mut Vec<String>) {
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let end = if size == 0 { bytes.len() } else { (at + size).min(bytes.len()) };
+        let body = &bytes[at + 8..end];
+        match kind {
+            b"meta" => isobmff_metadata(&body[4..], found),
+            b"iprp" | b"ipco" => isobmff_metadata(body, found),
+            b"iinf" => {
+                let skip = if body[0] == 0 { 6 } else { 8 };
+                isobmff_metadata(&body[skip..], found);
+            }
+            b"infe" if body[0] >= 2 => {
+                let id_len = if body[0] == 2 { 2 } else { 4 };
+                let item_type = &body[4 + id_len + 2..4 + id_len + 6];
+                if item_type == b"Exif" || item_type == b"mime" {
+                    found.push(format!("avif item {}", String::from_utf8_lossy(item_type)));
+                }
+            }
+            b"colr" if &body[..4] != b"nclx" => found.push("avif colr ICC".into()),
+            _ => {}
+        }
+        if size < 8 {
+            break;
+        }
+        at = end;
+    }
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use imgedge::app::AppState;
 use imgedge::clock::Clock;
-use imgedge::config::{DatabaseBackend, S3Config, StorageBackend};
+use imgedge::config::{DatabaseBackend, S3Config};
 use imgedge::{App, Config};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -43,7 +43,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub database: DatabaseBackend,
     pub pg_name: Option<String>,
-    pub storage: StorageBackend,
+    /// The bucket, on S3 backends.
+    pub s3: Option<S3Config>,
 }
 
 impl Env {
@@ -57,11 +58,8 @@ impl Env {
                 (DatabaseBackend::Postgres(url), Some(name))
             }
         };
-        let storage = match backend {
-            Backend::PostgresS3 => StorageBackend::S3(fresh_bucket()),
-            _ => StorageBackend::Fs(dir.path().join("blobs")),
-        };
-        Self { backend, dir, database, pg_name, storage }
+        let s3 = (backend == Backend::PostgresS3).then(fresh_bucket);
+        Self { backend, dir, database, pg_name, s3 }
     }
 
     /// A server configuration on these backends; tests adjust it before spawning.
@@ -71,7 +69,9 @@ impl Env {
         config.server.port = 0;
         config.server.shutdown_grace = Duration::from_secs(2);
         config.database.backend = self.database.clone();
-        config.storage.backend = self.storage.clone();
+        if let Some(s3) = &self.s3 {
+            config.storage.s3 = s3.clone();
+        }
         config.auth.jwt_secret = Some(JWT_SECRET.to_owned().into());
         config.transform.workers = 2;
         config.transform.avif_speed = 10;
@@ -103,8 +103,8 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub clock: Clock,
     pub env: Arc<Env>,
-    shutdown: Option<oneshot::Sender<()>>,
-    pub server: Option<tokio::task::JoinHandle<()>>,
+    /// Dropping it stops the server.
+    _shutdown: oneshot::Sender<()>,
 }
 
 /// A registered owner.
@@ -125,7 +125,13 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
     let env = Arc::new(Env::new(backend).await);
     let mut config = env.config();
     adjust(&mut config);
-    spawn_on(env, config, Clock::system()).await
+    spawn_on(env, config, noon()).await
+}
+
+/// A clock that starts at noon UTC today: tests count quota days without crossing midnight.
+pub fn noon() -> Clock {
+    let today = chrono::Utc::now().date_naive();
+    Clock::starting_at(today.and_hms_opt(12, 0, 0).expect("noon exists").and_utc())
 }
 
 /// Starts a server with `config` on an existing environment (a second replica).
@@ -135,11 +141,11 @@ pub async fn spawn_on(env: Arc<Env>, config: Config, clock: Clock) -> TestApp {
     let addr = app.addr();
     let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
+    tokio::spawn(app.run(async move {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { addr, client, state, clock, env, shutdown: Some(tx), server: Some(server) }
+    TestApp { addr, client, state, clock, env, _shutdown: tx }
 }
 
 impl TestApp {
@@ -231,18 +237,135 @@ impl TestApp {
 
     /// Every object key in the store under `prefix`.
     pub async fn stored_keys(&self, prefix: &str) -> Vec<String> {
-        self.state.store.list(prefix).await.expect("list").into_iter().map(|o| o.key.as_str().to_owned()).collect()
+        self.state
+            .parts
+            .store
+            .list(prefix)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// The real `imgedge` binary in a child process, on the embedded default in a temporary folder.
+pub struct Child {
+    pub addr: std::net::SocketAddr,
+    /// The data folder, removed when the child is dropped.
+    _dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl Child {
+    /// Starts `imgedge` with `env` on top of a loopback port picked by the server and JSON logs,
+    /// and waits until it listens.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_imgedge"))
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .envs([("HOST", "127.0.0.1"), ("PORT", "0"), ("DATA_DIR", "data"), ("LOG_FORMAT", "json")])
+            .envs([("ACCESS_LOG", "false"), ("TRANSFORM_WORKERS", "2")])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("imgedge starts");
+        let mut lines = std::io::BufReader::new(process.stdout.take().expect("stdout")).lines();
+        let addr = loop {
+            let line = lines.next().expect("imgedge exited before listening").expect("log line");
+            let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
+            if event["message"] == "imgedge listening" {
+                break event["addr"].as_str().expect("addr field").parse().expect("socket address");
+            }
+        };
+        // Keep draining the logs so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { addr, _dir: dir, process }
     }
 
-    /// Stops the server and waits for it to drain.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.process.id()).expect("pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill");
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.process.try_wait().expect("try_wait").is_none()
+    }
+
+    /// The exit code once the process ends within `limit`; `None` if it does not (it is then
+    /// killed) or a signal ended it.
+    pub fn wait(mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        None
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Holds every worker of a server busy until opened (or dropped), so tests can line requests up
+/// behind a transform deterministically.
+pub struct Gate {
+    release: Vec<std::sync::mpsc::Sender<()>>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Gate {
+    /// Occupies all of `app`'s workers and returns once they are all busy.
+    pub async fn close(app: &TestApp) -> Self {
+        let workers = app.state.parts.workers.clone();
+        let (mut release, mut jobs) = (Vec::new(), Vec::new());
+        for _ in 0..app.state.config.transform.workers {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let pool = workers.clone();
+            jobs.push(tokio::spawn(async move {
+                let _ = pool.run(move || rx.recv()).await;
+            }));
+            release.push(tx);
+        }
+        wait_until("every worker is held", || workers.running() == release.len()).await;
+        Self { release, jobs }
+    }
+
+    /// Lets the workers go and waits for them to be free.
+    pub async fn open(self) {
+        drop(self.release);
+        for job in self.jobs {
+            job.await.expect("gate job");
         }
     }
+}
+
+/// Polls `ready` every 10 ms; panics naming `what` after 20 s.
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts an error answer: its status and its contract code; returns the message.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> String {
+    let got = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!((got, body["error"]["code"].as_str().unwrap_or_default()), (status, code), "{body}");
+    body["error"]["message"].as_str().unwrap_or_default().to_owned()
 }
 
 /// `path?[exp=..&]sig=..` for a raw key.
@@ -265,7 +388,7 @@ fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-async fn admin_client() -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+pub async fn admin_client() -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let mut last = None;
     // Debian's cluster has a `postgres` role; some set-ups only have `root`.
     for url in [admin_url(), admin_url().replacen("postgres@", "root@", 1)] {
@@ -291,7 +414,15 @@ async fn fresh_pg_database() -> (String, String) {
     sweep_stale_databases(&client).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let name = format!("imgedge_t_{now}_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    // A linguistic collation (ICU en-US), as production clusters usually have, where "B" sorts
+    // after "a": ordering that only works under byte order fails here. Servers built without ICU
+    // get their default collation.
+    let icu = format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    );
+    if client.batch_execute(&icu).await.is_err() {
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    }
     let base = admin_url();
     let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
     (format!("{prefix}/{name}"), name)
@@ -380,9 +511,9 @@ pub fn s3_config(endpoint: &str, bucket: &str) -> S3Config {
     S3Config {
         bucket: bucket.to_owned(),
         region: "us-east-1".into(),
-        endpoint: Some(endpoint.to_owned()),
+        endpoint: endpoint.to_owned(),
         force_path_style: true,
-        access_key_id: Some(S3_ACCESS_KEY.into()),
+        access_key_id: S3_ACCESS_KEY.into(),
         secret_access_key: Some(S3_SECRET_KEY.to_owned().into()),
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(10),
@@ -390,34 +521,14 @@ pub fn s3_config(endpoint: &str, bucket: &str) -> S3Config {
     }
 }
 
-/// Declares one test per backend for each `async fn name(app: TestApp)`.
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::harness::spawn($crate::harness::Backend::Sqlite).await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::harness::spawn($crate::harness::Backend::Postgres).await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_s3() {
-                super::$name($crate::harness::spawn($crate::harness::Backend::PostgresS3).await).await;
-            }
-        }
-    )*};
-}
-
-/// Declares one test per listed backend for each `async fn name(backend: Backend)`:
-/// `for_backends!([Sqlite, Postgres, PostgresS3] name, other_name);`
+/// Declares one test per listed backend for each `async fn name(backend: Backend)`; the
+/// backends default to all three:
+/// `for_backends!(name, other_name);` or `for_backends!([Sqlite, Postgres] name);`
+///
+/// A test that wants a server with the default configuration starts it with
+/// `spawn(backend).await`.
 #[macro_export]
 macro_rules! for_backends {
-    ($backends:tt $($name:ident),+ $(,)?) => {$(
-        $crate::for_backends!(@one $name $backends);
-    )+};
     (@one $name:ident [$($backend:ident),+]) => {
         mod $name {
             $(
@@ -429,4 +540,10 @@ macro_rules! for_backends {
             )+
         }
     };
+    ($($name:ident),+ $(,)?) => {
+        $crate::for_backends!([Sqlite, Postgres, PostgresS3] $($name),+);
+    };
+    ($backends:tt $($name:ident),+ $(,)?) => {$(
+        $crate::for_backends!(@one $name $backends);
+    )+};
 }

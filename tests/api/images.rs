@@ -3,10 +3,9 @@
 use serde_json::Value;
 
 use crate::fixtures::{self, alpha_png, halves_jpeg, png_header_only, with_exif};
-use crate::harness::{spawn_with, Backend, TestApp};
-use crate::on_every_backend;
+use crate::harness::{assert_error, spawn, spawn_with, Backend};
 
-on_every_backend!(
+crate::for_backends!(
     multipart_and_raw_uploads_are_stored,
     content_decides_the_format_not_the_header,
     corrupt_and_truncated_images_are_422,
@@ -18,7 +17,8 @@ on_every_backend!(
     download_redirects_to_a_working_url,
 );
 
-async fn multipart_and_raw_uploads_are_stored(app: TestApp) {
+async fn multipart_and_raw_uploads_are_stored(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let bytes = halves_jpeg(120, 80);
     let form = reqwest::multipart::Form::new().text("title", "ignored").part(
@@ -48,11 +48,12 @@ async fn multipart_and_raw_uploads_are_stored(app: TestApp) {
     // Multipart without a `file` field is a 400 and stores nothing.
     let form = reqwest::multipart::Form::new().text("other", "x");
     let res = app.client.post(app.url("/v1/images")).bearer_auth(&alice.token).multipart(form).send().await.unwrap();
-    assert_eq!(res.status(), 400);
+    assert_error(res, 400, "invalid_request").await;
     assert_eq!(app.stored_keys("originals/").await.len(), 2);
 }
 
-async fn content_decides_the_format_not_the_header(app: TestApp) {
+async fn content_decides_the_format_not_the_header(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let res = app.upload_raw(&alice, alpha_png(10, 10), "image/jpeg").await;
     assert_eq!(res.status(), 201);
@@ -76,7 +77,8 @@ async fn content_decides_the_format_not_the_header(app: TestApp) {
     assert_eq!(app.stored_keys("originals/").await.len(), 3);
 }
 
-async fn corrupt_and_truncated_images_are_422(app: TestApp) {
+async fn corrupt_and_truncated_images_are_422(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let jpeg = halves_jpeg(200, 100);
     let truncated = jpeg[..jpeg.len() / 2].to_vec();
@@ -96,7 +98,8 @@ async fn corrupt_and_truncated_images_are_422(app: TestApp) {
     assert!(app.stored_keys("").await.is_empty());
 }
 
-async fn pixel_limit_is_checked_from_the_header(app: TestApp) {
+async fn pixel_limit_is_checked_from_the_header(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     // 100k x 100k = 10 GP announced in 33 bytes: refused before any decode is attempted.
     let res = app.upload_raw(&alice, png_header_only(100_000, 100_000), "image/png").await;
@@ -107,7 +110,8 @@ async fn pixel_limit_is_checked_from_the_header(app: TestApp) {
     assert!(app.stored_keys("").await.is_empty());
 }
 
-async fn exif_orientation_sets_width_and_height(app: TestApp) {
+async fn exif_orientation_sets_width_and_height(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     // Stored 80x40, orientation 6 (rotate 90° clockwise to display): upright it is 40x80.
     let image = app.upload(&alice, with_exif(&halves_jpeg(80, 40), 6)).await;
@@ -116,7 +120,8 @@ async fn exif_orientation_sets_width_and_height(app: TestApp) {
     assert_eq!((plain["width"].as_u64(), plain["height"].as_u64()), (Some(80), Some(40)));
 }
 
-async fn list_pages_newest_first_with_a_cursor(app: TestApp) {
+async fn list_pages_newest_first_with_a_cursor(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let mut ids = Vec::new();
@@ -141,11 +146,13 @@ async fn list_pages_newest_first_with_a_cursor(app: TestApp) {
     assert!(default["next_cursor"].is_null());
     for bad in ["limit=0", "limit=101", "limit=x", "cursor=!!", "color=red"] {
         let res = app.get_auth(&format!("/v1/images?{bad}"), &alice.token).await;
-        assert_eq!(res.status(), 400, "{bad}");
+        let message = assert_error(res, 400, "invalid_request").await;
+        assert!(message.contains(bad.split('=').next().unwrap()), "{bad}: {message}");
     }
 }
 
-async fn other_owners_get_403_and_unknown_ids_404(app: TestApp) {
+async fn other_owners_get_403_and_unknown_ids_404(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let image = app.upload(&alice, halves_jpeg(20, 20)).await;
@@ -163,7 +170,7 @@ async fn other_owners_get_403_and_unknown_ids_404(app: TestApp) {
     }
     let res =
         app.post_json(&format!("/v1/images/{id}/url"), Some(&bob.token), &serde_json::json!({"ops": "w_10"})).await;
-    assert_eq!(res.status(), 403);
+    assert_error(res, 403, "forbidden").await;
     for unknown in ["AAAAAAAAAAAAAAAAAAAAAA", "short", "..%2F..%2Fetc"] {
         let res = app.get_auth(&format!("/v1/images/{unknown}"), &alice.token).await;
         assert_eq!(res.status(), 404, "{unknown}");
@@ -172,10 +179,11 @@ async fn other_owners_get_403_and_unknown_ids_404(app: TestApp) {
     }
     // Bob's own signature over Alice's image is not Alice's signature.
     let res = app.get(&app.signed(&bob, &format!("/i/{id}"))).await;
-    assert_eq!(res.status(), 403);
+    assert_error(res, 403, "bad_signature").await;
 }
 
-async fn delete_removes_the_row_the_original_and_every_variant(app: TestApp) {
+async fn delete_removes_the_row_the_original_and_every_variant(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let image = app.upload(&alice, halves_jpeg(200, 100)).await;
     let keep = app.upload(&alice, halves_jpeg(200, 100)).await;
@@ -186,10 +194,10 @@ async fn delete_removes_the_row_the_original_and_every_variant(app: TestApp) {
     assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 1);
     let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.status(), 404);
+    assert_error(app.get_auth(&format!("/v1/images/{id}"), &alice.token).await, 404, "not_found").await;
     // Gone from delivery at once on this replica, though the variant was in memory.
-    assert_eq!(app.get(&variant_url).await.status(), 404);
-    assert_eq!(app.get(image["url"].as_str().unwrap()).await.status(), 404);
+    assert_error(app.get(&variant_url).await, 404, "not_found").await;
+    assert_error(app.get(image["url"].as_str().unwrap()).await, 404, "not_found").await;
     assert!(app.stored_keys(&format!("originals/{id}")).await.is_empty());
     assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty());
     // The other image is untouched.
@@ -197,10 +205,11 @@ async fn delete_removes_the_row_the_original_and_every_variant(app: TestApp) {
     assert_eq!(app.stored_keys(&format!("originals/{other}")).await.len(), 1);
     assert_eq!(app.stored_keys(&format!("derived/{other}/")).await.len(), 1);
     let again = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
-    assert_eq!(again.status(), 404);
+    assert_error(again, 404, "not_found").await;
 }
 
-async fn download_redirects_to_a_working_url(app: TestApp) {
+async fn download_redirects_to_a_working_url(backend: Backend) {
+    let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let bytes = halves_jpeg(30, 30);
     let image = app.upload(&alice, bytes.clone()).await;

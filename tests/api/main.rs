@@ -1,8 +1,10 @@
 //! Integration tests over real HTTP against real backends (see `harness`).
 
 mod auth;
+mod config;
 mod db_contract;
 mod delivery;
+mod docs;
 mod fixtures;
 mod harness;
 mod images;

@@ -2,12 +2,14 @@
 
 use serde_json::Value;
 
-use crate::harness::TestApp;
-use crate::on_every_backend;
+use std::time::Duration;
 
-on_every_backend!(health_readiness_and_metrics, request_ids_and_routing_errors);
+use crate::harness::{assert_error, spawn, spawn_with, Backend};
 
-async fn health_readiness_and_metrics(app: TestApp) {
+crate::for_backends!(health_readiness_and_metrics, request_ids_and_routing_errors);
+
+async fn health_readiness_and_metrics(backend: Backend) {
+    let app = spawn(backend).await;
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     let ready = app.get("/readyz").await;
@@ -39,7 +41,8 @@ async fn health_readiness_and_metrics(app: TestApp) {
     }
 }
 
-async fn request_ids_and_routing_errors(app: TestApp) {
+async fn request_ids_and_routing_errors(backend: Backend) {
+    let app = spawn(backend).await;
     let res = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     let res = app.client.get(app.url("/healthz")).header("x-request-id", "bad id with spaces").send().await.unwrap();
@@ -51,8 +54,8 @@ async fn request_ids_and_routing_errors(app: TestApp) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
     let res = app.client.put(app.url("/v1/images")).send().await.unwrap();
-    assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
+    assert_error(res, 405, "method_not_allowed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,19 +70,111 @@ async fn readiness_fails_when_the_store_is_gone() {
     assert_eq!(app.get("/healthz").await.status(), 200, "alive, just not ready");
 }
 
+/// The real binary in a child process: SIGTERM closes the listener at once, lets a request
+/// that is still arriving finish, then exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_in_flight_requests_finish() {
-    let app = crate::harness::spawn(crate::harness::Backend::Sqlite).await;
+async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = crate::harness::Child::start(&[("SHUTDOWN_GRACE_SECS", "20")]);
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let session: Value = client
+        .post(format!("{base}/v1/auth/register"))
+        .json(&serde_json::json!({"username": "alice", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap();
+    // An upload whose body is only half sent.
+    let jpeg = crate::fixtures::halves_jpeg(300, 200);
+    let (first, rest) = jpeg.split_at(jpeg.len() / 2);
+    let mut upload = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        jpeg.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(first).await.unwrap();
+    // The upload is being handled (the metrics request itself is the other one in flight).
+    let metrics = format!("{base}/metrics");
+    let mut waited = 0;
+    while !client
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("imgedge_http_requests_in_flight 2")
+    {
+        waited += 1;
+        assert!(waited < 500, "the upload never reached the server");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal(libc::SIGTERM);
+    // The listener closes while the process is still alive, serving the upload.
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(server.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "new connections are still accepted after SIGTERM");
+    assert!(server.is_running(), "the process waits for the in-flight upload");
+    upload.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), upload.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert_eq!(server.wait(Duration::from_secs(20)), Some(0), "a clean exit after the drain");
+}
+
+/// PostgreSQL stops taking connections: requests that need it answer 503 `unavailable` quickly,
+/// readiness says which part is down, and everything works again when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_503_unavailable_until_it_heals() {
+    let app = spawn_with(Backend::Postgres, |c| c.database.pool_timeout = Duration::from_secs(1)).await;
     let alice = app.register("alice").await;
-    let image = app.upload(&alice, crate::fixtures::halves_jpeg(1200, 800)).await;
-    let url = app.url(&app.signed(&alice, &format!("/i/{}/fmt_avif,q_90", image["id"].as_str().unwrap())));
-    let client = app.client.clone();
-    let in_flight = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let addr = app.addr;
-    app.stop().await;
-    assert_eq!(in_flight.await.unwrap().unwrap(), 200, "the slow request completed");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    let name = app.env.pg_name.clone().unwrap();
+    let admin = crate::harness::admin_client().await.unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false")).await.unwrap();
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&name]).await.unwrap();
+    for _ in 0..2 {
+        let res = app.get_auth("/v1/me", &alice.token).await;
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert_error(res, 503, "unavailable").await;
+    }
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!((body["database"].as_str(), body["storage"].as_str()), (Some("unavailable"), Some("ok")));
+    assert_eq!(app.get("/healthz").await.status(), 200, "alive, just not ready");
+    admin.batch_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")).await.unwrap();
+    assert_eq!(app.get_auth("/v1/me", &alice.token).await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+/// Replicas starting together on an empty database: the migration lock lets one apply the
+/// migrations while the other waits, and both serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once() {
+    let env = crate::harness::Env::new(Backend::Postgres).await;
+    let config = env.config();
+    let (a, b) = tokio::join!(imgedge::App::build(config.clone()), imgedge::App::build(config));
+    let (a, b) = (a.expect("first replica starts"), b.expect("second replica starts"));
+    assert_ne!(a.addr(), b.addr());
+    let imgedge::config::DatabaseBackend::Postgres(url) = &env.database else { unreachable!() };
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let applied: i64 = client.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(applied, imgedge::db::migrate::POSTGRES.len() as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

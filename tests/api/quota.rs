@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::fixtures::halves_jpeg;
-use crate::harness::{spawn_on, spawn_with, Backend, Owner, TestApp};
+use reqwest::StatusCode;
+
+use crate::harness::{assert_error, spawn_with, wait_until, Backend, Gate, Owner, TestApp};
 
 async fn budget(backend: Backend, limit: u32) -> (TestApp, Owner, String) {
     let app = spawn_with(backend, |c| c.quota.daily_limit = limit).await;
@@ -44,7 +46,7 @@ async fn spent_quota_is_429_until_midnight(backend: Backend) {
     assert_eq!(app.used_today(&alice).await, 0);
     assert_eq!(app.variant(&alice, &id, "w_4").await.status(), 200);
     assert_eq!(app.used_today(&alice).await, 1);
-    let user = app.state.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    let user = app.state.parts.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
     assert_eq!(user.transform_count, 1);
     assert_eq!(user.transform_date, Some(app.clock.today()));
 }
@@ -59,7 +61,7 @@ async fn quota_is_exact_under_concurrency(backend: Backend) {
     let statuses: Vec<u16> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 20, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 180);
-    let user = app.state.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    let user = app.state.parts.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
     assert_eq!(user.transform_count, 20, "the database row holds exactly the budget");
     assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 20, "exactly 20 transforms ran");
 }
@@ -67,33 +69,88 @@ async fn quota_is_exact_under_concurrency(backend: Backend) {
 async fn concurrent_misses_share_one_transform(backend: Backend) {
     let (app, alice, id) = budget(backend, 20).await;
     let app = Arc::new(app);
-    let requests = (0..20).map(|_| {
-        let (app, alice, id) = (Arc::clone(&app), alice.clone(), id.clone());
-        tokio::spawn(async move {
-            let res = app.variant(&alice, &id, "w_48,blur_2,fmt_avif").await;
-            (res.status().as_u16(), res.bytes().await.unwrap())
+    // The transform cannot start until the gate opens, so all twenty requests are in flight
+    // together: one leads, nineteen join it.
+    let gate = Gate::close(&app).await;
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, alice, id) = (Arc::clone(&app), alice.clone(), id.clone());
+            tokio::spawn(async move {
+                let res = app.variant(&alice, &id, "w_48,blur_2,fmt_avif").await;
+                let tier = res.headers().get("x-cache").map(|v| v.to_str().unwrap().to_owned());
+                (res.status().as_u16(), tier, res.bytes().await.unwrap())
+            })
         })
-    });
+        .collect();
+    let metrics = Arc::clone(&app.state.parts.metrics);
+    wait_until("all twenty requests are in flight", || metrics.in_flight() == 20).await;
+    gate.open().await;
     let results: Vec<_> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
-    assert!(results.iter().all(|(s, _)| *s == 200));
-    assert!(results.windows(2).all(|w| w[0].1 == w[1].1), "every response has the same bytes");
+    assert!(results.iter().all(|(s, tier, _)| *s == 200 && tier.as_deref() == Some("miss")), "every request joined");
+    assert!(results.windows(2).all(|w| w[0].2 == w[1].2), "every response has the same bytes");
     assert_eq!(app.used_today(&alice).await, 1, "one transform, one charge");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 1"), "{metrics}");
 }
 
 async fn timed_out_transform_is_503_and_refunded(backend: Backend) {
-    let (app, alice, id) = budget(backend, 5).await;
-    // A second replica on the same backends whose transforms may take a millisecond at most.
-    let mut config = app.env.config();
-    config.transform.timeout = std::time::Duration::from_millis(1);
-    let impatient = spawn_on(Arc::clone(&app.env), config, app.clock.clone()).await;
-    let res = impatient.variant(&alice, &id, "w_60,fmt_avif").await;
-    assert_eq!(res.status(), 503);
+    let app = spawn_with(backend, |c| {
+        c.quota.daily_limit = 5;
+        c.transform.timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    // No worker is free for longer than the deadline.
+    let gate = Gate::close(&app).await;
+    let res = app.variant(&alice, &id, "w_60,fmt_webp").await;
     assert!(res.headers().contains_key("retry-after"));
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "overloaded");
+    assert_error(res, 503, "overloaded").await;
     assert_eq!(app.used_today(&alice).await, 0, "a transform that did not finish is given back");
+    gate.open().await;
+    assert_eq!(app.variant(&alice, &id, "w_60,fmt_webp").await.status(), 200);
+    assert_eq!(app.used_today(&alice).await, 1);
+}
+
+async fn full_queue_is_503_and_refunded(backend: Backend) {
+    let app = spawn_with(backend, |c| c.transform.queue = 0).await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.variant(&alice, &id, "w_10").await.status(), 200);
+    let gate = Gate::close(&app).await;
+    let res = app.variant(&alice, &id, "w_20").await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_error(res, 503, "overloaded").await;
+    assert_eq!(app.used_today(&alice).await, 1, "the refused transform is given back");
+    let hit = app.variant(&alice, &id, "w_10").await;
+    assert_eq!((hit.status(), hit.headers()["x-cache"].to_str().unwrap()), (StatusCode::OK, "hit-memory"));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("imgedge_overloaded_total 1"), "{metrics}");
+    gate.open().await;
+}
+
+async fn each_plan_has_its_own_budget(backend: Backend) {
+    let app = spawn_with(backend, |c| {
+        c.quota.daily_limit = 1;
+        c.quota.plans.insert("pro".into(), 3);
+        c.auth.lookup_ttl = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.variant(&alice, &id, "w_1").await.status(), 200);
+    assert_error(app.variant(&alice, &id, "w_2").await, 429, "quota_exceeded").await;
+    let me: Value = app.get_auth("/v1/me", &alice.token).await.json().await.unwrap();
+    assert_eq!((me["plan"].as_str(), me["quota"]["limit"].as_u64()), (Some("free"), Some(1)));
+    let user = imgedge::ids::UserId::parse(&alice.id).unwrap();
+    assert!(app.state.parts.db.set_plan(&user, "pro").await.unwrap());
+    // `/i` reads the plan with the owner's key, cached for the lookup bound.
+    tokio::time::sleep(app.state.config.auth.lookup_ttl + std::time::Duration::from_millis(200)).await;
+    let me: Value = app.get_auth("/v1/me", &alice.token).await.json().await.unwrap();
+    assert_eq!((me["plan"].as_str(), me["quota"]["limit"].as_u64()), (Some("pro"), Some(3)));
+    assert_eq!(app.variant(&alice, &id, "w_2").await.status(), 200);
+    assert_eq!(app.variant(&alice, &id, "w_3").await.status(), 200);
+    assert_error(app.variant(&alice, &id, "w_4").await, 429, "quota_exceeded").await;
 }
 
 crate::for_backends!(
@@ -101,5 +158,7 @@ crate::for_backends!(
     spent_quota_is_429_until_midnight,
     quota_is_exact_under_concurrency,
     concurrent_misses_share_one_transform,
-    timed_out_transform_is_503_and_refunded
+    timed_out_transform_is_503_and_refunded,
+    full_queue_is_503_and_refunded,
+    each_plan_has_its_own_budget,
 );

@@ -84,13 +84,13 @@ async fn files_have_no_presigned_urls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_s3_is_503_fast_never_a_hang() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A port held by this test without listening: connections to it are refused, and no other
+    // process can take it while the test runs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let app = crate::harness::spawn_with(Backend::PostgresS3, |c| {
-        c.storage.backend = imgedge::config::StorageBackend::S3(crate::harness::s3_config(
-            &format!("http://127.0.0.1:{port}"),
-            "nowhere",
-        ));
+        c.storage.s3 = crate::harness::s3_config(&format!("http://127.0.0.1:{port}"), "nowhere");
     })
     .await;
     let started = std::time::Instant::now();
@@ -118,12 +118,19 @@ async fn sweep_removes_orphans_and_spares_young_and_live_objects() {
         assert_eq!(app.variant(&alice, live_id, "w_10").await.status(), 200);
         // Objects of an image with no row: a half-finished upload or delete.
         let ghost = imgedge::ids::ImageId::generate();
-        let keys = &app.state.keys;
+        let keys = &app.state.parts.keys;
         for key in [keys.original(&ghost), keys.variant(&ghost, "ff", "webp")] {
-            app.state.store.put(&key, Bytes::from_static(b"orphan"), "image/webp").await.unwrap();
+            app.state.parts.store.put(&key, Bytes::from_static(b"orphan"), "image/webp").await.unwrap();
         }
         let sweep = |grace: Duration, dry_run: bool| {
-            imgedge::sweep::sweep(&app.state.db, &app.state.store, keys, grace, dry_run, std::time::SystemTime::now())
+            imgedge::sweep::sweep(
+                &app.state.parts.db,
+                &app.state.parts.store,
+                keys,
+                grace,
+                dry_run,
+                std::time::SystemTime::now(),
+            )
         };
         let young = sweep(Duration::from_secs(3600), false).await.unwrap();
         assert_eq!((young.orphans, young.deleted, young.recent), (2, 0, 2), "{backend:?}: young orphans are kept");

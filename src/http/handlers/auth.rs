@@ -12,6 +12,7 @@ use crate::db::{to_micros, DbError, NewUser, User};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request;
+use crate::http::request::Params;
 use crate::http::response::json;
 use crate::ids::UserId;
 
@@ -24,21 +25,21 @@ struct Credentials {
 }
 
 /// `POST /v1/auth/register`.
-pub async fn register(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let (parts, body) = req.into_parts();
     let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
     let secret = creds.password;
-    let hash = state.pool.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
+    let hash = state.parts.workers.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
     let user = NewUser {
         id: UserId::generate(),
         username: creds.username,
         password_hash: hash,
         signing_key: SigningKey::generate(),
-        created_at: to_micros(state.clock.now()),
+        created_at: to_micros(state.parts.clock.now()),
     };
-    let user = state.db.create_user(&user).await.map_err(|e| match e {
+    let user = state.parts.db.create_user(&user).await.map_err(|e| match e {
         DbError::Conflict => Error::Conflict("username is taken"),
         other => other.into(),
     })?;
@@ -47,18 +48,18 @@ pub async fn register(state: &AppState, req: Request<Incoming>) -> Result<Respon
 }
 
 /// `POST /v1/auth/login`.
-pub async fn login(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let (parts, body) = req.into_parts();
     let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
-    let found = state.db.user_by_username(&creds.username).await?;
+    let found = state.parts.db.user_by_username(&creds.username).await?;
     let secret = creds.password;
     let (user, ok) = match found {
         Some((user, hash)) => {
-            let ok = state.pool.run(move || password::verify(&secret, &hash)).await?;
+            let ok = state.parts.workers.run(move || password::verify(&secret, &hash)).await?;
             (Some(user), ok)
         }
         None => {
-            state.pool.run(move || password::verify_dummy(&secret)).await?;
+            state.parts.workers.run(move || password::verify_dummy(&secret)).await?;
             (None, false)
         }
     };
@@ -69,26 +70,26 @@ pub async fn login(state: &AppState, req: Request<Incoming>) -> Result<Response<
 }
 
 /// `GET /v1/me`.
-pub async fn me(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
-    let user = current_user(state, req).await?;
-    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota: state.quota.status(&user) }))
+pub async fn me(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
+    let user = current_user(state, &req).await?;
+    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota: state.parts.quota.status(&user) }))
 }
 
 /// `GET /v1/me/signing-key`.
-pub async fn signing_key(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn signing_key(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let id = authenticate(state, req.headers())?;
-    let owner = state.db.owner_key(&id).await?.ok_or(AuthError::InvalidToken)?;
-    Ok(json(StatusCode::OK, &KeyView { key: owner.key.to_hex() }))
+    let owner = state.parts.db.owner_key(&id).await?.ok_or(AuthError::InvalidToken)?;
+    Ok(json(StatusCode::OK, &KeyView { key: owner.signing_key.to_hex() }))
 }
 
 /// `POST /v1/me/signing-key/rotate`: a new key; URLs signed with the old one stop working.
-pub async fn rotate_key(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn rotate_key(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let id = authenticate(state, req.headers())?;
     let key = SigningKey::generate();
-    if !state.db.set_signing_key(&id, &key).await? {
+    if !state.parts.db.set_signing_key(&id, &key).await? {
         return Err(AuthError::InvalidToken.into());
     }
-    state.lookups.forget_owner(&id);
+    state.parts.lookups.forget_owner(&id);
     tracing::info!(user_id = %id, "signing key rotated");
     Ok(json(StatusCode::OK, &KeyView { key: key.to_hex() }))
 }
@@ -96,11 +97,11 @@ pub async fn rotate_key(state: &AppState, req: &Request<Incoming>) -> Result<Res
 async fn current_user(state: &AppState, req: &Request<Incoming>) -> Result<User, Error> {
     let id = authenticate(state, req.headers())?;
     // A token of a user that no longer exists is as good as no token.
-    Ok(state.db.user(&id).await?.ok_or(AuthError::InvalidToken)?)
+    Ok(state.parts.db.user(&id).await?.ok_or(AuthError::InvalidToken)?)
 }
 
 fn session(state: &AppState, status: StatusCode, user: &User) -> Result<Response<Body>, Error> {
-    let token = state.jwt.issue(&user.id, state.clock.unix()).map_err(Error::internal)?;
+    let token = state.parts.jwt.issue(&user.id, state.parts.clock.unix()).map_err(Error::internal)?;
     Ok(json(status, &Session { user: UserView::from(user), token }))
 }
 

@@ -13,6 +13,7 @@ use crate::db::{ImageRecord, OwnerKey};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request;
+use crate::http::request::Params;
 use crate::http::response::{empty, json, redirect};
 use crate::ids::UserId;
 use crate::transform::{self, Ops};
@@ -21,17 +22,17 @@ use crate::transform::{self, Ops};
 const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 /// `POST /v1/images`: multipart field `file`, or the raw bytes.
-pub async fn upload(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
     let bytes = request::upload(&parts.headers, body, state.config.limits.max_upload_bytes).await?;
     let record = state.library.upload(&owner, bytes).await?;
     let key = owner_key(state, &owner).await?;
-    Ok(json(StatusCode::CREATED, &ImageView::new(&record, &key.key)))
+    Ok(json(StatusCode::CREATED, &ImageView::new(&record, &key.signing_key)))
 }
 
 /// `GET /v1/images?limit=&cursor=`.
-pub async fn list(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn list(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (mut limit, mut cursor) = (20u32, None);
     for (name, value) in request::query(req.uri().query())? {
@@ -49,22 +50,22 @@ pub async fn list(state: &AppState, req: &Request<Incoming>) -> Result<Response<
     }
     let (items, next_cursor) = state.library.list(&owner, cursor.as_deref(), limit).await?;
     let key = owner_key(state, &owner).await?;
-    let items = items.iter().map(|i| ImageView::new(i, &key.key)).collect();
+    let items = items.iter().map(|i| ImageView::new(i, &key.signing_key)).collect();
     Ok(json(StatusCode::OK, &ImagePage { items, next_cursor }))
 }
 
 /// `GET /v1/images/{id}`.
-pub async fn get(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+pub async fn get(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    let record = state.library.owned(&owner, id).await?;
+    let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
-    Ok(json(StatusCode::OK, &ImageView::new(&record, &key.key)))
+    Ok(json(StatusCode::OK, &ImageView::new(&record, &key.signing_key)))
 }
 
 /// `DELETE /v1/images/{id}`: the original and every cached variant.
-pub async fn delete(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+pub async fn delete(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    state.library.delete(&owner, id).await?;
+    state.library.delete(&owner, params.get("id")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -77,39 +78,39 @@ struct UrlRequest {
 }
 
 /// `POST /v1/images/{id}/url`: a signed `/i` URL for ops, in canonical form.
-pub async fn sign_url(state: &AppState, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
     let body: UrlRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
-    let record = state.library.owned(&owner, id).await?;
+    let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
     // Checks the crop and watermark against this image.
-    state.delivery.target(record.clone(), &key, ops.clone(), None).await?;
+    state.delivery.spec(record.clone(), &key, ops.clone(), None).await?;
     let exp = match body.expires_in {
         Some(0) | None => None,
-        Some(secs) if secs <= MAX_EXPIRES_IN => Some(state.clock.unix() + i64::try_from(secs).unwrap_or(0)),
+        Some(secs) if secs <= MAX_EXPIRES_IN => Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0)),
         Some(_) => return Err(Error::InvalidRequest(format!("expires_in must be at most {MAX_EXPIRES_IN} seconds"))),
     };
-    let url = key.key.signed_url(&variant_path(&record, &ops), exp);
+    let url = key.signing_key.signed_url(&variant_path(&record, &ops), exp);
     let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
     Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
 }
 
 /// `POST /v1/images/{id}/transform`, the roadmap.sh shape: same pipeline, cache and quota as `/i`.
-pub async fn transform(state: &AppState, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
     let body: TransformRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
-    let record = state.library.owned(&owner, id).await?;
+    let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
-    let target = state.delivery.target(record.clone(), &key, ops.clone(), None).await?;
-    let (variant, _tier) = state.delivery.variant(&target).await?;
+    let spec = state.delivery.spec(record.clone(), &key, ops.clone(), None).await?;
+    let (variant, _tier) = state.delivery.variant(&spec).await?;
     Ok(json(
         StatusCode::OK,
         &Transformed {
-            url: key.key.signed_url(&variant_path(&record, &ops), None),
+            url: key.signing_key.signed_url(&variant_path(&record, &ops), None),
             width: variant.width,
             height: variant.height,
             format: variant.format.as_str(),
@@ -120,16 +121,18 @@ pub async fn transform(state: &AppState, req: Request<Incoming>, id: &str) -> Re
 
 /// `GET /v1/images/{id}/download`: 302 to a presigned store URL, or to a short-lived signed
 /// `/i/{id}` URL when the store has none (local folder).
-pub async fn download(state: &AppState, req: &Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+pub async fn download(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    let record = state.library.owned(&owner, id).await?;
+    let record = state.library.owned(&owner, params.get("id")).await?;
     let ttl = state.config.storage.presign_ttl;
-    if let Some(url) = state.store.presign_get(&state.keys.original(&record.id), ttl, record.format.mime()).await? {
+    if let Some(url) =
+        state.parts.store.presign_get(&state.parts.keys.original(&record.id), ttl, record.format.mime()).await?
+    {
         return Ok(redirect(&url));
     }
     let key = owner_key(state, &owner).await?;
-    let exp = state.clock.unix() + i64::try_from(ttl.as_secs()).unwrap_or(300);
-    Ok(redirect(&key.key.signed_url(&format!("/i/{}", record.id), Some(exp))))
+    let exp = state.parts.clock.unix() + i64::try_from(ttl.as_secs()).unwrap_or(300);
+    Ok(redirect(&key.signing_key.signed_url(&format!("/i/{}", record.id), Some(exp))))
 }
 
 /// The `/i` path of `ops` on `image`: canonical ops, or the original when they change nothing.
@@ -142,7 +145,7 @@ fn variant_path(image: &ImageRecord, ops: &Ops) -> String {
 }
 
 async fn owner_key(state: &AppState, owner: &UserId) -> Result<OwnerKey, Error> {
-    Ok(state.lookups.owner(owner).await?.ok_or(AuthError::InvalidToken)?)
+    Ok(state.parts.lookups.owner(owner).await?.ok_or(AuthError::InvalidToken)?)
 }
 
 /// Body of `POST /v1/images/{id}/transform`.

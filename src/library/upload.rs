@@ -1,97 +1,9 @@
-//! Originals: what formats we take, how an upload is judged before anything is stored.
-
-use std::fmt;
-use std::str::FromStr;
-
-use http::StatusCode;
+//! Judging an upload before anything is stored: the format from magic bytes, the pixel count
+//! from the header, then a complete decode (DCT-scaled for JPEG) and the upright size.
 
 use crate::config::Limits;
+use crate::format::ImageFormat;
 use crate::transform::decode;
-
-/// An image format, judged from content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ImageFormat {
-    /// JPEG.
-    Jpeg,
-    /// PNG.
-    Png,
-    /// WebP.
-    Webp,
-    /// GIF (first frame is used for transforms).
-    Gif,
-    /// AVIF (output only: decoding is not built).
-    Avif,
-}
-
-impl ImageFormat {
-    /// Lowercase name as used in the API and in `fmt_` tokens.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpeg",
-            Self::Png => "png",
-            Self::Webp => "webp",
-            Self::Gif => "gif",
-            Self::Avif => "avif",
-        }
-    }
-
-    /// MIME type.
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Webp => "image/webp",
-            Self::Gif => "image/gif",
-            Self::Avif => "image/avif",
-        }
-    }
-
-    /// File extension for object keys.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            other => other.as_str(),
-        }
-    }
-
-    /// Recognises a format from the first bytes of a file, whatever the client claimed.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        match bytes {
-            [0xFF, 0xD8, 0xFF, ..] => Some(Self::Jpeg),
-            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Self::Png),
-            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
-            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::Webp),
-            [_, _, _, _, b'f', b't', b'y', b'p', b'a', b'v', b'i', b'f' | b's', ..] => Some(Self::Avif),
-            _ => None,
-        }
-    }
-
-    /// True when this build can decode the format (everything but AVIF).
-    pub fn is_decodable(self) -> bool {
-        !matches!(self, Self::Avif)
-    }
-}
-
-impl fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ImageFormat {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "jpeg" | "jpg" => Ok(Self::Jpeg),
-            "png" => Ok(Self::Png),
-            "webp" => Ok(Self::Webp),
-            "gif" => Ok(Self::Gif),
-            "avif" => Ok(Self::Avif),
-            _ => Err(()),
-        }
-    }
-}
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -117,26 +29,6 @@ pub enum UploadError {
     /// The image is truncated or corrupt.
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
-}
-
-impl UploadError {
-    /// HTTP status of this refusal.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::MissingFile(_) => StatusCode::BAD_REQUEST,
-            Self::TooManyPixels { .. } | Self::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        }
-    }
-
-    /// The contract's code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Unsupported => "unsupported_media_type",
-            Self::MissingFile(_) => "invalid_request",
-            Self::TooManyPixels { .. } | Self::Corrupt(_) => "unprocessable_image",
-        }
-    }
 }
 
 /// What an accepted upload is.
@@ -230,32 +122,8 @@ mod tests {
     }
 
     #[test]
-    fn formats_are_sniffed_from_magic_bytes() {
-        assert_eq!(ImageFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
-        assert_eq!(ImageFormat::sniff(b"\x89PNG\r\n\x1a\n...."), Some(ImageFormat::Png));
-        assert_eq!(ImageFormat::sniff(b"GIF89a...."), Some(ImageFormat::Gif));
-        assert_eq!(ImageFormat::sniff(b"GIF87a...."), Some(ImageFormat::Gif));
-        assert_eq!(ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
-        assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif"), Some(ImageFormat::Avif));
-    }
-
-    #[test]
-    fn lookalikes_are_not_images() {
-        for bytes in [&b""[..], b"\xFF\xD8", b"RIFF\0\0\0\0WAVEfmt ", b"<svg xmlns=", b"%PDF-1.7", b"GIF90a"] {
-            assert_eq!(ImageFormat::sniff(bytes), None, "{bytes:?}");
-        }
-    }
-
-    #[test]
     fn avif_is_refused_as_unsupported() {
         let limits = Limits { max_upload_bytes: 1 << 20, max_pixels: 1 << 20, max_dimension: 8192 };
         assert_eq!(check_header(b"\0\0\0\x1cftypavif\0\0\0\0", &limits), Err(UploadError::Unsupported));
-    }
-
-    #[test]
-    fn format_names_round_trip() {
-        for f in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif, ImageFormat::Avif] {
-            assert_eq!(f.as_str().parse::<ImageFormat>(), Ok(f));
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! The transform pool: CPU work runs on the blocking threads, at most `workers` at once, with a
-//! bounded queue in front (full → 503) and a deadline per job (late → 503).
+//! A bounded pool of CPU workers: jobs (transforms, upload checks) run on the blocking threads,
+//! at most `workers` at once, with a bounded queue in front (full → 503) and a deadline per job
+//! (late → 503).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,19 +14,19 @@ use tracing::Instrument;
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
     /// Every worker is busy and the queue is full.
-    #[error("transform queue is full")]
+    #[error("worker queue is full")]
     QueueFull,
     /// The job did not finish before its deadline.
-    #[error("transform timed out")]
+    #[error("job timed out")]
     TimedOut,
     /// The job panicked (a decoder bug on hostile input).
-    #[error("transform panicked")]
+    #[error("job panicked")]
     Panicked,
 }
 
 /// Bounded pool of CPU workers.
 #[derive(Debug, Clone)]
-pub struct TransformPool {
+pub struct WorkerPool {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     workers: usize,
@@ -33,7 +34,7 @@ pub struct TransformPool {
     timeout: Duration,
 }
 
-impl TransformPool {
+impl WorkerPool {
     /// A pool running `workers` jobs at once with `queue` more waiting, each allowed `timeout`
     /// from submission to result.
     pub fn new(workers: usize, queue: usize, timeout: Duration) -> Self {
@@ -103,13 +104,13 @@ mod tests {
 
     #[tokio::test]
     async fn runs_jobs_and_returns_their_value() {
-        let pool = TransformPool::new(2, 4, Duration::from_secs(5));
+        let pool = WorkerPool::new(2, 4, Duration::from_secs(5));
         assert_eq!(pool.run(|| 21 * 2).await, Ok(42));
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_new_jobs() {
-        let pool = TransformPool::new(1, 1, Duration::from_secs(5));
+        let pool = WorkerPool::new(1, 1, Duration::from_secs(5));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let busy = tokio::spawn({
             let pool = pool.clone();
@@ -134,14 +135,14 @@ mod tests {
 
     #[tokio::test]
     async fn slow_jobs_time_out() {
-        let pool = TransformPool::new(1, 1, Duration::from_millis(20));
+        let pool = WorkerPool::new(1, 1, Duration::from_millis(20));
         let result = pool.run(|| std::thread::sleep(Duration::from_millis(300))).await;
         assert_eq!(result, Err(PoolError::TimedOut));
     }
 
     #[tokio::test]
     async fn panics_are_contained() {
-        let pool = TransformPool::new(1, 1, Duration::from_secs(5));
+        let pool = WorkerPool::new(1, 1, Duration::from_secs(5));
         let result: Result<(), _> = pool.run(|| panic!("decoder bug")).await;
         assert_eq!(result, Err(PoolError::Panicked));
         assert_eq!(pool.run(|| 7).await, Ok(7), "the worker is free again");

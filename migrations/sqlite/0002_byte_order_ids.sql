@@ -1,0 +1,2 @@
+-- SQLite already compares text byte by byte (BINARY collation): nothing to change. This version
+-- exists so both dialects keep the same migration numbers.

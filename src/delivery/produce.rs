@@ -1,0 +1,118 @@
+//! Making a variant on a miss in both caches: charge the quota, transform on the worker pool,
+//! keep the result in the store and in memory, give the charge back if the work fails.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Delivery, VariantSpec};
+use crate::cache::{Tier, Variant};
+use crate::error::Error;
+use crate::format::ImageFormat;
+use crate::transform::{pipeline, Job};
+use crate::workers::PoolError;
+
+impl Delivery {
+    /// Runs (or joins) the transform for `spec`: one run and one charge per variant at a time.
+    pub(super) async fn produce(&self, spec: &VariantSpec) -> Result<Arc<Variant>, Error> {
+        let this = self.clone();
+        let job = spec.clone();
+        let (result, _leader) =
+            self.flights.run(spec.key, move || async move { this.make(&job).await.map_err(Arc::new) }).await;
+        self.parts.metrics.cache(Tier::Miss);
+        match result {
+            Some(Ok(variant)) => Ok(variant),
+            Some(Err(e)) => Err(Error::Shared(e)),
+            None => Err(Error::internal("transform task failed")),
+        }
+    }
+
+    /// The leader's work: charge, transform, store, cache; refund on failure.
+    #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), image_id = %spec.image.id, ops = %spec.ops, format = %spec.format))]
+    async fn make(&self, spec: &VariantSpec) -> Result<Arc<Variant>, Error> {
+        let p = &self.parts;
+        // A flight that just ended may have filled memory between our lookup and this one.
+        if let Some(hit) = p.memory.get(&spec.key) {
+            return Ok(hit);
+        }
+        let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
+            Ok(charge) => charge,
+            Err(exceeded) => {
+                p.metrics.quota_rejected();
+                return Err(exceeded.into());
+            }
+        };
+        let started = Instant::now();
+        let result = self.transform(spec).await;
+        p.metrics.transform(result.is_ok(), started.elapsed());
+        let variant = match result {
+            Ok(variant) => Arc::new(variant),
+            Err(e) => {
+                if let Err(refund) = p.quota.refund(&charge).await {
+                    tracing::error!(error = ?refund, "could not refund the quota of a failed transform");
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            bytes = variant.bytes.len(),
+            used_today = charge.used,
+            "transformed"
+        );
+        if self.settings.store_variants {
+            if let Err(e) = p.store.put(&self.variant_key(spec), variant.bytes.clone(), spec.format.mime()).await {
+                tracing::warn!(error = ?e, "could not write the variant to the store; serving it anyway");
+            }
+        }
+        p.memory.insert(spec.key, Arc::clone(&variant));
+        Ok(variant)
+    }
+
+    async fn transform(&self, spec: &VariantSpec) -> Result<Variant, Error> {
+        let p = &self.parts;
+        let original = p.store.get_bytes(&p.keys.original(&spec.image.id)).await?;
+        let watermark = match &spec.watermark {
+            Some(wm) => Some((p.store.get_bytes(&p.keys.original(&wm.id)).await?, wm.format)),
+            None => None,
+        };
+        let (spec, limits, avif_speed) = (spec.clone(), p.limits.clone(), self.settings.avif_speed);
+        let output = p
+            .workers
+            .run(move || {
+                pipeline::run(&Job {
+                    original: &original,
+                    source_format: spec.image.format,
+                    source_size: (spec.image.width, spec.image.height),
+                    ops: &spec.ops,
+                    format: spec.format,
+                    watermark: watermark.as_ref().map(|(bytes, format)| (bytes.as_ref(), *format)),
+                    max_pixels: limits.max_pixels,
+                    max_dimension: limits.max_dimension,
+                    avif_speed,
+                })
+            })
+            .await
+            .map_err(|e| {
+                if e != PoolError::Panicked {
+                    p.metrics.overloaded();
+                }
+                Error::from(e)
+            })??;
+        Ok(Variant {
+            bytes: Bytes::from(output.bytes),
+            format: output.format,
+            width: output.width,
+            height: output.height,
+        })
+    }
+}
+
+/// A variant read back from the store: its size comes from the header.
+pub(super) fn describe(bytes: Bytes, format: ImageFormat) -> Variant {
+    let (width, height) = imagesize::blob_size(&bytes)
+        .map(|s| (u32::try_from(s.width).unwrap_or(0), u32::try_from(s.height).unwrap_or(0)))
+        .unwrap_or((0, 0));
+    Variant { bytes, format, width, height }
+}

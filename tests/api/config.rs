@@ -1,0 +1,59 @@
+//! Configuration as an operator writes it: built-in defaults, `config.toml`, environment
+//! variables; every bad value stops start-up naming its setting.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use imgedge::config::{Config, ConfigError, DatabaseBackend, LogFormat, ENV};
+
+fn load(text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    Config::parse(text, env)?.validate()
+}
+
+#[test]
+fn defaults_then_the_file_then_the_environment() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.database.backend, DatabaseBackend::Sqlite(PathBuf::from("./data/imgedge.db")));
+    assert_eq!((config.server.header_read_timeout, config.cache.memory_bytes), (Duration::from_secs(10), 256 << 20));
+    let file = "[server]\nport = 9000\n[quota]\ndaily_limit = 5\nplans = { pro = 500 }\n";
+    let config = load(file, &[("PORT", "0"), ("DATA_DIR", "/x"), ("AWS_S3_FORCE_PATH_STYLE", "on")]).unwrap();
+    assert_eq!((config.server.port, config.quota.limit_for("free"), config.quota.limit_for("pro")), (0, 5, 500));
+    assert_eq!(config.database.backend, DatabaseBackend::Sqlite(PathBuf::from("/x/imgedge.db")));
+    assert!(config.storage.s3.force_path_style);
+    assert_eq!(load("", &[("LOG_FORMAT", "json")]).unwrap().log.format, LogFormat::Json);
+}
+
+#[test]
+fn bad_values_name_their_setting() {
+    for (pairs, needle) in [
+        (&[("DATABASE_URL", "postgres://u@localhost/db")][..], "JWT_SECRET"),
+        (&[("JWT_SECRET", "short")], "at least 32"),
+        (&[("PORT", "eighty")], "PORT: `eighty` is not valid"),
+        (&[("ACCESS_LOG", "maybe")], "ACCESS_LOG: `maybe` is not valid"),
+        (&[("LOG_FORMAT", "xml")], "xml"),
+        (&[("DATABASE_URL", "mysql://x")], "postgres://"),
+        (&[("AWS_S3_BUCKET", "b"), ("AWS_ACCESS_KEY_ID", "k")], "AWS_ACCESS_KEY_ID"),
+        (&[("TRANSFORM_TIMEOUT_SECS", "0")], "transform.timeout_secs"),
+        (&[("PORT", "70000")], "port"),
+    ] {
+        let err = load("", pairs).unwrap_err().to_string();
+        assert!(err.contains(needle), "{pairs:?}: {err}");
+    }
+    let err = load("[server]\nprot = 1\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("prot"), "{err}");
+}
+
+#[test]
+fn the_repository_config_file_lists_exactly_the_defaults() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let file = std::fs::read_to_string(format!("{root}/config.toml")).unwrap();
+    let defaults = std::fs::read_to_string(format!("{root}/src/config/defaults.toml")).unwrap();
+    assert_eq!(file.parse::<toml::Table>().unwrap(), defaults.parse::<toml::Table>().unwrap());
+    let defaults = toml::Value::Table(defaults.parse().unwrap());
+    for (name, key) in ENV {
+        assert!(file.contains(&format!("[{name}]")), "config.toml does not mention {name}");
+        let found = key.split('.').try_fold(&defaults, |at, part| at.get(part));
+        assert!(found.is_some(), "{name} sets {key}, which has no default");
+    }
+}
