@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load comparison, one run, same machine: imgedge vs the reference peer (Express + Sharp,
-# ../shared/bench) on the shared corpus, and imgedge's cache hit vs nginx serving the same bytes.
+# benches/peers) on the benchmark corpus, and imgedge's cache hit vs nginx serving the same bytes.
+# Needs only cargo, node + npm, and apt (wrk, nginx-light and the corpus's photos come from apt).
 #
 #   benches/http-load.sh                    # DUR=10 CONC=8 REPS=3 WRK_THREADS=2 SCEN="a b c d e f"
 #
@@ -11,7 +12,7 @@
 # Reports medians of REPS interleaved runs, ratios, and peak RSS (VmHWM) of each server.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
-PEER_SRC="$ROOT/../shared/bench"
+PEERS="$HERE/peers"
 DUR="${DUR:-10}"; CONC="${CONC:-8}"; REPS="${REPS:-3}"; WT="${WRK_THREADS:-2}"; COPIES="${COPIES:-32}"
 SCEN="${SCEN:-a b c d e f}"
 CORPUS=/tmp/imgbench/corpus; PEER=/tmp/imgbench/peer-sharp
@@ -20,7 +21,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imgedge-target}"
 BIN="$CARGO_TARGET_DIR/release/imgedge"
 
 command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -q wrk nginx-light
-[ -f "$CORPUS/photo-12mp.jpg" ] || "$PEER_SRC/make-corpus.sh"
+"$PEERS/make-corpus.sh"   # the peer's code and, once, its node_modules and the corpus
 (cd "$ROOT" && cargo build --release --bin imgedge ${FEATURES:+--features "$FEATURES"})
 
 PIDS=()
