@@ -93,7 +93,7 @@ impl App {
         let store = storage::open(&config.storage).await?;
         let parts = Parts {
             keys: BlobKeys::new(&config.storage),
-            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl),
+            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, config.cache.url_memo_bytes),
             memory: MemoryCache::new(config.cache.memory_bytes),
             workers: WorkerPool::new(config.transform.workers, config.transform.queue, config.transform.timeout),
             quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),

@@ -144,6 +144,8 @@ sections! {
         #[serde(rename = "memory_mb", deserialize_with = "mebibytes")]
         memory_bytes: u64,
         store_variants: bool,
+        #[serde(rename = "url_memo_mb", deserialize_with = "mebibytes")]
+        url_memo_bytes: u64,
     }
     /// `[quota]`: daily transform budgets, by plan.
     QuotaConfig {

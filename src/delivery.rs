@@ -26,7 +26,7 @@ use crate::format::ImageFormat;
 use crate::ids::ImageId;
 use crate::parts::Parts;
 use crate::storage::{Blob, BlobKey, StorageError};
-use crate::transform::{self, geometry, resolve_format, FormatChoice, Ops, OpsError, VariantKey};
+use crate::transform::{self, geometry, relative_to_image, resolve_format, FormatChoice, Ops, OpsError, VariantKey};
 
 /// Largest variant read from the store that is also copied into memory while it streams.
 const TEE_LIMIT: u64 = 16 << 20;
@@ -156,22 +156,26 @@ impl Delivery {
         let not_found = || Error::NotFound("image not found");
         let id = ImageId::parse(ask.id).ok_or_else(not_found)?;
         let (exp, sig) = access::signature_params(ask.query)?;
-        let image = p.lookups.image(&id).await?.ok_or_else(not_found)?;
-        let owner = p.lookups.owner(&image.owner).await?.ok_or_else(not_found)?;
-        let credentials = Credentials { path: ask.path, exp, sig: sig.as_deref(), bearer: ask.bearer };
+        let image = p.lookups.image(&id).await?;
+        let (checked_at, image) = (image.at, image.value.ok_or_else(not_found)?);
+        let owner = p.lookups.owner(&image.owner).await?;
+        let (checked_at, owner) = (checked_at.min(owner.at), owner.value.ok_or_else(not_found)?);
+        let credentials = Credentials { path: ask.path, exp, sig, bearer: ask.bearer };
         let access = access::authorize(&credentials, &image, &owner, &p.jwt, p.clock.unix())?;
-        let Some(ops) = ask.ops else {
-            let hash = image.content_hash.get(..32).unwrap_or(&image.content_hash);
+        let ops = transform::parse(ask.ops.unwrap_or_default(), p.limits.max_dimension)?;
+        let spec = self.spec(image, &owner, ops, ask.accept).await?;
+        if spec.ops.is_identity() {
+            // Nothing to do (no ops, `dpr_2` alone, a `bg_` with nothing to fill): the original,
+            // at no cost.
+            let hash = spec.image.content_hash.get(..32).unwrap_or(&spec.image.content_hash);
             return Ok(Resolved {
                 etag: header(&format!("\"{hash}\""))?,
                 cache_control: access.cache_control(),
                 vary_accept: false,
-                format: image.format,
-                source: Source::Original(image),
+                format: spec.image.format,
+                source: Source::Original(spec.image),
             });
-        };
-        let ops = transform::parse(ops, p.limits.max_dimension)?;
-        let spec = self.spec(image, &owner, ops, ask.accept).await?;
+        }
         let resolved = Resolved {
             etag: header(&spec.key.etag())?,
             cache_control: access.cache_control(),
@@ -187,7 +191,7 @@ impl Delivery {
                 format: resolved.format,
                 vary: resolved.vary_accept,
             };
-            p.lookups.remember(ask.path, query, accept, generation, remembered);
+            p.lookups.remember((ask.path, query, accept), generation, checked_at, remembered);
         }
         Ok(resolved)
     }
@@ -226,13 +230,13 @@ impl Delivery {
         ops: Ops,
         accept: Option<&str>,
     ) -> Result<VariantSpec, Error> {
-        geometry::plan((image.width, image.height), &ops, self.parts.limits.max_dimension)
+        let plan = geometry::plan((image.width, image.height), &ops, self.parts.limits.max_dimension)
             .map_err(Error::InvalidTransform)?;
         let watermark = match &ops.watermark {
             None => None,
             Some(id) => {
                 let unknown = || Error::InvalidTransform(OpsError::UnknownWatermark(id.to_string()));
-                let wm = self.parts.lookups.image(id).await?.ok_or_else(unknown)?;
+                let wm = self.parts.lookups.image(id).await?.value.ok_or_else(unknown)?;
                 if wm.owner != image.owner {
                     return Err(unknown());
                 }
@@ -240,6 +244,7 @@ impl Delivery {
             }
         };
         let format = resolve_format(ops.format, image.format, image.has_alpha, accept);
+        let ops = relative_to_image(ops, &plan, image.has_alpha, format);
         let key = VariantKey::new(&image.id, &ops, format);
         Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, format, key, watermark })
     }

@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod resize;
 pub mod smart;
 
-pub use canonical::{resolve_format, VariantKey};
+pub use canonical::{relative_to_image, resolve_format, VariantKey};
 pub use grammar::{parse, FormatChoice, Ops};
 pub use pipeline::{Job, Output};
 

@@ -1,14 +1,19 @@
 //! Short-lived caches of image records, owner keys and authorised URLs, so a cache hit on `/i`
 //! costs no database round trip and, for a URL seen before, no signature check either.
 //!
-//! Entries live at most `ttl` (10 s by default): a delete or key rotation made on another
-//! replica takes effect here within that bound. Changes made through this replica invalidate
-//! at once: the entry itself, and every authorised URL (by bumping a generation).
+//! Revocation is bounded by `ttl` (10 s by default), counted from the change:
+//! - a record is kept `ttl` from when it was read from the database, so a delete or key rotation
+//!   made on another replica takes effect here within `ttl`;
+//! - a remembered URL lives only as long as the records it was checked with, however late it was
+//!   remembered;
+//! - changes made through this replica take effect at once: the record is dropped and a
+//!   generation is bumped, which voids every remembered URL and keeps a read that was in flight
+//!   during the change from putting the old record back.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use moka::sync::Cache;
@@ -18,8 +23,20 @@ use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
 use crate::transform::VariantKey;
 
-/// Entries per cache; a few MB at most.
+/// Records per cache; a few MB at most.
 const CAPACITY: u64 = 100_000;
+
+/// Bytes a remembered URL is charged on top of its path and query.
+const URL_OVERHEAD: usize = 256;
+
+/// A database record (or its absence) and when it was read.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    /// The record; `None` when there is none.
+    pub value: Option<T>,
+    /// When the database said so.
+    pub at: Instant,
+}
 
 /// What is remembered of a signed `/i` URL whose signature, image and ops were checked:
 /// everything needed to answer it again from the memory cache.
@@ -40,13 +57,14 @@ pub struct Remembered {
 /// A remembered URL with what it is compared against on lookup.
 #[derive(Debug)]
 struct Authorised {
-    /// Path and query exactly as requested.
     path: String,
     query: String,
     /// `Accept` class the variant was resolved for (see [`accept_class`]).
     accept: u8,
     /// Generation of local changes when this was checked.
     generation: u64,
+    /// Expiry of the oldest record it was checked with.
+    valid_until: Instant,
     remembered: Remembered,
 }
 
@@ -54,21 +72,33 @@ struct Authorised {
 #[derive(Clone)]
 pub struct Lookups {
     db: Db,
-    images: Option<Cache<ImageId, Option<ImageRecord>>>,
-    owners: Option<Cache<UserId, Option<OwnerKey>>>,
+    ttl: Duration,
+    images: Option<Cache<ImageId, Fetched<ImageRecord>>>,
+    owners: Option<Cache<UserId, Fetched<OwnerKey>>>,
     urls: Option<Cache<u64, Arc<Authorised>>>,
     generation: Arc<AtomicU64>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Lookups {
-    /// Caches over `db` for `ttl`; a zero ttl asks the database every time.
-    pub fn new(db: Db, ttl: Duration) -> Self {
+    /// Caches over `db` for `ttl`, remembering at most `url_bytes` of checked URLs; a zero ttl
+    /// asks the database every time.
+    pub fn new(db: Db, ttl: Duration, url_bytes: u64) -> Self {
+        let urls = (!ttl.is_zero() && url_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(url_bytes)
+                .weigher(|_, e: &Arc<Authorised>| {
+                    u32::try_from(e.path.len() + e.query.len() + URL_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build()
+        });
         Self {
             db,
+            ttl,
             images: cache(ttl),
             owners: cache(ttl),
-            urls: cache(ttl),
+            urls,
             generation: Arc::default(),
             hasher: std::collections::hash_map::RandomState::new(),
         }
@@ -78,30 +108,16 @@ impl Lookups {
     ///
     /// # Errors
     /// The database call fails.
-    pub async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError> {
-        if let Some(hit) = self.images.as_ref().and_then(|c| c.get(id)) {
-            return Ok(hit);
-        }
-        let record = self.db.image(id).await?;
-        if let Some(cache) = &self.images {
-            cache.insert(id.clone(), record.clone());
-        }
-        Ok(record)
+    pub async fn image(&self, id: &ImageId) -> Result<Fetched<ImageRecord>, DbError> {
+        fetch(self.images.as_ref(), id, self.ttl, &self.generation, || self.db.image(id)).await
     }
 
     /// The owner's key and plan, `None` when there is no such user.
     ///
     /// # Errors
     /// The database call fails.
-    pub async fn owner(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
-        if let Some(hit) = self.owners.as_ref().and_then(|c| c.get(id)) {
-            return Ok(hit);
-        }
-        let owner = self.db.owner_key(id).await?;
-        if let Some(cache) = &self.owners {
-            cache.insert(id.clone(), owner.clone());
-        }
-        Ok(owner)
+    pub async fn owner(&self, id: &UserId) -> Result<Fetched<OwnerKey>, DbError> {
+        fetch(self.owners.as_ref(), id, self.ttl, &self.generation, || self.db.owner_key(id)).await
     }
 
     /// Forgets an image (deleted through this replica) and every authorised URL.
@@ -125,14 +141,23 @@ impl Lookups {
         let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((path, query, accept)))?;
         let current = entry.generation == self.generation.load(Ordering::Acquire);
         let same = entry.path == path && entry.query == query && entry.accept == accept;
-        (current && same).then(|| entry.remembered.clone())
+        (current && same && Instant::now() < entry.valid_until).then(|| entry.remembered.clone())
     }
 
-    /// Remembers a checked URL. Take `generation` from [`Lookups::generation`] *before* the
-    /// checks, so a change racing with them invalidates the entry.
-    pub fn remember(&self, path: &str, query: &str, accept: u8, generation: u64, remembered: Remembered) {
+    /// Remembers a checked URL until the oldest of the records it was checked with (read at
+    /// `checked_with`) expires. Take `generation` from [`Lookups::generation`] *before* the
+    /// checks, so a change racing with them voids the entry.
+    pub fn remember(
+        &self,
+        (path, query, accept): (&str, &str, u8),
+        generation: u64,
+        checked_with: Instant,
+        remembered: Remembered,
+    ) {
         if let Some(cache) = &self.urls {
-            let entry = Authorised { path: path.to_owned(), query: query.to_owned(), accept, generation, remembered };
+            let valid_until = checked_with + self.ttl;
+            let entry =
+                Authorised { path: path.into(), query: query.into(), accept, generation, valid_until, remembered };
             cache.insert(self.hasher.hash_one((path, query, accept)), Arc::new(entry));
         }
     }
@@ -141,6 +166,31 @@ impl Lookups {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+}
+
+/// A record from `cache`, else from the database. A read that overlapped a local change is
+/// answered but not kept: it may hold what the change just removed.
+async fn fetch<K, T, F>(
+    cache: Option<&Cache<K, Fetched<T>>>,
+    key: &K,
+    ttl: Duration,
+    generation: &AtomicU64,
+    read: impl FnOnce() -> F,
+) -> Result<Fetched<T>, DbError>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Option<T>, DbError>>,
+{
+    if let Some(hit) = cache.and_then(|c| c.get(key)).filter(|hit| hit.at.elapsed() < ttl) {
+        return Ok(hit);
+    }
+    let before = generation.load(Ordering::Acquire);
+    let fetched = Fetched { at: Instant::now(), value: read().await? };
+    if let Some(cache) = cache.filter(|_| generation.load(Ordering::Acquire) == before) {
+        cache.insert(key.clone(), fetched.clone());
+    }
+    Ok(fetched)
 }
 
 /// Which of the `fmt_auto` outcomes an `Accept` header selects: 2 AVIF, 1 WebP, 0 neither.
@@ -166,5 +216,112 @@ where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    // The entry's age counts from the database read, which is when it was inserted.
     (!ttl.is_zero()).then(|| Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use chrono::NaiveDate;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::auth::SigningKey;
+    use crate::db::{NewUser, PageAfter, Repository, User};
+
+    /// The real SQLite repository, except that an image read, once it has its row, waits for
+    /// a permit before answering: a read held in flight across a change.
+    struct HeldReads {
+        inner: Db,
+        release: Semaphore,
+    }
+
+    #[async_trait]
+    impl Repository for HeldReads {
+        async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError> {
+            let row = self.inner.image(id).await?;
+            let _permit = self.release.acquire().await.expect("open semaphore");
+            Ok(row)
+        }
+        async fn ping(&self) -> Result<(), DbError> {
+            self.inner.ping().await
+        }
+        async fn create_user(&self, user: &NewUser) -> Result<User, DbError> {
+            self.inner.create_user(user).await
+        }
+        async fn user_by_username(&self, name: &str) -> Result<Option<(User, String)>, DbError> {
+            self.inner.user_by_username(name).await
+        }
+        async fn user(&self, id: &UserId) -> Result<Option<User>, DbError> {
+            self.inner.user(id).await
+        }
+        async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
+            self.inner.owner_key(id).await
+        }
+        async fn set_signing_key(&self, id: &UserId, key: &SigningKey) -> Result<bool, DbError> {
+            self.inner.set_signing_key(id, key).await
+        }
+        async fn set_plan(&self, id: &UserId, plan: &str) -> Result<bool, DbError> {
+            self.inner.set_plan(id, plan).await
+        }
+        async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
+            self.inner.insert_image(image).await
+        }
+        async fn list_images(&self, o: &UserId, a: Option<&PageAfter>, n: u32) -> Result<Vec<ImageRecord>, DbError> {
+            self.inner.list_images(o, a, n).await
+        }
+        async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError> {
+            self.inner.delete_image(id).await
+        }
+        async fn charge_quota(&self, u: &UserId, d: NaiveDate, l: u32) -> Result<Option<u32>, DbError> {
+            self.inner.charge_quota(u, d, l).await
+        }
+        async fn refund_quota(&self, u: &UserId, d: NaiveDate) -> Result<(), DbError> {
+            self.inner.refund_quota(u, d).await
+        }
+        async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
+            self.inner.image_ids().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_in_flight_during_a_delete_does_not_put_the_record_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Db = Arc::new(crate::db::sqlite::SqliteRepo::open(&dir.path().join("t.db")).await.unwrap());
+        let now = crate::db::to_micros(chrono::Utc::now());
+        let user = NewUser {
+            id: UserId::generate(),
+            username: "owner".into(),
+            password_hash: "x".into(),
+            signing_key: SigningKey::generate(),
+            created_at: now,
+        };
+        inner.create_user(&user).await.unwrap();
+        let image = ImageRecord {
+            id: ImageId::generate(),
+            owner: user.id.clone(),
+            format: ImageFormat::Png,
+            width: 1,
+            height: 1,
+            size_bytes: 1,
+            content_hash: String::new(),
+            has_alpha: false,
+            created_at: now,
+        };
+        inner.insert_image(&image).await.unwrap();
+        let held = Arc::new(HeldReads { inner: Arc::clone(&inner), release: Semaphore::new(0) });
+        let lookups = Lookups::new(Arc::clone(&held) as Db, Duration::from_secs(60), 1 << 20);
+        let in_flight = tokio::spawn({
+            let (lookups, id) = (lookups.clone(), image.id.clone());
+            async move { lookups.image(&id).await.unwrap().value }
+        });
+        // The read has its row; now the image is deleted through this replica.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(inner.delete_image(&image.id).await.unwrap());
+        lookups.forget_image(&image.id);
+        held.release.add_permits(100);
+        assert_eq!(in_flight.await.unwrap(), Some(image.clone()), "the overlapping read answers what it saw");
+        assert_eq!(lookups.image(&image.id).await.unwrap().value, None, "but did not keep it");
+    }
 }

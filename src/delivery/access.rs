@@ -79,34 +79,45 @@ pub fn authorize(
     Ok(Access::Owner)
 }
 
-/// The `exp` and `sig` of a signed `/i` URL's query; any other parameter is an error.
+/// The `exp` and `sig` of a signed `/i` URL's query. A signed URL has one spelling, so that
+/// it is one cache key for every cache in front: `sig=S`, `exp=E&sig=S` or `sig=S&exp=E`,
+/// names as written (not percent-encoded), `E` plain decimal digits without a sign or a leading
+/// zero. No query at all is no signature (the owner's JWT may then authorise).
 ///
 /// # Errors
-/// 400 naming an unexpected, repeated or malformed parameter.
-pub fn signature_params(query: Option<&str>) -> Result<(Option<i64>, Option<String>), Error> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|_| Error::InvalidRequest("malformed query string".into()))?;
+/// 400 naming an unexpected, repeated, empty or malformed parameter, or a query without `sig`.
+pub fn signature_params(query: Option<&str>) -> Result<(Option<i64>, Option<&str>), Error> {
+    let Some(query) = query else { return Ok((None, None)) };
+    let bad = |message: String| Err(Error::InvalidRequest(message));
     let (mut exp, mut sig) = (None, None);
-    for (name, value) in pairs {
-        let slot_taken = match name.as_str() {
-            "exp" => {
-                let v = value
-                    .parse::<i64>()
-                    .map_err(|_| Error::InvalidRequest(format!("`exp={value}` is not unix seconds")))?;
-                exp.replace(v).is_some()
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (name, value) {
+            ("", _) => return bad("empty query parameter; the query is `exp=…&sig=…` or `sig=…`".into()),
+            ("exp" | "sig", "") => return bad(format!("query parameter `{name}` is empty")),
+            ("exp", _) if exp.is_some() => return bad("query parameter `exp` is repeated".into()),
+            ("sig", _) if sig.is_some() => return bad("query parameter `sig` is repeated".into()),
+            ("exp", digits) => exp = Some(unix_seconds(digits)?),
+            ("sig", value) => sig = Some(value),
+            (other, _) => {
+                return bad(format!("unexpected query parameter `{other}`; only `exp` and `sig` are allowed"))
             }
-            "sig" => sig.replace(value).is_some(),
-            other => {
-                return Err(Error::InvalidRequest(format!(
-                    "unexpected query parameter `{other}`; only `exp` and `sig` are allowed"
-                )))
-            }
-        };
-        if slot_taken {
-            return Err(Error::InvalidRequest(format!("query parameter `{name}` is repeated")));
         }
     }
+    if sig.is_none() {
+        return bad("a signed URL needs `sig`".into());
+    }
     Ok((exp, sig))
+}
+
+/// `exp` as written by a signer: decimal digits, no sign, no leading zero.
+fn unix_seconds(digits: &str) -> Result<i64, Error> {
+    let plain = digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
+    digits
+        .parse()
+        .ok()
+        .filter(|_| plain)
+        .ok_or_else(|| Error::InvalidRequest(format!("`exp={digits}` is not unix seconds in plain digits")))
 }
 
 #[cfg(test)]
@@ -123,11 +134,36 @@ mod tests {
     }
 
     #[test]
-    fn signature_params_allow_only_exp_and_sig() {
-        assert_eq!(signature_params(Some("sig=abc&exp=10")).unwrap(), (Some(10), Some("abc".into())));
+    fn a_signed_query_has_one_spelling() {
+        assert_eq!(signature_params(Some("sig=abc&exp=10")).unwrap(), (Some(10), Some("abc")));
+        assert_eq!(signature_params(Some("exp=10&sig=abc")).unwrap(), (Some(10), Some("abc")));
+        assert_eq!(signature_params(Some("sig=abc")).unwrap(), (None, Some("abc")));
+        assert_eq!(signature_params(Some("exp=0&sig=a")).unwrap(), (Some(0), Some("a")));
         assert_eq!(signature_params(None).unwrap(), (None, None));
-        assert!(signature_params(Some("sig=a&w=3")).is_err());
-        assert!(signature_params(Some("sig=a&sig=b")).is_err());
-        assert!(signature_params(Some("exp=soon&sig=a")).is_err());
+        for query in [
+            "",
+            "&",
+            "sig=a&",
+            "&sig=a",
+            "exp=10&&sig=a",
+            "sig=a&w=3",
+            "sig=a&sig=b",
+            "exp=1&exp=1&sig=a",
+            "exp=soon&sig=a",
+            "exp=010&sig=a",
+            "exp=+10&sig=a",
+            "exp=-10&sig=a",
+            "exp=1e3&sig=a",
+            "exp=&sig=a",
+            "sig=",
+            "sig",
+            "%65xp=10&sig=a",
+            "%73ig=a",
+            "exp=10",
+            "exp=99999999999999999999&sig=a",
+            "SIG=a",
+        ] {
+            assert!(signature_params(Some(query)).is_err(), "{query:?} is accepted");
+        }
     }
 }

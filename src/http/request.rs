@@ -48,7 +48,16 @@ pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, limi
     if bytes.is_empty() {
         return Err(Error::InvalidRequest("a JSON body is required".into()));
     }
-    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        if at == "." {
+            Error::InvalidRequest(format!("invalid JSON body: {inner}"))
+        } else {
+            Error::InvalidRequest(format!("invalid JSON body at `{at}`: {inner}"))
+        }
+    })
 }
 
 /// Reads an upload: the `file` field of a `multipart/form-data` body, or the raw body. The

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::encode::effective_quality;
+use super::geometry::Plan;
 use super::grammar::{FormatChoice, Ops};
 use crate::format::ImageFormat;
 use crate::ids::ImageId;
@@ -49,6 +50,18 @@ fn accepts(accept: &str, mime: &str) -> bool {
         let zero = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
         matches && !zero
     })
+}
+
+/// `ops` without the tokens that cannot change this image's output, so they make no variant of
+/// their own: `bg_` when nothing is padded and no alpha is flattened onto it. When nothing is
+/// left ([`Ops::is_identity`]) the original is the answer. (A `fmt_` naming the source's own
+/// format stays: re-encoding still strips metadata and applies orientation and colour.)
+pub fn relative_to_image(mut ops: Ops, plan: &Plan, has_alpha: bool, output: ImageFormat) -> Ops {
+    let flattens = has_alpha && output == ImageFormat::Jpeg;
+    if plan.pad.is_none() && !flattens {
+        ops.bg = None;
+    }
+    ops
 }
 
 /// blake3 of image id, canonical ops, resolved format and effective quality.
@@ -126,6 +139,22 @@ mod tests {
         assert_eq!(webp.etag(), "\"e75f45e6a6b4382450387ba9945a1f57\"");
         let png = key("h_200,w_300", ImageFormat::Png);
         assert_eq!(png.hex(), "772014e5ee6f1e41888ceffbcbf0f0eaf597b5e4932bed8fa370702072b23854");
+    }
+
+    #[test]
+    fn tokens_that_change_nothing_drop_out() {
+        let relative = |ops: &str, alpha, output| {
+            let ops = parse(ops, 8192).unwrap();
+            let plan = crate::transform::geometry::plan((40, 20), &ops, 8192).unwrap();
+            relative_to_image(ops, &plan, alpha, output).to_string()
+        };
+        let (jpeg, png) = (ImageFormat::Jpeg, ImageFormat::Png);
+        assert_eq!(relative("bg_ffffff", false, jpeg), "");
+        assert_eq!(relative("w_10,bg_ff0000,fmt_jpeg", false, jpeg), "w_10,fmt_jpeg");
+        assert_eq!(relative("bg_ff0000,fmt_jpeg", true, jpeg), "bg_ff0000,fmt_jpeg", "alpha flattens onto it");
+        assert_eq!(relative("bg_ff0000", true, png), "", "PNG keeps the alpha");
+        assert_eq!(relative("w_10,h_10,fit_contain,bg_ff0000", false, jpeg), "w_10,h_10,fit_contain,bg_ff0000");
+        assert_eq!(relative("fmt_jpeg", false, jpeg), "fmt_jpeg", "a re-encode strips metadata");
     }
 
     #[test]

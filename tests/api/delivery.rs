@@ -20,6 +20,8 @@ crate::for_backends!(
     fmt_auto_follows_accept_and_varies,
     metadata_is_stripped_and_colour_converted_to_srgb,
     signatures_are_checked,
+    one_signed_url_has_one_spelling,
+    ops_that_change_nothing_serve_the_original,
     a_remembered_url_stops_working_at_once_on_this_replica,
     crop_and_gravity_work_on_the_upright_image,
     head_on_a_miss_transforms_and_sends_no_body,
@@ -563,6 +565,71 @@ async fn variants_stay_out_of_the_store_when_told(backend: Backend) {
     }
     assert_eq!(app.used_today(&alice).await, 3);
     assert!(app.stored_keys("derived/").await.is_empty());
+}
+
+async fn one_signed_url_has_one_spelling(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
+    let path = format!("/i/{id}/w_20");
+    let exp = app.clock.unix() + 600;
+    let signed = sign(&alice.key, &path, Some(exp));
+    let sig = signed.split("sig=").nth(1).unwrap().to_owned();
+    assert_eq!(app.get(&signed).await.status(), 200);
+    assert_eq!(app.get(&format!("{path}?sig={sig}&exp={exp}")).await.status(), 200, "either order");
+    // Every other spelling of the same URL is refused, before any lookup or signature check.
+    for query in [
+        format!("exp={exp}&&sig={sig}"),
+        format!("&exp={exp}&sig={sig}"),
+        format!("exp={exp}&sig={sig}&"),
+        format!("exp=00{exp}&sig={sig}"),
+        format!("exp=+{exp}&sig={sig}"),
+        format!("%65xp={exp}&sig={sig}"),
+        format!("exp={exp}&%73ig={sig}"),
+        format!("exp={exp}&sig={sig}&sig={sig}"),
+        format!("exp={exp}"),
+        String::new(),
+    ] {
+        let message = assert_error(app.get(&format!("{path}?{query}")).await, 400, "invalid_request").await;
+        assert!(!message.is_empty(), "{query}");
+    }
+    // A percent-encoded signature is another string, so it does not match.
+    let encoded = sig.replacen(&sig[..1], &format!("%{:02X}", sig.as_bytes()[0]), 1);
+    assert_error(app.get(&format!("{path}?exp={exp}&sig={encoded}")).await, 403, "bad_signature").await;
+    assert_eq!(app.used_today(&alice).await, 1);
+}
+
+async fn ops_that_change_nothing_serve_the_original(backend: Backend) {
+    let app = spawn(backend).await;
+    let jpeg = halves_jpeg(100, 50);
+    let (alice, id) = setup(&app, jpeg.clone()).await;
+    for path in [format!("/i/{id}/"), format!("/i/{id}/dpr_2"), format!("/i/{id}/bg_ffffff")] {
+        let res = app.get(&app.signed(&alice, &path)).await;
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.headers().get("x-cache").is_none(), "{path} is the original, not a variant");
+        assert_eq!(res.bytes().await.unwrap().as_ref(), jpeg.as_slice(), "{path}");
+    }
+    assert_eq!(app.used_today(&alice).await, 0, "originals are free");
+    // `bg_` on an image without alpha and without padding makes no variant of its own.
+    let plain = app.variant(&alice, &id, "w_50").await.headers()["etag"].clone();
+    let with_bg = app.variant(&alice, &id, "w_50,bg_ff0000").await;
+    assert_eq!(
+        (with_bg.headers()["etag"].clone(), with_bg.headers()["x-cache"].to_str().unwrap()),
+        (plain, "hit-memory")
+    );
+    assert_eq!(app.used_today(&alice).await, 1);
+    // The owner API signs the canonical path of what is left.
+    let body = json!({"ops": "bg_ffffff,fmt_jpeg,w_30"});
+    let signed: Value =
+        app.post_json(&format!("/v1/images/{id}/url"), Some(&alice.token), &body).await.json().await.unwrap();
+    assert!(signed["url"].as_str().unwrap().starts_with(&format!("/i/{id}/w_30,fmt_jpeg?sig=")), "{signed}");
+    let body = json!({"ops": "dpr_2"});
+    let signed: Value =
+        app.post_json(&format!("/v1/images/{id}/url"), Some(&alice.token), &body).await.json().await.unwrap();
+    assert!(signed["url"].as_str().unwrap().starts_with(&format!("/i/{id}?sig=")), "{signed}");
+    // With padding, or alpha flattened into JPEG, `bg_` does change the output.
+    let padded = app.variant(&alice, &id, "w_50,h_50,fit_contain,bg_ff0000").await.headers()["etag"].clone();
+    let white = app.variant(&alice, &id, "w_50,h_50,fit_contain").await.headers()["etag"].clone();
+    assert_ne!(padded, white);
 }
 
 /// Decoders never take the server down: a corrupt original is a 422 and the quota is refunded.

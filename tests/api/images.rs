@@ -264,3 +264,46 @@ fn assert_413_or_cut_off(res: reqwest::Result<reqwest::Response>) {
 }
 
 crate::for_backends!([Sqlite, Postgres, PostgresS3] byte_limit_is_enforced);
+
+/// Every JSON body is checked field by field: types, ranges, names, nothing unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_are_strict() {
+    let app = spawn(Backend::Sqlite).await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, halves_jpeg(100, 50)).await["id"].as_str().unwrap().to_owned();
+    let url = format!("/v1/images/{id}/url");
+    for body in [
+        serde_json::json!({"ops": "w_10", "expires_in": 0}),
+        serde_json::json!({"ops": "w_10", "expires_in": -1}),
+        serde_json::json!({"ops": "w_10", "expires_in": 1.5}),
+        serde_json::json!({"ops": "w_10", "expires_in": "60"}),
+        serde_json::json!({"ops": "w_10", "expires_in": 400_000_000}),
+        serde_json::json!({"ops": "w_10", "expiry": 60}),
+        serde_json::json!({"ops": 10}),
+    ] {
+        let message = assert_error(app.post_json(&url, Some(&alice.token), &body).await, 400, "invalid_request").await;
+        assert!(
+            message.contains("expires_in") || message.contains("expiry") || message.contains("ops"),
+            "{body}: {message}"
+        );
+    }
+    let ok: Value = app
+        .post_json(&url, Some(&alice.token), &serde_json::json!({"ops": "w_10", "expires_in": 1}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(ok["expires_at"].is_string(), "{ok}");
+    let transform = format!("/v1/images/{id}/transform");
+    for format in ["webp,blur_100", "jpeg,w_5", "auto", "tiff"] {
+        let body = serde_json::json!({"transformations": {"format": format}});
+        let message =
+            assert_error(app.post_json(&transform, Some(&alice.token), &body).await, 400, "invalid_request").await;
+        assert!(message.contains(format), "{message}");
+    }
+    let body = serde_json::json!({"transformations": {"resize": {"width": 10}}, "extra": true});
+    assert_error(app.post_json(&transform, Some(&alice.token), &body).await, 400, "invalid_request").await;
+    let body = serde_json::json!({"username": "bob", "password": "password123", "admin": true});
+    assert_error(app.post_json("/v1/auth/register", None, &body).await, 400, "invalid_request").await;
+    assert_eq!(app.used_today(&alice).await, 0);
+}

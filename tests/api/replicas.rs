@@ -88,3 +88,31 @@ async fn deletes_and_key_rotations_reach_the_other_replica_within_the_bound() {
     let new_key = hex::decode(rotated["key"].as_str().unwrap()).unwrap();
     assert_eq!(b.get(&sign(&new_key, &format!("/i/{kept}/w_20"), None)).await.status(), 200);
 }
+
+/// A URL remembered late, with records read before a key rotation on another replica, is not
+/// answered past the bound counted from the rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_urls_expire_with_the_records_they_were_checked_with() {
+    let env = Arc::new(Env::new(Backend::Postgres).await);
+    let mut config = env.config();
+    config.auth.lookup_ttl = Duration::from_secs(2);
+    let clock = crate::harness::noon();
+    let a = spawn_on(Arc::clone(&env), config.clone(), clock.clone()).await;
+    let b = spawn_on(env, config, clock).await;
+    let alice = a.register("alice").await;
+    let id = a.upload(&alice, halves_jpeg(60, 40)).await["id"].as_str().unwrap().to_owned();
+    let t0 = tokio::time::Instant::now();
+    // B reads the image and the owner's key.
+    assert_eq!(b.variant(&alice, &id, "w_20").await.status(), 200);
+    tokio::time::sleep_until(t0 + Duration::from_millis(500)).await;
+    let res = a.client.post(a.url("/v1/me/signing-key/rotate")).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Still within the bound, B checks a new URL with the key it read before the rotation and
+    // remembers it.
+    tokio::time::sleep_until(t0 + Duration::from_millis(1000)).await;
+    assert_eq!(b.variant(&alice, &id, "w_21").await.status(), 200);
+    assert_eq!(b.variant(&alice, &id, "w_21").await.headers()["x-cache"], "hit-memory");
+    // Past the bound counted from the rotation (t0 + 0.5 s + 2 s), the old key opens nothing.
+    tokio::time::sleep_until(t0 + Duration::from_millis(2700)).await;
+    assert_error(b.variant(&alice, &id, "w_21").await, 403, "bad_signature").await;
+}

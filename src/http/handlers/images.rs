@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 use crate::clock::rfc3339;
 use crate::db::{ImageRecord, OwnerKey};
 use crate::error::Error;
+use crate::format::ImageFormat;
 use crate::http::body::Body;
 use crate::http::request;
 use crate::http::request::Params;
@@ -85,14 +86,16 @@ pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
-    // Checks the crop and watermark against this image.
-    state.delivery.spec(record.clone(), &key, ops.clone(), None).await?;
+    // Checks the crop and watermark against this image, and drops what changes nothing.
+    let spec = state.delivery.spec(record, &key, ops, None).await?;
     let exp = match body.expires_in {
-        Some(0) | None => None,
-        Some(secs) if secs <= MAX_EXPIRES_IN => Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0)),
-        Some(_) => return Err(Error::InvalidRequest(format!("expires_in must be at most {MAX_EXPIRES_IN} seconds"))),
+        None => None,
+        Some(secs @ 1..=MAX_EXPIRES_IN) => Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0)),
+        Some(_) => {
+            return Err(Error::InvalidRequest(format!("expires_in must be an integer from 1 to {MAX_EXPIRES_IN}")))
+        }
     };
-    let url = key.signing_key.signed_url(&variant_path(&record, &ops), exp);
+    let url = key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), exp);
     let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
     Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
 }
@@ -105,18 +108,16 @@ pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
-    let spec = state.delivery.spec(record.clone(), &key, ops.clone(), None).await?;
+    let spec = state.delivery.spec(record, &key, ops, None).await?;
+    let url = key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), None);
+    let image = &spec.image;
+    if spec.ops.is_identity() {
+        let (width, height, format, size_bytes) = (image.width, image.height, image.format.as_str(), image.size_bytes);
+        return Ok(json(StatusCode::OK, &Transformed { url, width, height, format, size_bytes }));
+    }
     let (variant, _tier) = state.delivery.variant(&spec).await?;
-    Ok(json(
-        StatusCode::OK,
-        &Transformed {
-            url: key.signing_key.signed_url(&variant_path(&record, &ops), None),
-            width: variant.width,
-            height: variant.height,
-            format: variant.format.as_str(),
-            size_bytes: variant.bytes.len() as u64,
-        },
-    ))
+    let (width, height, format) = (variant.width, variant.height, variant.format.as_str());
+    Ok(json(StatusCode::OK, &Transformed { url, width, height, format, size_bytes: variant.bytes.len() as u64 }))
 }
 
 /// `GET /v1/images/{id}/download`: 302 to a presigned store URL, or to a short-lived signed
@@ -144,8 +145,10 @@ fn variant_path(image: &ImageRecord, ops: &Ops) -> String {
     }
 }
 
+/// The owner's current key and plan, read from the database (not the lookup cache): URLs are
+/// signed with the key a rotation on any replica just set.
 async fn owner_key(state: &AppState, owner: &UserId) -> Result<OwnerKey, Error> {
-    Ok(state.parts.lookups.owner(owner).await?.ok_or(AuthError::InvalidToken)?)
+    Ok(state.parts.db.owner_key(owner).await?.ok_or(AuthError::InvalidToken)?)
 }
 
 /// Body of `POST /v1/images/{id}/transform`.
@@ -231,7 +234,13 @@ impl Transformations {
             }
         }
         tokens.extend(self.quality.map(|q| format!("q_{q}")));
-        tokens.extend(self.format.as_ref().map(|f| format!("fmt_{}", f.to_ascii_lowercase())));
+        if let Some(name) = &self.format {
+            // A format name, nothing else: the value is not spliced into the ops unchecked.
+            let format: ImageFormat = name.to_ascii_lowercase().parse().map_err(|()| {
+                Error::InvalidRequest(format!("format `{name}` is not one of jpeg, png, webp, avif, gif"))
+            })?;
+            tokens.push(format!("fmt_{format}"));
+        }
         Ok(tokens.join(","))
     }
 }
@@ -258,6 +267,18 @@ mod tests {
         let ops = t.to_ops().unwrap();
         assert_eq!(ops, "crop_1:2:30:40,rot_90,flip_v,flip_h,w_300,h_200,blur_1.5,gray,q_70,fmt_webp");
         transform::parse(&ops, 8192).unwrap();
+    }
+
+    #[test]
+    fn format_takes_only_a_format_name() {
+        let ops = |format: &str| {
+            let t: Transformations = serde_json::from_value(serde_json::json!({"format": format})).unwrap();
+            t.to_ops()
+        };
+        assert_eq!(ops("jpg").unwrap(), "fmt_jpeg");
+        for injected in ["webp,blur_100", "jpeg,w_5", "auto", "", "bmp"] {
+            assert!(ops(injected).is_err(), "{injected}");
+        }
     }
 
     #[test]
