@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
+use crate::auth::limits::Guard;
 use crate::auth::JwtKeys;
 use crate::cache::{Lookups, MemoryCache};
 use crate::clock::Clock;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub library: Library,
     /// `/i` answers.
     pub delivery: Delivery,
+    /// Limits on failed logins and registrations.
+    pub guard: Guard,
 }
 
 impl AppState {
@@ -95,7 +98,8 @@ impl App {
             keys: BlobKeys::new(&config.storage),
             lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, config.cache.url_memo_bytes),
             memory: MemoryCache::new(config.cache.memory_bytes),
-            workers: WorkerPool::new(config.transform.workers, config.transform.queue, config.transform.timeout),
+            workers: WorkerPool::new(config.transform.workers, config.transform.queue),
+            hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
             quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
             jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),
             metrics: Arc::new(Metrics::new(router::labels())),
@@ -104,15 +108,20 @@ impl App {
             store,
             clock,
         };
-        let library = Library::new(parts.clone());
-        let settings =
-            DeliverySettings { avif_speed: config.transform.avif_speed, store_variants: config.cache.store_variants };
+        let library = Library::new(parts.clone(), config.transform.timeout);
+        let settings = DeliverySettings {
+            avif_speed: config.transform.avif_speed,
+            store_variants: config.cache.store_variants,
+            timeout: config.transform.timeout,
+        };
         let delivery = Delivery::new(parts.clone(), settings);
         let addr = SocketAddr::new(config.server.host, config.server.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Io { what: format!("cannot bind {addr}"), source })?;
-        Ok(Self { listener, state: Arc::new(AppState { config, parts, library, delivery }) })
+        let auth = &config.auth;
+        let guard = Guard::new(auth.login_failures_per_user, auth.login_failures_per_ip, auth.registrations_per_ip);
+        Ok(Self { listener, state: Arc::new(AppState { config, parts, library, delivery, guard }) })
     }
 
     /// The bound address (the real port when configured with 0).

@@ -1,6 +1,7 @@
 //! Who is asking: owner passwords, JWTs for the API, HMAC signatures for `/i` URLs.
 
 pub mod jwt;
+pub mod limits;
 pub mod password;
 pub mod signature;
 
@@ -28,4 +29,10 @@ pub enum AuthError {
     /// The signature matches but its `exp` has passed.
     #[error("signature expired")]
     SignatureExpired,
+    /// Too many failed logins (or registrations) for this username or client address.
+    #[error("too many attempts; retry in {retry_after} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
 }

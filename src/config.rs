@@ -25,6 +25,11 @@ const DEFAULTS: &str = include_str!("config/defaults.toml");
 pub const ENV: &[(&str, &str)] = &[
     ("HOST", "server.host"),
     ("PORT", "server.port"),
+    ("HEADER_TIMEOUT_SECS", "server.header_read_timeout_secs"),
+    ("IDLE_TIMEOUT_SECS", "server.idle_timeout_secs"),
+    ("BODY_TIMEOUT_SECS", "server.body_timeout_secs"),
+    ("MAX_CONNECTIONS", "server.max_connections"),
+    ("TRUSTED_PROXIES", "server.trusted_proxies"),
     ("SHUTDOWN_GRACE_SECS", "server.shutdown_grace_secs"),
     ("DATABASE_URL", "database.url"),
     ("DATABASE_POOL_SIZE", "database.pool_size"),
@@ -38,8 +43,14 @@ pub const ENV: &[(&str, &str)] = &[
     ("JWT_SECRET", "auth.jwt_secret"),
     ("JWT_TTL_SECS", "auth.jwt_ttl_secs"),
     ("LOOKUP_TTL_SECS", "auth.lookup_ttl_secs"),
+    ("HASH_WORKERS", "auth.hash_workers"),
+    ("LOGIN_FAILURES_PER_USER", "auth.login_failures_per_user"),
+    ("LOGIN_FAILURES_PER_IP", "auth.login_failures_per_ip"),
+    ("REGISTRATIONS_PER_IP", "auth.registrations_per_ip"),
     ("MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
     ("MAX_PIXELS", "limits.max_pixels"),
+    ("MAX_DECODE_MB", "limits.max_decode_mb"),
+    ("DECODE_BUDGET_MB", "limits.decode_budget_mb"),
     ("TRANSFORM_WORKERS", "transform.workers"),
     ("TRANSFORM_QUEUE", "transform.queue"),
     ("TRANSFORM_TIMEOUT_SECS", "transform.timeout_secs"),
@@ -80,6 +91,12 @@ sections! {
         port: u16,
         #[serde(rename = "header_read_timeout_secs", deserialize_with = "secs")]
         header_read_timeout: Duration,
+        #[serde(rename = "idle_timeout_secs", deserialize_with = "secs")]
+        idle_timeout: Duration,
+        #[serde(rename = "body_timeout_secs", deserialize_with = "secs")]
+        body_timeout: Duration,
+        max_connections: usize,
+        trusted_proxies: Vec<crate::http::client::Cidr>,
         #[serde(rename = "shutdown_grace_secs", deserialize_with = "secs")]
         shutdown_grace: Duration,
         max_json_bytes: usize,
@@ -124,12 +141,21 @@ sections! {
         jwt_ttl: Duration,
         #[serde(rename = "lookup_ttl_secs", deserialize_with = "secs")]
         lookup_ttl: Duration,
+        hash_workers: usize,
+        hash_queue: usize,
+        login_failures_per_user: u32,
+        login_failures_per_ip: u32,
+        registrations_per_ip: u32,
     }
     /// `[limits]` on uploads and transforms.
     Limits {
         max_upload_bytes: u64,
         max_pixels: u64,
         max_dimension: u32,
+        #[serde(rename = "max_decode_mb", deserialize_with = "mebibytes")]
+        max_decode_bytes: u64,
+        #[serde(rename = "decode_budget_mb", deserialize_with = "mebibytes")]
+        decode_budget_bytes: u64,
     }
     /// `[transform]`: the worker pool; 0 workers in the file means one per core.
     TransformConfig {
@@ -245,6 +271,10 @@ impl Config {
             let value = match at.get(last) {
                 Some(Value::Integer(_)) => raw.trim().parse().map(Value::Integer).ok(),
                 Some(Value::Boolean(_)) => boolean(&raw).map(Value::Boolean),
+                Some(Value::Array(_)) => {
+                    let items = raw.split(',').map(str::trim).filter(|item| !item.is_empty());
+                    Some(Value::Array(items.map(|item| Value::String(item.to_owned())).collect()))
+                }
                 _ => Some(Value::String(raw.clone())),
             };
             at.insert(last.to_owned(), value.ok_or_else(|| invalid(name, format!("`{raw}` is not valid here")))?);
@@ -289,6 +319,15 @@ impl Config {
             ("limits.max_dimension", (1..=65_535).contains(&self.limits.max_dimension)),
             ("transform.timeout_secs (TRANSFORM_TIMEOUT_SECS)", !self.transform.timeout.is_zero()),
             ("transform.avif_speed", (1..=10).contains(&self.transform.avif_speed)),
+            ("server.max_connections (MAX_CONNECTIONS)", self.server.max_connections >= 1),
+            ("server.header_read_timeout_secs (HEADER_TIMEOUT_SECS)", !self.server.header_read_timeout.is_zero()),
+            ("server.body_timeout_secs (BODY_TIMEOUT_SECS)", !self.server.body_timeout.is_zero()),
+            ("auth.hash_workers (HASH_WORKERS)", self.auth.hash_workers >= 1),
+            ("limits.max_decode_mb (MAX_DECODE_MB)", self.limits.max_decode_bytes > 0),
+            (
+                "limits.decode_budget_mb (at least max_decode_mb)",
+                self.limits.decode_budget_bytes >= self.limits.max_decode_bytes,
+            ),
         ] {
             if !ok {
                 return Err(invalid(name, "is not valid (see config.toml)"));

@@ -121,6 +121,8 @@ pub struct DeliverySettings {
     pub avif_speed: u8,
     /// Whether variants are written to the store.
     pub store_variants: bool,
+    /// Longest a request waits for a transform (which itself runs to its end).
+    pub timeout: std::time::Duration,
 }
 
 /// Authorisation, cache policy and variant production for `/i`.

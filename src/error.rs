@@ -91,6 +91,7 @@ impl Error {
         match self {
             Self::Shared(e) => e.status(),
             Self::InvalidRequest(_) | Self::InvalidTransform(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::TooManyAttempts { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Auth(AuthError::BadSignature | AuthError::SignatureExpired) | Self::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -126,6 +127,7 @@ impl Error {
             Self::InvalidTransform(_) => "invalid_transform",
             Self::Auth(AuthError::BadSignature) => "bad_signature",
             Self::Auth(AuthError::SignatureExpired) => "signature_expired",
+            Self::Auth(AuthError::TooManyAttempts { .. }) => "too_many_requests",
             Self::Auth(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -169,6 +171,7 @@ impl Error {
         match self {
             Self::Shared(e) => e.retry_after(),
             Self::Quota(QuotaError::Exceeded { retry_after, .. }) => Some(*retry_after),
+            Self::Auth(AuthError::TooManyAttempts { retry_after }) => Some(*retry_after),
             Self::Overloaded { retry_after, .. } => Some(*retry_after),
             Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,

@@ -2,6 +2,7 @@
 //! the request id, counts metrics, logs and renders errors.
 
 pub mod body;
+pub mod client;
 pub mod handlers;
 pub mod request;
 pub mod response;
@@ -51,7 +52,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(client::Peer(peer));
             let state = Arc::clone(&state);
             async move { Ok::<_, Infallible>(handle(state, req).await) }
         });

@@ -7,6 +7,8 @@
 
 pub mod upload;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 pub use self::upload::{Inspected, UploadError};
@@ -19,12 +21,13 @@ use crate::parts::Parts;
 #[derive(Clone)]
 pub struct Library {
     parts: Parts,
+    check_timeout: Duration,
 }
 
 impl Library {
-    /// A library over the given parts.
-    pub fn new(parts: Parts) -> Self {
-        Self { parts }
+    /// A library over the given parts; an upload waits at most `check_timeout` for its check.
+    pub fn new(parts: Parts, check_timeout: Duration) -> Self {
+        Self { parts, check_timeout }
     }
 
     /// Validates and stores an upload for `owner`.
@@ -41,7 +44,7 @@ impl Library {
         let p = &self.parts;
         upload::check_header(&bytes, &p.limits)?;
         let (limits, data) = (p.limits.clone(), bytes.clone());
-        let inspected = p.workers.run(move || upload::inspect(&data, &limits)).await??;
+        let inspected = p.workers.run_within(self.check_timeout, move || upload::inspect(&data, &limits)).await??;
         let record = ImageRecord {
             id: ImageId::generate(),
             owner: owner.clone(),

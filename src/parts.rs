@@ -27,8 +27,10 @@ pub struct Parts {
     pub lookups: Lookups,
     /// In-memory variant cache.
     pub memory: MemoryCache,
-    /// CPU workers (transforms, upload checks).
+    /// CPU workers for transforms and upload checks.
     pub workers: WorkerPool,
+    /// CPU workers for password hashing, apart so a login flood cannot starve transforms.
+    pub hashing: WorkerPool,
     /// Daily transform quota.
     pub quota: Quota,
     /// Owner tokens.

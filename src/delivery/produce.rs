@@ -1,5 +1,9 @@
 //! Making a variant on a miss in both caches: charge the quota, transform on the worker pool,
 //! keep the result in the store and in memory, give the charge back if the work fails.
+//!
+//! The work runs as a flight of its own, to its end, whoever is still waiting: a request that
+//! waits longer than the transform timeout answers 503, but the transform is not thrown away
+//! and not started again. Requests meanwhile join it; the result is stored and charged once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +19,16 @@ use crate::workers::PoolError;
 
 impl Delivery {
     /// Runs (or joins) the transform for `spec`: one run and one charge per variant at a time.
+    /// Waits at most the transform timeout for it.
     pub(super) async fn produce(&self, spec: &VariantSpec) -> Result<Arc<Variant>, Error> {
         let this = self.clone();
         let job = spec.clone();
-        let (result, _leader) =
-            self.flights.run(spec.key, move || async move { this.make(&job).await.map_err(Arc::new) }).await;
+        let flight = self.flights.run(spec.key, move || async move { this.make(&job).await.map_err(Arc::new) });
         self.parts.metrics.cache(Tier::Miss);
+        let Ok((result, _leader)) = tokio::time::timeout(self.settings.timeout, flight).await else {
+            self.parts.metrics.overloaded();
+            return Err(Error::Overloaded { reason: "the image is still being made; retry shortly", retry_after: 5 });
+        };
         match result {
             Some(Ok(variant)) => Ok(variant),
             Some(Err(e)) => Err(Error::Shared(e)),

@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn avif_is_refused_as_unsupported() {
-        let limits = Limits { max_upload_bytes: 1 << 20, max_pixels: 1 << 20, max_dimension: 8192 };
+        let limits = crate::config::Config::embedded("/tmp").limits;
         assert_eq!(check_header(b"\0\0\0\x1cftypavif\0\0\0\0", &limits), Err(UploadError::Unsupported));
     }
 }

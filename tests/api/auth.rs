@@ -180,3 +180,101 @@ async fn signing_key_rotation_stops_old_urls(backend: Backend) {
     let new_key = hex::decode(rotated["key"].as_str().unwrap()).unwrap();
     assert_eq!(app.get(&crate::harness::sign(&new_key, &path, None)).await.status(), 200);
 }
+
+async fn failed_logins_are_limited_per_username(backend: Backend) {
+    let app = spawn(backend).await;
+    app.register("alice").await;
+    app.register("bob").await;
+    let login = |username: &'static str, password: &'static str| {
+        let app = &app;
+        async move { app.post_json("/v1/auth/login", None, &json!({"username": username, "password": password})).await }
+    };
+    for _ in 0..10 {
+        assert_error(login("alice", "wrong-password").await, 401, "unauthorized").await;
+    }
+    // The eleventh attempt is refused before the password is checked, even the right one.
+    for password in ["wrong-password", "password123"] {
+        let res = login("ALICE", password).await;
+        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_error(res, 429, "too_many_requests").await;
+    }
+    assert_eq!(login("bob", "password123").await.status(), 200, "other usernames are not locked");
+}
+
+crate::for_backends!([Sqlite, Postgres] failed_logins_are_limited_per_username);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_and_registrations_are_limited_per_client_address() {
+    let app = crate::harness::spawn_with(Backend::Sqlite, |c| {
+        c.auth.login_failures_per_ip = 5;
+        c.auth.registrations_per_ip = 3;
+        c.server.trusted_proxies = vec!["127.0.0.0/8".to_owned().try_into().unwrap()];
+    })
+    .await;
+    let attempt = |from: &'static str, path: &'static str, username: String| {
+        let app = &app;
+        async move {
+            let body = json!({"username": username, "password": "password123"});
+            app.client.post(app.url(path)).header("x-forwarded-for", from).json(&body).send().await.unwrap()
+        }
+    };
+    for n in 0..5 {
+        let res = attempt("203.0.113.1", "/v1/auth/login", format!("nobody{n}")).await;
+        assert_error(res, 401, "unauthorized").await;
+    }
+    let res = attempt("203.0.113.1", "/v1/auth/login", "someone".into()).await;
+    assert_error(res, 429, "too_many_requests").await;
+    // Another client behind the same trusted proxy is counted apart.
+    assert_eq!(attempt("203.0.113.2", "/v1/auth/login", "nobody0".into()).await.status(), 401);
+    // Registrations: three an hour from one address.
+    for n in 0..3 {
+        assert_eq!(attempt("198.51.100.9", "/v1/auth/register", format!("new{n}")).await.status(), 201);
+    }
+    assert_error(attempt("198.51.100.9", "/v1/auth/register", "new3".into()).await, 429, "too_many_requests").await;
+    assert_eq!(attempt("198.51.100.10", "/v1/auth/register", "new4".into()).await.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = crate::harness::spawn_with(Backend::Sqlite, |c| c.auth.login_failures_per_ip = 3).await;
+    for n in 0..3 {
+        let body = json!({"username": format!("nobody{n}"), "password": "password123"});
+        let spoofed = format!("203.0.113.{n}");
+        let res = app.client.post(app.url("/v1/auth/login")).header("x-forwarded-for", spoofed).json(&body).send();
+        assert_eq!(res.await.unwrap().status(), 401);
+    }
+    let res = app.post_json("/v1/auth/login", None, &json!({"username": "x", "password": "password123"})).await;
+    assert_error(res, 429, "too_many_requests").await;
+}
+
+/// Password hashing has its own small pool: a flood of logins queues there, and a transform
+/// arriving meanwhile is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_does_not_starve_transforms() {
+    let app = std::sync::Arc::new(
+        crate::harness::spawn_with(Backend::Sqlite, |c| {
+            c.transform.queue = 2;
+            c.auth.login_failures_per_ip = 0;
+            c.auth.login_failures_per_user = 0;
+        })
+        .await,
+    );
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, crate::fixtures::halves_jpeg(300, 200)).await["id"].as_str().unwrap().to_owned();
+    let logins: Vec<_> = (0..60)
+        .map(|n| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move {
+                let body = json!({"username": "alice", "password": format!("wrong-{n}")});
+                app.post_json("/v1/auth/login", None, &body).await.status().as_u16()
+            })
+        })
+        .collect();
+    for w in [100, 120, 140] {
+        let res = app.variant(&alice, &id, &format!("w_{w}")).await;
+        assert_eq!(res.status(), 200, "a transform during the login flood");
+    }
+    let statuses: Vec<u16> = futures_util::future::join_all(logins).await.into_iter().map(Result::unwrap).collect();
+    assert!(statuses.iter().all(|s| [401, 503].contains(s)), "{statuses:?}");
+}

@@ -11,6 +11,7 @@ use crate::auth::{password, AuthError, SigningKey};
 use crate::db::{to_micros, DbError, NewUser, User};
 use crate::error::Error;
 use crate::http::body::Body;
+use crate::http::client::{client_ip, Peer};
 use crate::http::request;
 use crate::http::request::Params;
 use crate::http::response::json;
@@ -26,12 +27,14 @@ struct Credentials {
 
 /// `POST /v1/auth/register`.
 pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
+    let address = client_address(state, &req);
     let (parts, body) = req.into_parts();
     let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
+    state.guard.register(address)?;
     let secret = creds.password;
-    let hash = state.parts.workers.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
+    let hash = state.parts.hashing.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
     let user = NewUser {
         id: UserId::generate(),
         username: creds.username,
@@ -47,26 +50,38 @@ pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -
     session(state, StatusCode::CREATED, &user)
 }
 
-/// `POST /v1/auth/login`.
+/// `POST /v1/auth/login`: failures are counted per username and per client address, and past
+/// their limits the password is not even checked (429).
 pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
+    let address = client_address(state, &req);
     let (parts, body) = req.into_parts();
     let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    state.guard.may_log_in(&creds.username, address)?;
     let found = state.parts.db.user_by_username(&creds.username).await?;
     let secret = creds.password;
     let (user, ok) = match found {
         Some((user, hash)) => {
-            let ok = state.parts.workers.run(move || password::verify(&secret, &hash)).await?;
+            let ok = state.parts.hashing.run(move || password::verify(&secret, &hash)).await?;
             (Some(user), ok)
         }
         None => {
-            state.parts.workers.run(move || password::verify_dummy(&secret)).await?;
+            state.parts.hashing.run(move || password::verify_dummy(&secret)).await?;
             (None, false)
         }
     };
     match user {
         Some(user) if ok => session(state, StatusCode::OK, &user),
-        _ => Err(AuthError::BadCredentials.into()),
+        _ => {
+            state.guard.failed_login(&creds.username, address);
+            Err(AuthError::BadCredentials.into())
+        }
     }
+}
+
+/// The client's address, as the trusted proxies in front report it.
+fn client_address(state: &AppState, req: &Request<Incoming>) -> std::net::IpAddr {
+    let peer = req.extensions().get::<Peer>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+    client_ip(peer, req.headers(), &state.config.server.trusted_proxies)
 }
 
 /// `GET /v1/me`.

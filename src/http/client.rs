@@ -1,0 +1,115 @@
+//! Who the client is at the network level: the peer address, or — behind proxies we trust —
+//! the address the nearest trusted proxy saw, from `X-Forwarded-For`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+use serde::Deserialize;
+
+/// The TCP peer of a connection, put into every request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+/// An address block, `10.0.0.0/8`, `fd00::/8` or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` lies in this block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u128::from(net.to_bits()), 32, self.prefix) == masked(u128::from(ip.to_bits()), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(net.to_bits(), 128, self.prefix) == masked(ip.to_bits(), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, width: u8, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix)
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not an address or an address/prefix block");
+        let (net, prefix) = text.trim().split_once('/').map_or((text.trim(), None), |(n, p)| (n, Some(p)));
+        let net: IpAddr = net.parse().map_err(|_| bad())?;
+        let width = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => p.parse().ok().filter(|p| *p <= width).ok_or_else(bad)?,
+        };
+        Ok(Self { net, prefix })
+    }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left are
+/// whatever the client sent, and prove nothing).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|block| block.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return ip,
+            // A malformed entry was not written by a proxy we trust: stop at the last good one.
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(text: &str) -> Cidr {
+        Cidr::try_from(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn blocks_contain_their_addresses() {
+        assert!(cidr("10.0.0.0/8").contains("10.2.3.4".parse().unwrap()));
+        assert!(!cidr("10.0.0.0/8").contains("11.0.0.1".parse().unwrap()));
+        assert!(cidr("127.0.0.1").contains("127.0.0.1".parse().unwrap()));
+        assert!(!cidr("127.0.0.1").contains("127.0.0.2".parse().unwrap()));
+        assert!(cidr("0.0.0.0/0").contains("8.8.8.8".parse().unwrap()));
+        assert!(cidr("fd00::/8").contains("fd12::1".parse().unwrap()));
+        assert!(!cidr("fd00::/8").contains("10.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
+            assert!(Cidr::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = [cidr("10.0.0.0/8")];
+        assert_eq!(client_ip(proxy, &headers, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger, "spoofed header from a stranger");
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy, "no trusted proxies");
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+}
