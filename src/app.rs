@@ -35,6 +35,8 @@ pub struct AppState {
     pub delivery: Delivery,
     /// Limits on failed logins and registrations.
     pub guard: Guard,
+    /// Connection slots (`server.max_connections`).
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -121,7 +123,9 @@ impl App {
             .map_err(|source| StartupError::Io { what: format!("cannot bind {addr}"), source })?;
         let auth = &config.auth;
         let guard = Guard::new(auth.login_failures_per_user, auth.login_failures_per_ip, auth.registrations_per_ip);
-        Ok(Self { listener, state: Arc::new(AppState { config, parts, library, delivery, guard }) })
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.server.max_connections));
+        let state = AppState { config, parts, library, delivery, guard, connections };
+        Ok(Self { listener, state: Arc::new(state) })
     }
 
     /// The bound address (the real port when configured with 0).

@@ -43,6 +43,9 @@ pub enum Error {
     /// A unique value is taken (username).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The request body stopped arriving for longer than `server.body_timeout_secs`.
+    #[error("the request body stalled")]
+    RequestTimeout,
     /// The request body is larger than allowed.
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge {
@@ -100,6 +103,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Upload(UploadError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upload(UploadError::MissingFile(_)) => StatusCode::BAD_REQUEST,
             Self::Upload(UploadError::TooManyPixels { .. } | UploadError::Corrupt(_)) => {
@@ -134,6 +138,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Upload(UploadError::Unsupported) => "unsupported_media_type",
             Self::Upload(UploadError::MissingFile(_)) => "invalid_request",
             Self::Upload(_) => "unprocessable_image",

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod client;
+pub mod conn;
 pub mod handlers;
 pub mod request;
 pub mod response;
@@ -22,6 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use self::body::Body;
+use self::conn::{Activity, Deadlines, Guarded, Tracked};
 use self::router::ROUTES;
 use crate::app::AppState;
 use crate::error::Error;
@@ -29,15 +31,29 @@ use crate::telemetry;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Streams an HTTP/2 connection may have open at once.
+const H2_STREAMS: u32 = 64;
+
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish for at
-/// most `grace`.
+/// most `grace`. At most `server.max_connections` are served at once; more wait in the listen
+/// backlog.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
+    let server = &state.config.server;
+    let deadlines = Deadlines { header: server.header_read_timeout, idle: server.idle_timeout };
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.config.server.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // Head and idle deadlines are kept on the socket for every protocol (see `conn`); hyper's
+    // own HTTP/1 header timeout would also end idle keep-alive connections early.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(H2_STREAMS);
+    let slots = Arc::clone(&state.connections);
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -51,15 +67,19 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let open = state.parts.metrics.connection_opened();
+        let activity = Activity::default();
+        let io = TokioIo::new(Guarded::new(stream, deadlines, activity.clone()));
         let state = Arc::clone(&state);
         let service = service_fn(move |mut req: Request<Incoming>| {
+            let request = activity.start();
             req.extensions_mut().insert(client::Peer(peer));
             let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(state, req).await) }
+            async move { Ok::<_, Infallible>(handle(state, req).await.map(|body| Tracked::new(body, request))) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
+            let _slot = (slot, open);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }

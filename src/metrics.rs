@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::Tier;
@@ -60,6 +61,7 @@ pub struct Metrics {
     quota_rejections: AtomicU64,
     overloaded: AtomicU64,
     in_flight: AtomicU64,
+    connections: AtomicU64,
 }
 
 /// Gauges read at render time.
@@ -87,7 +89,19 @@ impl Metrics {
             quota_rejections: AtomicU64::default(),
             overloaded: AtomicU64::default(),
             in_flight: AtomicU64::default(),
+            connections: AtomicU64::default(),
         }
+    }
+
+    /// Counts a connection as open until the returned guard is dropped.
+    pub fn connection_opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(Arc::clone(self))
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Counts a request as in flight until the returned guard is dropped.
@@ -194,6 +208,7 @@ impl Metrics {
         }
         let gauges = [
             ("imgedge_http_requests_in_flight", "Requests being answered now.", self.in_flight.load(Ordering::Relaxed)),
+            ("imgedge_http_connections", "Connections being served.", self.connections.load(Ordering::Relaxed)),
             ("imgedge_transform_queue_depth", "Transforms waiting for a worker.", gauges.queue_depth as u64),
             ("imgedge_transforms_running", "Transforms running now.", gauges.transforms_running as u64),
             ("imgedge_memory_cache_bytes", "Bytes held by the in-memory variant cache.", gauges.memory_cache_bytes),
@@ -202,6 +217,15 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         out
+    }
+}
+
+/// An open connection; counted down when dropped.
+pub struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,11 +1,14 @@
 //! Reading requests: path parameters, JSON bodies and uploads within their byte limits, bearer
 //! tokens, queries.
 
+use std::io;
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
-use http_body_util::{BodyExt, BodyStream, Limited};
+use http_body_util::BodyStream;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
@@ -30,21 +33,18 @@ impl<'a> Params<'a> {
     }
 }
 
-/// Reads a JSON body of at most `limit` bytes.
+/// Reads a JSON body of at most `limit` bytes, each chunk arriving within `stall`.
 ///
 /// # Errors
-/// 413 over the limit, 400 for malformed JSON (the message names the field).
-pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<T, Error> {
-    if declared_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(Error::PayloadTooLarge { limit: limit as u64 });
-    }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(Error::PayloadTooLarge { limit: limit as u64 })
-        }
-        Err(_) => return Err(Error::InvalidRequest("could not read the request body".into())),
-    };
+/// 413 over the limit, 408 when the body stalls, 400 for malformed JSON (the message names the
+/// field).
+pub async fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+    stall: Duration,
+) -> Result<T, Error> {
+    let bytes = collect(headers, body, limit as u64, stall).await?;
     if bytes.is_empty() {
         return Err(Error::InvalidRequest("a JSON body is required".into()));
     }
@@ -61,45 +61,24 @@ pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, limi
 }
 
 /// Reads an upload: the `file` field of a `multipart/form-data` body, or the raw body. The
-/// limit is enforced while the bytes arrive; nothing over it is kept.
+/// limit is enforced while the bytes arrive; nothing over it is kept. Each chunk must arrive
+/// within `stall`.
 ///
 /// # Errors
-/// 413 over the limit, 400 for a malformed multipart body or a missing `file` field.
-pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, Error> {
-    let too_large = || Error::PayloadTooLarge { limit };
+/// 413 over the limit, 408 when the body stalls, 400 for a malformed multipart body or a
+/// missing `file` field.
+pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Error> {
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let is_multipart = content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data");
     if !is_multipart {
-        let declared = declared_length(headers);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        // One allocation of the announced size instead of doubling up to it.
-        let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
-        let mut frames = BodyStream::new(body);
-        while let Some(frame) = frames.next().await {
-            let frame = frame.map_err(|_| Error::InvalidRequest("could not read the request body".into()))?;
-            if let Ok(data) = frame.into_data() {
-                if (buf.len() + data.len()) as u64 > limit {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-        return Ok(buf.freeze());
+        return collect(headers, body, limit, stall).await;
     }
     let boundary = multer::parse_boundary(content_type)
         .map_err(|_| Error::InvalidRequest("multipart body without a boundary".into()))?;
     // The whole body may carry a little more than the file: field headers and boundaries.
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().per_field(limit).whole_stream(limit.saturating_add(64 * 1024)));
-    let stream = BodyStream::new(body).filter_map(|frame| async move {
-        match frame {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(e)),
-        }
-    });
-    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut multipart = multer::Multipart::with_constraints(chunks(body, stall), boundary, constraints);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -113,11 +92,58 @@ pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<B
         let mut buf = BytesMut::new();
         while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
             if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
+                return Err(Error::PayloadTooLarge { limit });
             }
             buf.extend_from_slice(&chunk);
         }
         return Ok(buf.freeze());
+    }
+}
+
+/// The whole body, at most `limit` bytes.
+async fn collect(headers: &HeaderMap, body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Error> {
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    // One allocation of the announced size instead of doubling up to it.
+    let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    let mut chunks = std::pin::pin!(chunks(body, stall));
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| body_error(&e))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(Error::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The data of `body`, chunk by chunk; a chunk that does not come within `stall` ends the
+/// stream with a `TimedOut` error.
+fn chunks(body: Incoming, stall: Duration) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
+    futures_util::stream::unfold(Some(BodyStream::new(body)), move |frames| async move {
+        let mut frames = frames?;
+        loop {
+            match tokio::time::timeout(stall, frames.next()).await {
+                Err(_) => return Some((Err(io::Error::new(io::ErrorKind::TimedOut, "request body stalled")), None)),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some((Err(io::Error::other(e)), None)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(frames)));
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn body_error(e: &io::Error) -> Error {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Error::RequestTimeout
+    } else {
+        Error::InvalidRequest("could not read the request body".into())
     }
 }
 
@@ -126,6 +152,10 @@ fn multipart_error(e: multer::Error, limit: u64) -> Error {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
             Error::PayloadTooLarge { limit }
         }
+        multer::Error::StreamReadFailed(cause) => match cause.downcast_ref::<io::Error>() {
+            Some(io) => body_error(io),
+            None => Error::InvalidRequest("could not read the request body".into()),
+        },
         other => Error::InvalidRequest(format!("malformed multipart body: {other}")),
     }
 }

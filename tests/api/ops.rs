@@ -195,3 +195,146 @@ async fn slow_request_heads_are_cut_off() {
     // A complete request on a new connection still works.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+/// Reads one HTTP/1 response (head and `Content-Length` body) from `stream`; `None` when the
+/// connection is closed first.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0usize);
+            if got.len() >= end + 4 + len {
+                return Some(String::from_utf8_lossy(&got[..end + 4 + len]).to_string());
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// True once the server has closed `stream` (EOF or a reset), within `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut byte)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// 2,000 sockets that send nothing, half an HTTP/2 preface or half an HTTP/1 head are all cut
+/// at the header timeout, and a normal request meanwhile is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_open_sockets_are_cut_at_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Backend::Sqlite, |c| c.server.header_read_timeout = Duration::from_secs(2)).await;
+    let mut sockets = Vec::new();
+    for n in 0..2000 {
+        let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let greeting: &[u8] = match n % 3 {
+            0 => b"",
+            1 => b"PRI * HTTP/2.0\r\n",
+            _ => b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        };
+        socket.write_all(greeting).await.unwrap();
+        sockets.push(socket);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(app.get("/healthz").await.status(), 200, "served while 2,000 sockets hang");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered before the hanging sockets were cut");
+    let cut = futures_util::future::join_all(sockets.iter_mut().map(|s| closed_within(s, Duration::from_secs(10))));
+    let cut = cut.await;
+    assert!(cut.iter().all(|c| *c), "{} of 2000 sockets still open", cut.iter().filter(|c| !**c).count());
+    // What is left is at most the test client's own keep-alive connection.
+    let metrics = std::sync::Arc::clone(&app.state.parts.metrics);
+    crate::harness::wait_until("the cut connections are released", || metrics.connections() <= 1).await;
+}
+
+/// A keep-alive connection may wait `idle_timeout` for its next request — longer than the
+/// header timeout, which only runs once a head starts — and is then closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_close_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.server.header_read_timeout = Duration::from_millis(500);
+        c.server.idle_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    socket.write_all(request).await.unwrap();
+    assert!(read_response(&mut socket).await.unwrap().starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    socket.write_all(request).await.unwrap();
+    assert!(
+        read_response(&mut socket).await.unwrap().starts_with("HTTP/1.1 200"),
+        "still open past the header timeout"
+    );
+    assert!(closed_within(&mut socket, Duration::from_secs(5)).await, "closed once idle for the idle timeout");
+}
+
+/// A request body that stops arriving is answered 408, for JSON, raw and multipart bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_body_is_408() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Backend::Sqlite, |c| c.server.body_timeout = Duration::from_millis(500)).await;
+    let alice = app.register("alice").await;
+    let heads = [
+        "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user".to_owned(),
+        format!(
+            "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 5000\r\n\r\n\u{0089}PNG",
+            alice.token
+        ),
+        format!(
+            "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 5000\r\n\r\n\
+             --XX\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+            alice.token
+        ),
+    ];
+    for head in heads {
+        let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), read_response(&mut socket)).await.unwrap().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"request_timeout\""), "{answer}");
+    }
+    assert!(app.stored_keys("originals/").await.is_empty());
+}
+
+/// Beyond `max_connections`, connections wait in the backlog until one ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_their_turn() {
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.server.max_connections = 3;
+        c.server.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    let metrics = std::sync::Arc::clone(&app.state.parts.metrics);
+    crate::harness::wait_until("three connections are served", || metrics.connections() == 3).await;
+    let waiting = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/healthz"));
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metrics.connections(), 3, "the fourth waits");
+    assert!(!waiting.is_finished());
+    // The silent ones are cut at the header timeout, and the fourth is served.
+    assert_eq!(waiting.await.unwrap().unwrap(), 200);
+}

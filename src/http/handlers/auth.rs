@@ -29,7 +29,9 @@ struct Credentials {
 pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let address = client_address(state, &req);
     let (parts, body) = req.into_parts();
-    let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let creds: Credentials =
+        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
+            .await?;
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
     state.guard.register(address)?;
@@ -55,7 +57,9 @@ pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -
 pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let address = client_address(state, &req);
     let (parts, body) = req.into_parts();
-    let creds: Credentials = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let creds: Credentials =
+        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
+            .await?;
     state.guard.may_log_in(&creds.username, address)?;
     let found = state.parts.db.user_by_username(&creds.username).await?;
     let secret = creds.password;

@@ -26,7 +26,9 @@ const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
-    let bytes = request::upload(&parts.headers, body, state.config.limits.max_upload_bytes).await?;
+    let bytes =
+        request::upload(&parts.headers, body, state.config.limits.max_upload_bytes, state.config.server.body_timeout)
+            .await?;
     let record = state.library.upload(&owner, bytes).await?;
     let key = owner_key(state, &owner).await?;
     Ok(json(StatusCode::CREATED, &ImageView::new(&record, &key.signing_key)))
@@ -82,7 +84,9 @@ struct UrlRequest {
 pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
-    let body: UrlRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let body: UrlRequest =
+        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
+            .await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
@@ -104,7 +108,9 @@ pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'
 pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let (parts, body) = req.into_parts();
-    let body: TransformRequest = request::json(&parts.headers, body, state.config.server.max_json_bytes).await?;
+    let body: TransformRequest =
+        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
+            .await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
