@@ -21,7 +21,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::parts::Parts;
 use crate::quota::Quota;
 use crate::storage::{self, BlobKeys, StorageError};
-use crate::workers::WorkerPool;
+use crate::workers::{MemoryBudget, WorkerPool};
 
 /// Everything a request may need, built once at start-up.
 pub struct AppState {
@@ -46,6 +46,7 @@ impl AppState {
             queue_depth: self.parts.workers.queued(),
             transforms_running: self.parts.workers.running(),
             memory_cache_bytes: self.parts.memory.weighted_size(),
+            decode_memory_bytes: self.parts.workers.memory_in_use(),
         }
     }
 }
@@ -100,7 +101,8 @@ impl App {
             keys: BlobKeys::new(&config.storage),
             lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, config.cache.url_memo_bytes),
             memory: MemoryCache::new(config.cache.memory_bytes),
-            workers: WorkerPool::new(config.transform.workers, config.transform.queue),
+            workers: WorkerPool::new(config.transform.workers, config.transform.queue)
+                .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
             hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
             quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
             jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),

@@ -106,13 +106,16 @@ impl Error {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Upload(UploadError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upload(UploadError::MissingFile(_)) => StatusCode::BAD_REQUEST,
-            Self::Upload(UploadError::TooManyPixels { .. } | UploadError::Corrupt(_)) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Upload(
+                UploadError::TooManyPixels { .. } | UploadError::TooLarge { .. } | UploadError::Corrupt(_),
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pipeline(PipelineError::InvalidOps(_)) => StatusCode::BAD_REQUEST,
-            Self::Pipeline(PipelineError::Decode(_) | PipelineError::Encode(_) | PipelineError::Panicked) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Pipeline(
+                PipelineError::Decode(_)
+                | PipelineError::Encode(_)
+                | PipelineError::Panicked
+                | PipelineError::TooLarge { .. },
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pipeline(PipelineError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -42,9 +42,10 @@ impl Library {
         }
         // The cheap checks first, so hostile headers never reach a decoder or a worker.
         let p = &self.parts;
-        upload::check_header(&bytes, &p.limits)?;
+        let header = upload::check_header(&bytes, &p.limits)?;
         let (limits, data) = (p.limits.clone(), bytes.clone());
-        let inspected = p.workers.run_within(self.check_timeout, move || upload::inspect(&data, &limits)).await??;
+        let check = move || upload::inspect(&data, &limits);
+        let inspected = p.workers.run_within(self.check_timeout, header.memory, check).await??;
         let record = ImageRecord {
             id: ImageId::generate(),
             owner: owner.clone(),

@@ -73,6 +73,8 @@ pub struct Gauges {
     pub transforms_running: usize,
     /// Bytes in the memory cache.
     pub memory_cache_bytes: u64,
+    /// Bytes of pixel memory reserved by decodes running or about to run.
+    pub decode_memory_bytes: u64,
 }
 
 impl Metrics {
@@ -212,6 +214,7 @@ impl Metrics {
             ("imgedge_transform_queue_depth", "Transforms waiting for a worker.", gauges.queue_depth as u64),
             ("imgedge_transforms_running", "Transforms running now.", gauges.transforms_running as u64),
             ("imgedge_memory_cache_bytes", "Bytes held by the in-memory variant cache.", gauges.memory_cache_bytes),
+            ("imgedge_decode_memory_bytes", "Pixel memory reserved by decodes.", gauges.decode_memory_bytes),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

@@ -74,6 +74,14 @@ pub enum PipelineError {
     /// The encoder refused the result.
     #[error("cannot encode image: {0}")]
     Encode(String),
+    /// Decoding would hold more pixel memory than one decode may.
+    #[error("decoding this image needs {} MB of pixel memory, more than the limit of {} MB", needed.div_ceil(1 << 20), limit >> 20)]
+    TooLarge {
+        /// Bytes the decode would hold.
+        needed: u64,
+        /// The limit (`limits.max_decode_mb`).
+        limit: u64,
+    },
     /// A decoder or encoder panicked on this input.
     #[error("the image could not be processed")]
     Panicked,

@@ -32,16 +32,24 @@ pub struct WorkerPool {
     waiting: Arc<AtomicUsize>,
     workers: usize,
     queue: usize,
+    memory: Option<MemoryBudget>,
 }
 
 impl WorkerPool {
     /// A pool running `workers` jobs at once with `queue` more waiting.
     pub fn new(workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
-        Self { permits: Arc::new(Semaphore::new(workers)), waiting: Arc::default(), workers, queue }
+        Self { permits: Arc::new(Semaphore::new(workers)), waiting: Arc::default(), workers, queue, memory: None }
     }
 
-    /// Jobs waiting for a worker.
+    /// The pool with jobs that also reserve their memory from `budget` before they start
+    /// ([`WorkerPool::run_holding`]).
+    pub fn with_memory(mut self, budget: MemoryBudget) -> Self {
+        self.memory = Some(budget);
+        self
+    }
+
+    /// Jobs waiting for a worker (or for memory).
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
@@ -51,16 +59,22 @@ impl WorkerPool {
         self.workers - self.permits.available_permits()
     }
 
-    /// [`WorkerPool::run`], waiting at most `limit` for the result (queue time included).
+    /// Bytes of memory reserved by jobs now.
+    pub fn memory_in_use(&self) -> u64 {
+        self.memory.as_ref().map_or(0, MemoryBudget::in_use)
+    }
+
+    /// [`WorkerPool::run_holding`], waiting at most `limit` for the result (queue time
+    /// included).
     ///
     /// # Errors
     /// As [`WorkerPool::run`], and [`PoolError::TimedOut`] past `limit`.
-    pub async fn run_within<T, F>(&self, limit: Duration, job: F) -> Result<T, PoolError>
+    pub async fn run_within<T, F>(&self, limit: Duration, bytes: u64, job: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        tokio::time::timeout(limit, self.run(job)).await.unwrap_or(Err(PoolError::TimedOut))
+        tokio::time::timeout(limit, self.run_holding(bytes, job)).await.unwrap_or(Err(PoolError::TimedOut))
     }
 
     /// Runs `job` on a worker and returns its result.
@@ -73,20 +87,41 @@ impl WorkerPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
+        self.run_holding(0, job).await
+    }
+
+    /// Runs `job` once a worker and `bytes` of the pool's memory budget are free; the job
+    /// holds both until it ends. Waiting for either counts against the queue.
+    ///
+    /// # Errors
+    /// As [`WorkerPool::run`].
+    pub async fn run_holding<T, F>(&self, bytes: u64, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let memory = self.memory.as_ref().filter(|_| bytes > 0);
+        let ready = memory.map_or(Some(None), |m| m.try_reserve(bytes).map(Some));
+        let (reservation, permit) = match (ready, Arc::clone(&self.permits).try_acquire_owned()) {
+            (Some(reservation), Ok(permit)) => (reservation, permit),
+            (ready, _) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(PoolError::QueueFull);
                 }
                 let _waiting = Waiting(&self.waiting);
-                Arc::clone(&self.permits).acquire_owned().await.map_err(|_| PoolError::QueueFull)?
+                let reservation = match (ready, memory) {
+                    (Some(reservation), _) => reservation,
+                    (None, Some(memory)) => Some(memory.reserve(bytes).await),
+                    (None, None) => None,
+                };
+                let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|_| PoolError::QueueFull)?;
+                (reservation, permit)
             }
         };
         let span = tracing::Span::current();
         let handle = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _held = (permit, reservation);
             let _entered = span.enter();
             std::panic::catch_unwind(AssertUnwindSafe(job))
         });
@@ -94,6 +129,50 @@ impl WorkerPool {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) | Err(_) => Err(PoolError::Panicked),
         }
+    }
+}
+
+/// The pixel memory all decodes may hold at once. A job reserves what it will need before it
+/// takes a worker and holds the reservation until it ends; when the budget is spent, the next
+/// job waits (in its queue) for memory to be given back.
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+/// Memory reserved from a [`MemoryBudget`]; given back when dropped.
+#[derive(Debug)]
+pub struct Reservation(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit); // held for its drop
+
+impl MemoryBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> Self {
+        let total_kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).min(Semaphore::MAX_PERMITS as u32);
+        Self { kib: Arc::new(Semaphore::new(total_kib as usize)), total_kib }
+    }
+
+    /// Waits until `bytes` are free and reserves them (a request for more than the whole
+    /// budget reserves all of it).
+    pub async fn reserve(&self, bytes: u64) -> Reservation {
+        // The semaphore is never closed.
+        Reservation(
+            Arc::clone(&self.kib).acquire_many_owned(self.kib_of(bytes)).await.expect("the budget is never closed"),
+        )
+    }
+
+    /// Reserves `bytes` when they are free now.
+    pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
+        Arc::clone(&self.kib).try_acquire_many_owned(self.kib_of(bytes)).ok().map(Reservation)
+    }
+
+    fn kib_of(&self, bytes: u64) -> u32 {
+        u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.total_kib.max(1))
+    }
+
+    /// Bytes reserved now.
+    pub fn in_use(&self) -> u64 {
+        u64::from(self.total_kib).saturating_sub(self.kib.available_permits() as u64) * 1024
     }
 }
 
@@ -147,7 +226,7 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let result = pool
-            .run_within(Duration::from_millis(50), move || {
+            .run_within(Duration::from_millis(50), 0, move || {
                 wait.recv().ok();
                 done.send(()).ok();
             })
@@ -156,6 +235,26 @@ mod tests {
         assert_eq!(pool.running(), 1, "the job keeps its worker");
         release.send(()).unwrap();
         finished.recv_timeout(Duration::from_secs(5)).expect("the job finished");
+    }
+
+    #[tokio::test]
+    async fn reservations_wait_for_memory_to_be_given_back() {
+        let budget = MemoryBudget::new(10 << 20);
+        let first = budget.reserve(6 << 20).await;
+        assert_eq!(budget.in_use(), 6 << 20);
+        let second = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve(6 << 20).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "12 MB do not fit in 10");
+        drop(first);
+        let second = second.await.unwrap();
+        assert_eq!(budget.in_use(), 6 << 20);
+        drop(second);
+        assert_eq!(budget.in_use(), 0);
+        let _all = budget.reserve(1 << 40).await;
+        assert_eq!(budget.in_use(), 10 << 20, "more than the budget takes all of it");
     }
 
     #[tokio::test]

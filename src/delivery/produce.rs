@@ -14,7 +14,7 @@ use super::{Delivery, VariantSpec};
 use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
-use crate::transform::{pipeline, Job};
+use crate::transform::{pipeline, Job, PipelineError};
 use crate::workers::PoolError;
 
 impl Delivery {
@@ -85,35 +85,56 @@ impl Delivery {
             Some(wm) => Some((p.store.get_bytes(&p.keys.original(&wm.id)).await?, wm.format)),
             None => None,
         };
-        let (spec, limits, avif_speed) = (spec.clone(), p.limits.clone(), self.settings.avif_speed);
-        let output = p
-            .workers
-            .run(move || {
-                pipeline::run(&Job {
-                    original: &original,
-                    source_format: spec.image.format,
-                    source_size: (spec.image.width, spec.image.height),
-                    ops: &spec.ops,
-                    format: spec.format,
-                    watermark: watermark.as_ref().map(|(bytes, format)| (bytes.as_ref(), *format)),
-                    max_pixels: limits.max_pixels,
-                    max_dimension: limits.max_dimension,
-                    avif_speed,
-                })
-            })
-            .await
-            .map_err(|e| {
-                if e != PoolError::Panicked {
-                    p.metrics.overloaded();
-                }
-                Error::from(e)
-            })??;
+        let work = Work {
+            original,
+            watermark,
+            spec: spec.clone(),
+            limits: p.limits.clone(),
+            avif_speed: self.settings.avif_speed,
+        };
+        // Refused from the headers when one decode would hold too much; else the pixel memory
+        // is reserved from the process budget before a worker starts.
+        let needed = pipeline::memory_needed(&work.job())?;
+        if needed > p.limits.max_decode_bytes {
+            return Err(PipelineError::TooLarge { needed, limit: p.limits.max_decode_bytes }.into());
+        }
+        let output = p.workers.run_holding(needed, move || pipeline::run(&work.job())).await.map_err(|e| {
+            if e != PoolError::Panicked {
+                p.metrics.overloaded();
+            }
+            Error::from(e)
+        })??;
         Ok(Variant {
             bytes: Bytes::from(output.bytes),
             format: output.format,
             width: output.width,
             height: output.height,
         })
+    }
+}
+
+/// What a transform owns while it waits for and runs on a worker.
+struct Work {
+    original: Bytes,
+    watermark: Option<(Bytes, ImageFormat)>,
+    spec: VariantSpec,
+    limits: crate::config::Limits,
+    avif_speed: u8,
+}
+
+impl Work {
+    fn job(&self) -> Job<'_> {
+        Job {
+            original: &self.original,
+            source_format: self.spec.image.format,
+            source_size: (self.spec.image.width, self.spec.image.height),
+            ops: &self.spec.ops,
+            format: self.spec.format,
+            watermark: self.watermark.as_ref().map(|(bytes, format)| (bytes.as_ref(), *format)),
+            max_pixels: self.limits.max_pixels,
+            max_dimension: self.limits.max_dimension,
+            avif_speed: self.avif_speed,
+        }
     }
 }
 

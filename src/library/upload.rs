@@ -26,6 +26,14 @@ pub enum UploadError {
         /// The configured limit.
         limit: u64,
     },
+    /// Checking the image would hold more pixel memory than one decode may.
+    #[error("decoding this image needs {} MB of pixel memory, more than the limit of {} MB", needed.div_ceil(1 << 20), limit >> 20)]
+    TooLarge {
+        /// Bytes the check would hold.
+        needed: u64,
+        /// The limit (`limits.max_decode_mb`).
+        limit: u64,
+    },
     /// The image is truncated or corrupt.
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
@@ -46,18 +54,27 @@ pub struct Inspected {
     pub content_hash: String,
 }
 
-/// The cheap checks: format from magic bytes, then the pixel count from the header alone.
+/// What the header of an acceptable upload says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Sniffed format.
+    pub format: ImageFormat,
+    /// Bytes of pixel memory [`inspect`] will hold.
+    pub memory: u64,
+}
+
+/// The cheap checks: format from magic bytes, then from the header alone the pixel count and
+/// the memory a complete check will hold.
 ///
 /// # Errors
-/// [`UploadError::Unsupported`] for unknown or undecodable formats, `TooManyPixels` over the
-/// limit, `Corrupt` when the header cannot be read.
-pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<(ImageFormat, u32, u32), UploadError> {
+/// [`UploadError::Unsupported`] for unknown or undecodable formats, `TooManyPixels` or
+/// `TooLarge` over the limits, `Corrupt` when the header cannot be read.
+pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError> {
     let format = ImageFormat::sniff(bytes).filter(|f| f.is_decodable()).ok_or(UploadError::Unsupported)?;
+    // The size first, from the first bytes alone; the probe reads the rest of the header.
     let size = imagesize::blob_size(bytes).map_err(|e| UploadError::Corrupt(format!("unreadable header ({e})")))?;
-    let (width, height) = (
-        u32::try_from(size.width).map_err(|_| UploadError::Corrupt("width out of range".into()))?,
-        u32::try_from(size.height).map_err(|_| UploadError::Corrupt("height out of range".into()))?,
-    );
+    let (width, height) =
+        (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX));
     if width == 0 || height == 0 {
         return Err(UploadError::Corrupt("zero width or height".into()));
     }
@@ -65,36 +82,31 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<(ImageFormat, u32, 
     if pixels > limits.max_pixels {
         return Err(UploadError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
     }
-    Ok((format, width, height))
+    let probe = decode::probe(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
+    if probe.check_bytes > limits.max_decode_bytes {
+        return Err(UploadError::TooLarge { needed: probe.check_bytes, limit: limits.max_decode_bytes });
+    }
+    Ok(Header { format, memory: probe.check_bytes })
 }
 
-/// The full check of an upload: header checks, then a complete decode. CPU-heavy: run it on
-/// the transform pool.
+/// The full check of an upload: header checks, then a complete decode that keeps as little
+/// as the format allows (JPEG at 1/8 scale: every entropy-coded block is still read; PNG rows
+/// and GIF frames streamed). CPU-heavy: run it on the worker pool.
 ///
 /// # Errors
 /// As [`check_header`], and `Corrupt` when decoding fails.
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> {
-    let (format, header_width, header_height) = check_header(bytes, limits)?;
+    let Header { format, .. } = check_header(bytes, limits)?;
     // JPEG decoders fill a truncated scan with grey instead of failing; the end marker tells.
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(UploadError::Corrupt("JPEG data ends before its end-of-image marker".into()));
     }
-    // Every entropy-coded block of a JPEG is read even at 1/8 scale, so a DCT-scaled decode
-    // checks the whole file with 1/64 of the memory; the size then comes from the header.
-    let decoded =
-        decode::decode(bytes, format, 8, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
-    let (width, height) = if decoded.scale == 1 {
-        decoded.oriented_dimensions()
-    } else if decode::swaps_axes(decoded.orientation) {
-        (header_height, header_width)
-    } else {
-        (header_width, header_height)
-    };
+    let checked = decode::check(bytes, format, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
     Ok(Inspected {
         format,
-        width,
-        height,
-        has_alpha: decoded.image.color().has_alpha(),
+        width: checked.width,
+        height: checked.height,
+        has_alpha: checked.alpha,
         content_hash: blake3::hash(bytes).to_hex().to_string(),
     })
 }

@@ -1,15 +1,28 @@
-//! Decoding originals to 8-bit RGB(A), with shrink-on-load for JPEG.
+//! Decoding originals to 8-bit RGB(A), shrinking on load, and knowing beforehand what a decode
+//! will hold in memory.
 //!
-//! A JPEG that will be scaled down is decoded with DCT scaling (1/2, 1/4, 1/8) by libjpeg
-//! (mozjpeg), so a 12 MP photo headed for a 300 px thumbnail never exists at full size. Full-size
-//! JPEGs go through zune-jpeg (SIMD without nasm) unless the `nasm` feature gives libjpeg its
-//! SIMD too; everything else goes through the `image` crate (png, image-webp, gif).
+//! - A JPEG that will be scaled down is decoded with DCT scaling (1/2, 1/4, 1/8) by libjpeg
+//!   (mozjpeg), so a 12 MP photo headed for a 300 px thumbnail never exists at full size;
+//!   full-size JPEGs go through zune-jpeg (SIMD without nasm).
+//! - PNG and GIF rows are streamed into an area-averaging shrinker ([`shrink`]), so a large PNG
+//!   or a huge GIF screen headed for a thumbnail never exists at full size either.
+//! - WebP goes through image-webp, whole.
+//!
+//! [`probe`] reads only the header and says what a decode at a given scale holds at its peak
+//! ([`Probe::bytes_at`]), at the depth the decoder really uses, so the pipeline can refuse or
+//! wait before any pixel is decoded.
+
+pub mod gif;
+pub mod jpeg;
+pub mod png;
+pub mod shrink;
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
+use self::shrink::BoxShrink;
 use super::PipelineError;
 use crate::format::ImageFormat;
 
@@ -56,60 +69,160 @@ pub fn dct_scale(max_shrink: u32) -> u32 {
     [8, 4, 2].into_iter().find(|&k| k <= max_shrink).unwrap_or(1)
 }
 
-/// Decodes `bytes` of a known `format`. A JPEG may come out up to `max_shrink` times smaller
-/// on each axis (rounded down to 1/2, 1/4 or 1/8); 1 decodes at full size.
+/// The box factor for streamed formats when the image may shrink by `shrink`: the integer part
+/// of half of it, so Lanczos still does at least a 2× reduction (as libvips' `gap`).
+pub fn box_scale(shrink: f64) -> u32 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=MAX_FACTOR
+    let k = (shrink / 2.0).floor().clamp(1.0, f64::from(shrink::MAX_FACTOR)) as u32;
+    k
+}
+
+/// How a format may shrink while it decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shrinks {
+    /// DCT scaling (JPEG).
+    Dct,
+    /// Rows streamed into [`BoxShrink`] (non-interlaced PNG, GIF).
+    Box,
+    /// Not at all.
+    Whole,
+}
+
+/// What decoding a file takes, read from its header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Stored width (before EXIF orientation).
+    pub width: u32,
+    /// Stored height.
+    pub height: u32,
+    /// Bytes per pixel of a whole decode's buffers, conversions included.
+    whole: u64,
+    /// Bytes held whatever the scale (progressive JPEG coefficients, an interlaced GIF frame).
+    fixed: u64,
+    shrinks: Shrinks,
+    /// Bytes the upload check ([`check`]) holds.
+    pub check_bytes: u64,
+}
+
+impl Probe {
+    /// The scale a decode allowed to shrink by `shrink` on each side uses.
+    pub fn scale(&self, shrink: f64) -> u32 {
+        match self.shrinks {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8
+            Shrinks::Dct => dct_scale(shrink.floor().clamp(1.0, 8.0) as u32),
+            Shrinks::Box => box_scale(shrink),
+            Shrinks::Whole => 1,
+        }
+    }
+
+    /// Bytes of pixel buffers a decode at scale `k` holds at its peak.
+    pub fn bytes_at(&self, k: u32) -> u64 {
+        let (w, h) = (u64::from(self.width), u64::from(self.height));
+        let pixels = match (self.shrinks, k) {
+            (Shrinks::Box, 2..) => BoxShrink::footprint(self.width, self.height, k) + w * 8,
+            (Shrinks::Dct, 2..) => w.div_ceil(u64::from(k)) * h.div_ceil(u64::from(k)) * 3,
+            _ => w * h * self.whole,
+        };
+        pixels + self.fixed
+    }
+}
+
+/// Reads what [`Probe`] needs from the header.
+///
+/// # Errors
+/// [`PipelineError::Decode`] when the header cannot be read.
+pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> {
+    let unreadable = |what: &str| PipelineError::Decode(format!("unreadable {what} header"));
+    Ok(match format {
+        ImageFormat::Jpeg => {
+            let frame = jpeg::frame(bytes).ok_or_else(|| unreadable("JPEG"))?;
+            // CMYK (4 components) goes through the whole decoder and a conversion.
+            let whole = if frame.sampling.len() == 4 { 7 } else { 3 };
+            let fixed = frame.coefficient_bytes();
+            let probe =
+                Probe { width: frame.width, height: frame.height, whole, fixed, shrinks: Shrinks::Dct, check_bytes: 0 };
+            // The check decodes at 1/8.
+            Probe { check_bytes: probe.bytes_at(8), ..probe }
+        }
+        ImageFormat::Png => {
+            let header = png::header(bytes)?;
+            let out = if header.alpha { 4 } else { 3 };
+            // Gray decodes at its own width, then converts to RGB(A).
+            let whole = u64::from(header.channels) + if header.channels < 3 { out } else { 0 };
+            let shrinks = if header.interlaced { Shrinks::Whole } else { Shrinks::Box };
+            // The check streams rows (Adam7 passes too) and keeps none.
+            let check_bytes = u64::from(header.width) * 16;
+            Probe { width: header.width, height: header.height, whole, fixed: 0, shrinks, check_bytes }
+        }
+        ImageFormat::Gif => {
+            let layout = gif::layout(bytes)?;
+            let fixed = layout.interlaced_frame.map_or(0, |(w, h)| u64::from(w) * u64::from(h) * 4);
+            let check_bytes = u64::from(layout.width) * 8;
+            Probe { width: layout.width, height: layout.height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes }
+        }
+        ImageFormat::Webp => {
+            let size = imagesize::blob_size(bytes).map_err(|_| unreadable("WebP"))?;
+            let (width, height) =
+                (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX));
+            // The decoded RGBA, and the decoder's own planes (YUV, or ARGB for lossless).
+            let check_bytes = u64::from(width) * u64::from(height) * 8;
+            Probe { width, height, whole: 8, fixed: 0, shrinks: Shrinks::Whole, check_bytes }
+        }
+        ImageFormat::Avif => return Err(PipelineError::Decode("AVIF decoding is not built".into())),
+    })
+}
+
+/// Decodes `bytes` of a known `format` at scale `k` (from [`Probe::scale`]): each side `k`
+/// times smaller (rounded up); 1 decodes at full size.
 ///
 /// # Errors
 /// [`PipelineError::Decode`] for corrupt or truncated data, or more than `max_pixels`.
-pub fn decode(bytes: &[u8], format: ImageFormat, max_shrink: u32, max_pixels: u64) -> Result<Decoded, PipelineError> {
-    let k = dct_scale(max_shrink);
-    if format == ImageFormat::Jpeg && k > 1 {
-        if let Some(decoded) = decode_jpeg_scaled(bytes, k, max_pixels) {
-            return Ok(decoded);
+pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Result<Decoded, PipelineError> {
+    match format {
+        ImageFormat::Png => return png::decode(bytes, k),
+        ImageFormat::Gif => return gif::decode(bytes, k),
+        ImageFormat::Jpeg if k > 1 => {
+            if let Some(decoded) = jpeg::decode_scaled(bytes, k, max_pixels) {
+                return Ok(decoded);
+            }
         }
+        _ => {}
     }
     decode_full(bytes, format, max_pixels)
 }
 
-/// DCT-scaled JPEG decode with libjpeg; `None` when this decoder cannot handle the file (CMYK,
-/// a libjpeg error), so the full decoder decides.
-fn decode_jpeg_scaled(bytes: &[u8], k: u32, max_pixels: u64) -> Option<Decoded> {
-    // libjpeg reports errors by panicking through the C frames (mozjpeg-sys `unwinding`).
-    std::panic::catch_unwind(|| {
-        let markers = [mozjpeg::Marker::APP(1), mozjpeg::Marker::APP(2)];
-        let mut jpeg = mozjpeg::Decompress::with_markers(&markers).from_mem(bytes).ok()?;
-        let (w, h) = (jpeg.width() as u64, jpeg.height() as u64);
-        let rgb_source = matches!(
-            jpeg.color_space(),
-            mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr
-                | mozjpeg_sys::J_COLOR_SPACE::JCS_RGB
-                | mozjpeg_sys::J_COLOR_SPACE::JCS_GRAYSCALE
-        );
-        if w * h > max_pixels || !rgb_source {
-            return None;
+/// What the upload check learned from decoding a file completely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// Width once EXIF orientation is applied.
+    pub width: u32,
+    /// Height once EXIF orientation is applied.
+    pub height: u32,
+    /// Whether the pixels have an alpha channel.
+    pub alpha: bool,
+}
+
+/// Decodes the whole file while keeping as little as the format allows: every entropy-coded
+/// block of a JPEG at 1/8 scale, every PNG row and GIF frame streamed and dropped.
+///
+/// # Errors
+/// [`PipelineError::Decode`] for corrupt or truncated data.
+pub fn check(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Checked, PipelineError> {
+    let probe = probe(bytes, format)?;
+    let (alpha, orientation) = match format {
+        ImageFormat::Png => png::check(bytes)?,
+        ImageFormat::Gif => {
+            gif::check(bytes)?;
+            (true, Orientation::NoTransforms)
         }
-        let mut orientation = Orientation::NoTransforms;
-        let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
-        for marker in jpeg.markers() {
-            if let Some(exif) = marker.data.strip_prefix(b"Exif\0\0") {
-                orientation = Orientation::from_exif_chunk(exif).unwrap_or(orientation);
-            } else if let Some([seq, _count, data @ ..]) = marker.data.strip_prefix(b"ICC_PROFILE\0") {
-                icc_chunks.push((*seq, data));
-            }
+        _ => {
+            let decoded = decode(bytes, format, probe.scale(8.0), max_pixels)?;
+            (decoded.image.color().has_alpha(), decoded.orientation)
         }
-        icc_chunks.sort_by_key(|(seq, _)| *seq);
-        let icc = (!icc_chunks.is_empty()).then(|| icc_chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect());
-        // libjpeg scales by numerator/8.
-        jpeg.scale(u8::try_from(8 / k).ok()?);
-        let mut started = jpeg.rgb().ok()?;
-        let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
-        let pixels = started.read_scanlines::<u8>().ok()?;
-        started.finish().ok()?;
-        let image = DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels)?);
-        Some(Decoded { image, orientation, icc, scale: k })
-    })
-    .ok()
-    .flatten()
+    };
+    let (width, height) =
+        if swaps_axes(orientation) { (probe.height, probe.width) } else { (probe.width, probe.height) };
+    Ok(Checked { width, height, alpha })
 }
 
 fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded, PipelineError> {

@@ -52,6 +52,27 @@ pub struct Output {
     pub format: ImageFormat,
 }
 
+/// Bytes of pixel buffers the job holds at its peak, from the headers alone: the original's
+/// decode at the scale the output allows, the watermark's, and the output-sized buffers after.
+///
+/// # Errors
+/// [`PipelineError::InvalidOps`] when the ops do not fit the image, `Decode` when a header
+/// cannot be read.
+pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
+    let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
+    let probe = decode::probe(job.original, job.source_format)?;
+    let decoded = probe.bytes_at(probe.scale(plan.shrink()));
+    let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+    // The resampled image, and one more output-sized copy (rotation, padding, conversion for
+    // the encoder), at 4 bytes a pixel.
+    let largest = area(plan.resized).max(area(plan.output)).max(plan.pad.map_or(0, area));
+    let watermark = match (job.ops.watermark.is_some(), job.watermark) {
+        (true, Some((bytes, format))) => decode::probe(bytes, format)?.bytes_at(1) + area(plan.output),
+        _ => 0,
+    };
+    Ok(decoded + largest * 4 * 2 + watermark)
+}
+
 /// Runs the whole pipeline. CPU-bound: call it from the transform pool.
 ///
 /// # Errors
@@ -60,10 +81,10 @@ pub struct Output {
 pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
     // Shrink-on-load: a JPEG may be decoded up to 8× smaller, never below the output size (as
-    // Sharp's default `fastShrinkOnLoad`); Lanczos3 does the rest.
-    let max_shrink = plan.shrink().floor().clamp(1.0, 8.0);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8 above
-    let decoded = decode::decode(job.original, job.source_format, max_shrink as u32, job.max_pixels)?;
+    // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
+    // read; Lanczos3 does the rest.
+    let probe = decode::probe(job.original, job.source_format)?;
+    let decoded = decode::decode(job.original, job.source_format, probe.scale(plan.shrink()), job.max_pixels)?;
     let mut img = shape(decoded, job, &plan)?;
     if effects::any(job.ops) {
         let watermark = match (job.ops.watermark.is_some(), job.watermark) {

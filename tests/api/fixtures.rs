@@ -283,3 +283,34 @@ fn isobmff_metadata(bytes: &[u8], found: &mut Vec<String>) {
         at = end;
     }
 }
+
+/// A flat-colour 16-bit RGBA PNG, written row by row (the test never holds it decoded).
+pub fn flat_png16(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    let mut writer = encoder.write_header().expect("png header");
+    let mut stream = writer.stream_writer().expect("png stream");
+    let row: Vec<u8> = (0..w).flat_map(|_| [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xFF, 0xFF]).collect();
+    for _ in 0..h {
+        std::io::Write::write_all(&mut stream, &row).expect("png row");
+    }
+    stream.finish().expect("png end");
+    drop(writer);
+    out
+}
+
+/// A GIF with a `w`×`h` logical screen and a single red 1×1 frame in its top-left corner:
+/// 35 bytes.
+pub fn gif_big_screen(w: u16, h: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&w.to_le_bytes());
+    out.extend_from_slice(&h.to_le_bytes());
+    out.extend_from_slice(&[0x80, 0, 0]); // a global palette of two colours
+    out.extend_from_slice(&[255, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0]); // a 1×1 frame at 0,0
+    out.extend_from_slice(&[2, 2, 0x44, 0x01, 0]); // LZW: clear, index 0, end
+    out.push(0x3B);
+    out
+}

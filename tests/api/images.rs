@@ -307,3 +307,87 @@ async fn json_bodies_are_strict() {
     assert_error(app.post_json("/v1/auth/register", None, &body).await, 400, "invalid_request").await;
     assert_eq!(app.used_today(&alice).await, 0);
 }
+
+/// Files that would decode to far more than they weigh are checked and transformed within the
+/// decode memory budget, or refused with 422 from their headers, and the server stays up.
+async fn decode_bombs_stay_inside_the_memory_budget(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    // 49 MP of 16-bit RGBA (392 MB at full depth) in a few hundred KB.
+    let png = fixtures::flat_png16(7000, 7000);
+    assert!(png.len() < 2 << 20, "{} bytes", png.len());
+    let png = app.upload(&alice, png).await["id"].as_str().unwrap().to_owned();
+    // The check streamed its rows; a thumbnail averages them down while they are read.
+    let thumb = fixtures::decode(&app.variant_bytes(&alice, &png, "w_300,fmt_png").await);
+    assert_eq!(image::GenericImageView::dimensions(&thumb), (300, 300));
+    assert_eq!(thumb.to_rgba8().get_pixel(150, 150).0, [0x12, 0x56, 0x9A, 0xFF]);
+    // At full size the decode and the output would need more than one decode may hold.
+    let message = assert_error(app.variant(&alice, &png, "fmt_webp").await, 422, "unprocessable_image").await;
+    assert!(message.contains("MB of pixel memory"), "{message}");
+    // 35 bytes announcing a 7000×7000 screen with one 1×1 frame.
+    let gif = app.upload(&alice, fixtures::gif_big_screen(7000, 7000)).await["id"].as_str().unwrap().to_owned();
+    let small = fixtures::decode(&app.variant_bytes(&alice, &gif, "w_100,fmt_png").await).to_rgba8();
+    assert_eq!(small.dimensions(), (100, 100));
+    assert_eq!(small.get_pixel(50, 50).0[3], 0, "the screen is transparent around the frame");
+    assert_error(app.variant(&alice, &gif, "fmt_png").await, 422, "unprocessable_image").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.used_today(&alice).await, 2, "refused transforms are not charged");
+}
+
+crate::for_backends!([Sqlite, Postgres] decode_bombs_stay_inside_the_memory_budget);
+
+/// An upload whose complete check would hold more than one decode may is refused from its
+/// header, before any decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_over_the_decode_limit_are_422() {
+    let app = spawn_with(Backend::Sqlite, |c| c.limits.max_decode_bytes = 1 << 20).await;
+    let alice = app.register("alice").await;
+    // A WebP decodes whole: 800×800 at 8 bytes a pixel is over 1 MB.
+    let webp = fixtures::encode(&image::DynamicImage::ImageRgb8(fixtures::halves(800, 800)), image::ImageFormat::WebP);
+    let message = assert_error(app.upload_raw(&alice, webp, "image/webp").await, 422, "unprocessable_image").await;
+    assert!(message.contains("limit of 1 MB"), "{message}");
+    // A PNG of the same size streams its rows through the check, well under 1 MB.
+    assert_eq!(app.upload_raw(&alice, fixtures::alpha_png(800, 800), "image/png").await.status(), 201);
+    assert!(app.stored_keys("originals/").await.len() == 1);
+}
+
+/// All decodes share one memory budget: a transform that does not fit waits for memory to be
+/// given back, then runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decodes_wait_for_the_shared_memory_budget() {
+    let app = std::sync::Arc::new(
+        spawn_with(Backend::Sqlite, |c| {
+            c.limits.max_decode_bytes = 32 << 20;
+            c.limits.decode_budget_bytes = 32 << 20;
+        })
+        .await,
+    );
+    let alice = app.register("alice").await;
+    // Each full-size 1500×1500 PNG transform needs about 6.75 + 18 MB: two do not fit in 32.
+    let ids: Vec<String> = futures_util::future::join_all((0..2).map(|_| {
+        app.upload(
+            &alice,
+            fixtures::encode(&image::DynamicImage::ImageRgb8(fixtures::busy(1500, 1500)), image::ImageFormat::Png),
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|image| image["id"].as_str().unwrap().to_owned())
+    .collect();
+    let gate = crate::harness::Gate::close(&app).await;
+    let requests: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (app, alice, id) = (std::sync::Arc::clone(&app), alice.clone(), id.clone());
+            tokio::spawn(async move { app.variant(&alice, &id, "fmt_jpeg").await.status().as_u16() })
+        })
+        .collect();
+    let state = app.state.clone();
+    crate::harness::wait_until("both transforms wait", || state.gauges().queue_depth == 2).await;
+    let reserved = app.state.gauges().decode_memory_bytes;
+    assert!(reserved > 20 << 20 && reserved <= 32 << 20, "one reservation holds memory: {reserved}");
+    gate.open().await;
+    let statuses: Vec<u16> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(statuses, vec![200, 200]);
+    assert_eq!(app.state.gauges().decode_memory_bytes, 0, "all memory given back");
+}
