@@ -346,7 +346,7 @@ impl TryFrom<String> for DatabaseBackend {
     fn try_from(url: String) -> Result<Self, String> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            crate::db::tls::parse(url, None)?;
             return Ok(Self::Postgres(url.to_owned()));
         }
         match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(|p| p.split('?').next()) {

@@ -4,6 +4,7 @@
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -7,8 +7,10 @@ use bb8::{Pool, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use chrono::{NaiveDate, Utc};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, to_u32, DbError, ImageRecord, NewUser, OwnerKey,
     PageAfter, Repository, User,
@@ -19,7 +21,7 @@ use crate::ids::{ImageId, UserId};
 /// A pooled PostgreSQL database.
 #[derive(Clone)]
 pub struct PgRepo {
-    pool: Pool<PostgresConnectionManager<NoTls>>,
+    pool: Pool<PostgresConnectionManager<MakeRustlsConnect>>,
 }
 
 /// Key of the advisory lock that serialises migrations across replicas starting together.
@@ -34,8 +36,9 @@ impl PgRepo {
     /// # Errors
     /// The server cannot be reached within `timeout`, or a migration fails.
     pub async fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<Self, DbError> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| DbError::Unavailable(e.into()))?;
+        let root_cert = std::env::var("PGSSLROOTCERT").ok();
+        let tls::Target { mut config, tls, .. } =
+            tls::target(url, root_cert.as_deref()).map_err(|e| DbError::Unavailable(e.into()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
         }
@@ -43,7 +46,7 @@ impl PgRepo {
             config.application_name("imgedge");
         }
         config.keepalives(true);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config, tls);
         let pool = Pool::builder()
             .max_size(pool_size)
             .connection_timeout(timeout)

@@ -3,6 +3,7 @@
 mod auth;
 mod config;
 mod db_contract;
+mod db_tls;
 mod delivery;
 mod docs;
 mod fixtures;
