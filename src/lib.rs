@@ -17,7 +17,7 @@
 //!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
 //!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
 //! - [`parts`] bundles the shared collaborators; [`metrics`] counts for `/metrics`; [`sweep`]
-//!   removes orphaned objects.
+//!   removes orphaned objects; [`fuzzing`] holds the fuzz targets' entry points.
 
 pub mod app;
 pub mod auth;
@@ -28,6 +28,7 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod format;
+pub mod fuzzing;
 pub mod http;
 pub mod ids;
 pub mod library;

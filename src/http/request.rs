@@ -44,7 +44,7 @@ pub async fn json<T: DeserializeOwned>(
     limit: usize,
     stall: Duration,
 ) -> Result<T, Error> {
-    let bytes = collect(headers, body, limit as u64, stall).await?;
+    let bytes = collect(declared_length(headers), chunks(body, stall), limit as u64).await?;
     if bytes.is_empty() {
         return Err(Error::InvalidRequest("a JSON body is required".into()));
     }
@@ -69,16 +69,30 @@ pub async fn json<T: DeserializeOwned>(
 /// missing `file` field.
 pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Error> {
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    read_upload(content_type, declared_length(headers), chunks(body, stall), limit).await
+}
+
+/// The file of an upload body arriving as `chunks`, as [`upload`] reads it (the fuzz target
+/// calls this directly).
+///
+/// # Errors
+/// As [`upload`].
+pub async fn read_upload(
+    content_type: &str,
+    declared: Option<u64>,
+    chunks: impl futures_util::Stream<Item = io::Result<Bytes>> + Send,
+    limit: u64,
+) -> Result<Bytes, Error> {
     let is_multipart = content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data");
     if !is_multipart {
-        return collect(headers, body, limit, stall).await;
+        return collect(declared, chunks, limit).await;
     }
     let boundary = multer::parse_boundary(content_type)
         .map_err(|_| Error::InvalidRequest("multipart body without a boundary".into()))?;
     // The whole body may carry a little more than the file: field headers and boundaries.
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().per_field(limit).whole_stream(limit.saturating_add(64 * 1024)));
-    let mut multipart = multer::Multipart::with_constraints(chunks(body, stall), boundary, constraints);
+    let mut multipart = multer::Multipart::with_constraints(chunks, boundary, constraints);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -101,14 +115,17 @@ pub async fn upload(headers: &HeaderMap, body: Incoming, limit: u64, stall: Dura
 }
 
 /// The whole body, at most `limit` bytes.
-async fn collect(headers: &HeaderMap, body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Error> {
-    let declared = declared_length(headers);
+async fn collect(
+    declared: Option<u64>,
+    chunks: impl futures_util::Stream<Item = io::Result<Bytes>>,
+    limit: u64,
+) -> Result<Bytes, Error> {
     if declared.is_some_and(|n| n > limit) {
         return Err(Error::PayloadTooLarge { limit });
     }
     // One allocation of the announced size instead of doubling up to it.
     let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
-    let mut chunks = std::pin::pin!(chunks(body, stall));
+    let mut chunks = std::pin::pin!(chunks);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| body_error(&e))?;
         if (buf.len() + chunk.len()) as u64 > limit {

@@ -6,7 +6,8 @@
 //!   full-size JPEGs go through zune-jpeg (SIMD without nasm).
 //! - PNG and GIF rows are streamed into an area-averaging shrinker ([`shrink`]), so a large PNG
 //!   or a huge GIF screen headed for a thumbnail never exists at full size either.
-//! - WebP goes through image-webp, whole.
+//! - WebP stills decode straight to the scaled size with libwebp; animations go through
+//!   image-webp, whole.
 //!
 //! [`probe`] reads only the header and says what a decode at a given scale holds at its peak
 //! ([`Probe::bytes_at`]), at the depth the decoder really uses, so the pipeline can refuse or
@@ -16,6 +17,7 @@ pub mod gif;
 pub mod jpeg;
 pub mod png;
 pub mod shrink;
+pub mod webp;
 
 use std::io::Cursor;
 
@@ -161,12 +163,18 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
             Probe { width: layout.width, height: layout.height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes }
         }
         ImageFormat::Webp => {
-            let size = imagesize::blob_size(bytes).map_err(|_| unreadable("WebP"))?;
-            let (width, height) =
-                (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX));
-            // The decoded RGBA, and the decoder's own planes (YUV, or ARGB for lossless).
-            let check_bytes = u64::from(width) * u64::from(height) * 8;
-            Probe { width, height, whole: 8, fixed: 0, shrinks: Shrinks::Whole, check_bytes }
+            let f = webp::features(bytes)?;
+            let (width, height) = (f.width, f.height);
+            if f.animated {
+                // image-webp: the canvas and a frame, RGBA.
+                let check_bytes = u64::from(width) * u64::from(height) * 8;
+                Probe { width, height, whole: 8, fixed: 0, shrinks: Shrinks::Whole, check_bytes }
+            } else {
+                // libwebp scales while it decodes; a lossless image is still held whole as ARGB.
+                let fixed = if f.lossless { u64::from(width) * u64::from(height) * 4 } else { u64::from(width) * 64 };
+                let probe = Probe { width, height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes: 0 };
+                Probe { check_bytes: probe.bytes_at(8), ..probe }
+            }
         }
         ImageFormat::Avif => return Err(PipelineError::Decode("AVIF decoding is not built".into())),
     })
@@ -181,6 +189,11 @@ pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Res
     match format {
         ImageFormat::Png => return png::decode(bytes, k),
         ImageFormat::Gif => return gif::decode(bytes, k),
+        ImageFormat::Webp => {
+            if let Some(decoded) = webp::decode(bytes, k)? {
+                return Ok(decoded);
+            }
+        }
         ImageFormat::Jpeg if k > 1 => {
             if let Some(decoded) = jpeg::decode_scaled(bytes, k, max_pixels) {
                 return Ok(decoded);

@@ -342,7 +342,7 @@ crate::for_backends!([Sqlite, Postgres] decode_bombs_stay_inside_the_memory_budg
 async fn uploads_over_the_decode_limit_are_422() {
     let app = spawn_with(Backend::Sqlite, |c| c.limits.max_decode_bytes = 1 << 20).await;
     let alice = app.register("alice").await;
-    // A WebP decodes whole: 800×800 at 8 bytes a pixel is over 1 MB.
+    // A lossless WebP is held whole (ARGB) while it decodes: 800×800 at 4 bytes is over 1 MB.
     let webp = fixtures::encode(&image::DynamicImage::ImageRgb8(fixtures::halves(800, 800)), image::ImageFormat::WebP);
     let message = assert_error(app.upload_raw(&alice, webp, "image/webp").await, 422, "unprocessable_image").await;
     assert!(message.contains("limit of 1 MB"), "{message}");

@@ -7,6 +7,7 @@ mod db_tls;
 mod delivery;
 mod docs;
 mod fixtures;
+mod fuzz_corpus;
 mod harness;
 mod images;
 mod ops;
