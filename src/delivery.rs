@@ -10,7 +10,6 @@
 
 pub mod access;
 mod produce;
-mod tee;
 
 use std::sync::Arc;
 
@@ -28,8 +27,8 @@ use crate::parts::Parts;
 use crate::storage::{Blob, BlobKey, StorageError};
 use crate::transform::{self, geometry, relative_to_image, resolve_format, FormatChoice, Ops, OpsError, VariantKey};
 
-/// Largest variant read from the store that is also copied into memory while it streams.
-const TEE_LIMIT: u64 = 16 << 20;
+/// Largest variant read from the store into memory (and kept there); larger ones stream.
+const MEMORY_LIMIT: u64 = 16 << 20;
 
 /// What a `/i` request asks for, as read off the wire.
 #[derive(Debug, Clone, Copy)]
@@ -88,12 +87,14 @@ pub struct VariantSpec {
     pub watermark: Option<ImageRecord>,
 }
 
-/// Bytes of a response: in memory, or streaming from the store.
+/// Bytes of a response: in memory, streaming from the store, or (for `HEAD`) only their length.
 pub enum Payload {
     /// Whole bytes.
     Bytes(Bytes),
     /// A streamed object of known length.
     Stream(Blob),
+    /// The length of bytes not fetched.
+    Length(u64),
 }
 
 impl Payload {
@@ -102,6 +103,7 @@ impl Payload {
         match self {
             Self::Bytes(b) => b.len() as u64,
             Self::Stream(blob) => blob.len,
+            Self::Length(len) => *len,
         }
     }
 
@@ -112,7 +114,7 @@ impl Payload {
 }
 
 /// Result shared by the requests of one flight.
-type Shared = Result<Arc<Variant>, Arc<Error>>;
+type Shared = Result<produce::Found, Arc<Error>>;
 
 /// Settings of [`Delivery`].
 #[derive(Debug, Clone)]
@@ -204,17 +206,19 @@ impl Delivery {
     /// 429 when a transform is needed and the quota is spent, 503 when the pool is full or the
     /// transform times out, 422 when the original cannot be decoded, 404 when the original's
     /// object is gone, 5xx for backends.
-    pub async fn serve(&self, resolved: Resolved) -> Result<(Payload, Option<Tier>), Error> {
+    pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<(Payload, Option<Tier>), Error> {
+        let original = |image: &ImageRecord| self.parts.keys.original(&image.id);
         match resolved.source {
-            Source::Original(image) => {
-                Ok((Payload::Stream(self.parts.store.get(&self.parts.keys.original(&image.id)).await?), None))
+            Source::Original(image) if head => {
+                Ok((Payload::Length(self.parts.store.size(&original(&image)).await?), None))
             }
+            Source::Original(image) => Ok((Payload::Stream(self.parts.store.get(&original(&image)).await?), None)),
             Source::Cached(variant) => {
                 self.parts.metrics.cache(Tier::Memory);
                 Ok((Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
             }
             Source::Variant(spec) => {
-                let (payload, tier) = self.variant_payload(&spec).await?;
+                let (payload, tier) = self.variant_payload(&spec, head).await?;
                 Ok((payload, Some(tier)))
             }
         }
@@ -259,16 +263,12 @@ impl Delivery {
         if let Some(hit) = self.cached(&spec.key) {
             return Ok((hit, Tier::Memory));
         }
-        match self.parts.store.get(&self.variant_key(spec)).await {
-            Ok(blob) => {
-                let bytes = blob.into_bytes().await?;
-                let variant = Arc::new(produce::describe(bytes, spec.format));
-                self.parts.memory.insert(spec.key, Arc::clone(&variant));
-                self.parts.metrics.cache(Tier::Store);
-                Ok((variant, Tier::Store))
+        match self.fetch_or_make(spec).await? {
+            produce::Found::Variant(variant, tier) => Ok((variant, tier)),
+            produce::Found::TooLargeToKeep => {
+                let bytes = self.parts.store.get_bytes(&self.variant_key(spec)).await?;
+                Ok((Arc::new(produce::describe(bytes, spec.format)), Tier::Store))
             }
-            Err(StorageError::NotFound) => Ok((self.produce(spec).await?, Tier::Miss)),
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -291,26 +291,27 @@ impl Delivery {
         }))
     }
 
-    /// Memory, else a streamed store object (copied into memory as it goes), else a transform.
-    async fn variant_payload(&self, spec: &VariantSpec) -> Result<(Payload, Tier), Error> {
+    /// Memory, else the store, else a transform; a `head` request learns a stored variant's
+    /// length without reading it.
+    async fn variant_payload(&self, spec: &VariantSpec, head: bool) -> Result<(Payload, Tier), Error> {
         if let Some(hit) = self.cached(&spec.key) {
             return Ok((Payload::Bytes(hit.bytes.clone()), Tier::Memory));
         }
-        match self.parts.store.get(&self.variant_key(spec)).await {
-            Ok(blob) => {
-                self.parts.metrics.cache(Tier::Store);
-                if blob.len > TEE_LIMIT {
-                    return Ok((Payload::Stream(blob), Tier::Store));
+        if head {
+            match self.parts.store.size(&self.variant_key(spec)).await {
+                Ok(len) => {
+                    self.parts.metrics.cache(Tier::Store);
+                    return Ok((Payload::Length(len), Tier::Store));
                 }
-                let (memory, key, format) = (self.parts.memory.clone(), spec.key, spec.format);
-                let blob = tee::tee(blob, move |bytes| memory.insert(key, Arc::new(produce::describe(bytes, format))));
-                Ok((Payload::Stream(blob), Tier::Store))
+                Err(StorageError::NotFound) => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(StorageError::NotFound) => {
-                let variant = self.produce(spec).await?;
-                Ok((Payload::Bytes(variant.bytes.clone()), Tier::Miss))
+        }
+        match self.fetch_or_make(spec).await? {
+            produce::Found::Variant(variant, tier) => Ok((Payload::Bytes(variant.bytes.clone()), tier)),
+            produce::Found::TooLargeToKeep => {
+                Ok((Payload::Stream(self.parts.store.get(&self.variant_key(spec)).await?), Tier::Store))
             }
-            Err(e) => Err(e.into()),
         }
     }
 

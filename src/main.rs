@@ -60,11 +60,14 @@ fn main() -> ExitCode {
             Command::Sweep { dry_run, grace } => match imgedge::app::sweep(&config, grace, dry_run).await {
                 Ok(report) => {
                     println!(
-                        "scanned {} objects: {} orphaned, {} deleted, {} younger than the grace period kept{}",
+                        "scanned {} objects: {} orphaned, {} deleted, {} younger than the grace period kept, \
+                         {} claimed by an upload meanwhile; {} empty folders removed{}",
                         report.scanned,
                         report.orphans,
                         report.deleted,
                         report.recent,
+                        report.claimed,
+                        report.folders,
                         if dry_run { " (dry run)" } else { "" }
                     );
                     ExitCode::SUCCESS

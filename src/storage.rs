@@ -176,13 +176,22 @@ pub trait Storage: Send + Sync + 'static {
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StorageError>;
 
+    /// The size of an object, without reading it; [`StorageError::NotFound`] when absent.
+    async fn size(&self, key: &BlobKey) -> Result<u64, StorageError>;
+
     /// Deletes every key starting with `prefix`; returns how many were deleted.
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
         let objects = self.list(prefix).await?;
         for object in &objects {
             self.delete(&object.key).await?;
         }
+        self.remove_empty_folders(prefix).await?;
         Ok(objects.len())
+    }
+
+    /// Removes empty folders under `prefix` (a store of files has them; a bucket has none).
+    async fn remove_empty_folders(&self, _prefix: &str) -> Result<usize, StorageError> {
+        Ok(0)
     }
 }
 

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use crate::format::ImageFormat;
 use crate::transform::VariantKey;
 
-/// Bookkeeping bytes charged per entry on top of its payload.
-const ENTRY_OVERHEAD: usize = 128;
+/// Bytes charged per entry on top of its payload: the key, the `Arc<Variant>` allocation and
+/// moka's own entry, deque node and frequency sketch share, rounded up.
+const ENTRY_OVERHEAD: usize = 256;
 
 /// An encoded variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,14 @@ impl MemoryCache {
     pub fn insert(&self, key: VariantKey, variant: Arc<Variant>) {
         if let Some(cache) = &self.inner {
             cache.insert(key, variant);
+        }
+    }
+
+    /// Settles moka's pending bookkeeping (evictions, weights); tests call it before reading
+    /// [`MemoryCache::weighted_size`].
+    pub fn run_pending_tasks(&self) {
+        if let Some(cache) = &self.inner {
+            cache.run_pending_tasks();
         }
     }
 

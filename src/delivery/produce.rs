@@ -1,9 +1,11 @@
-//! Making a variant on a miss in both caches: charge the quota, transform on the worker pool,
-//! keep the result in the store and in memory, give the charge back if the work fails.
+//! A variant not in this replica's memory: read from the store, or made — charge the quota,
+//! transform on the worker pool, keep the result in the store and in memory, give the charge
+//! back if the work fails.
 //!
-//! The work runs as a flight of its own, to its end, whoever is still waiting: a request that
-//! waits longer than the transform timeout answers 503, but the transform is not thrown away
-//! and not started again. Requests meanwhile join it; the result is stored and charged once.
+//! Either runs as one flight per variant, to its end, whoever is still waiting: concurrent
+//! requests share one store read (one copy in memory) or one transform (one charge). A request
+//! that waits longer than the transform timeout answers 503, but the work is not thrown away
+//! and not started again.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,35 +16,69 @@ use super::{Delivery, VariantSpec};
 use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
+use crate::storage::StorageError;
 use crate::transform::{pipeline, Job, PipelineError};
 use crate::workers::PoolError;
 
+/// What the flight for a variant found or made.
+#[derive(Clone)]
+pub(super) enum Found {
+    /// The variant, and where it came from.
+    Variant(Arc<Variant>, Tier),
+    /// A stored variant too large to keep in memory: each request streams it.
+    TooLargeToKeep,
+}
+
 impl Delivery {
-    /// Runs (or joins) the transform for `spec`: one run and one charge per variant at a time.
-    /// Waits at most the transform timeout for it.
-    pub(super) async fn produce(&self, spec: &VariantSpec) -> Result<Arc<Variant>, Error> {
+    /// Runs (or joins) the flight for `spec`: memory, the store, else a transform. Waits at
+    /// most the transform timeout for it.
+    pub(super) async fn fetch_or_make(&self, spec: &VariantSpec) -> Result<Found, Error> {
         let this = self.clone();
         let job = spec.clone();
-        let flight = self.flights.run(spec.key, move || async move { this.make(&job).await.map_err(Arc::new) });
-        self.parts.metrics.cache(Tier::Miss);
+        // The flight outlives the request; its log lines keep the id of the request that began it.
+        let request_id = crate::telemetry::request_id();
+        let work = move || async move {
+            crate::telemetry::with_request_id(
+                request_id,
+                async move { this.find_or_make(&job).await.map_err(Arc::new) },
+            )
+            .await
+        };
+        let flight = self.flights.run(spec.key, work);
         let Ok((result, _leader)) = tokio::time::timeout(self.settings.timeout, flight).await else {
+            self.parts.metrics.cache(Tier::Miss);
             self.parts.metrics.overloaded();
             return Err(Error::Overloaded { reason: "the image is still being made; retry shortly", retry_after: 5 });
         };
-        match result {
-            Some(Ok(variant)) => Ok(variant),
-            Some(Err(e)) => Err(Error::Shared(e)),
-            None => Err(Error::internal("transform task failed")),
-        }
+        let found = match result {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => return Err(Error::Shared(e)),
+            None => return Err(Error::internal("transform task failed")),
+        };
+        self.parts.metrics.cache(match &found {
+            Found::Variant(_, tier) => *tier,
+            Found::TooLargeToKeep => Tier::Store,
+        });
+        Ok(found)
     }
 
-    /// The leader's work: charge, transform, store, cache; refund on failure.
+    /// The flight's work: memory (a flight that just ended may have filled it), the store, else
+    /// charge, transform, store, cache; refund on failure.
     #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), image_id = %spec.image.id, ops = %spec.ops, format = %spec.format))]
-    async fn make(&self, spec: &VariantSpec) -> Result<Arc<Variant>, Error> {
+    async fn find_or_make(&self, spec: &VariantSpec) -> Result<Found, Error> {
         let p = &self.parts;
-        // A flight that just ended may have filled memory between our lookup and this one.
         if let Some(hit) = p.memory.get(&spec.key) {
-            return Ok(hit);
+            return Ok(Found::Variant(hit, Tier::Memory));
+        }
+        match p.store.get(&self.variant_key(spec)).await {
+            Ok(blob) if blob.len > super::MEMORY_LIMIT => return Ok(Found::TooLargeToKeep),
+            Ok(blob) => {
+                let variant = Arc::new(describe(blob.into_bytes().await?, spec.format));
+                p.memory.insert(spec.key, Arc::clone(&variant));
+                return Ok(Found::Variant(variant, Tier::Store));
+            }
+            Err(StorageError::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
         let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
             Ok(charge) => charge,
@@ -75,7 +111,7 @@ impl Delivery {
             }
         }
         p.memory.insert(spec.key, Arc::clone(&variant));
-        Ok(variant)
+        Ok(Found::Variant(variant, Tier::Miss))
     }
 
     async fn transform(&self, spec: &VariantSpec) -> Result<Variant, Error> {
@@ -104,12 +140,10 @@ impl Delivery {
             }
             Error::from(e)
         })??;
-        Ok(Variant {
-            bytes: Bytes::from(output.bytes),
-            format: output.format,
-            width: output.width,
-            height: output.height,
-        })
+        let mut bytes = output.bytes;
+        // Encoders leave spare capacity; the memory cache counts what is really held.
+        bytes.shrink_to_fit();
+        Ok(Variant { bytes: Bytes::from(bytes), format: output.format, width: output.width, height: output.height })
     }
 }
 

@@ -97,6 +97,18 @@ impl Storage for FsStorage {
         Ok(None)
     }
 
+    async fn size(&self, key: &BlobKey) -> Result<u64, StorageError> {
+        Ok(tokio::fs::metadata(self.path(key)).await.map_err(io)?.len())
+    }
+
+    async fn remove_empty_folders(&self, prefix: &str) -> Result<usize, StorageError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || remove_empty_blocking(&root, &prefix))
+            .await
+            .map_err(|e| StorageError::Backend(e.into()))?
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         let meta = tokio::fs::metadata(&self.root).await.map_err(|e| StorageError::Unavailable(e.into()))?;
         if meta.is_dir() {
@@ -104,6 +116,36 @@ impl Storage for FsStorage {
         } else {
             Err(StorageError::Unavailable(format!("{} is not a folder", self.root.display()).into()))
         }
+    }
+}
+
+/// Removes the empty folders below the folder `prefix` names (or the prefix's own folder when
+/// it names one, like `derived/<id>/`), deepest first.
+fn remove_empty_blocking(root: &Path, prefix: &str) -> Result<usize, StorageError> {
+    fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<bool> {
+        let mut empty = true;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() && walk(&entry.path(), removed)? {
+                std::fs::remove_dir(entry.path())?;
+                *removed += 1;
+            } else {
+                empty = false;
+            }
+        }
+        Ok(empty)
+    }
+    let dir = root.join(prefix.trim_end_matches('/'));
+    let mut removed = 0;
+    match walk(&dir, &mut removed) {
+        // A prefix that names one image's folder goes too; a top-level prefix stays.
+        Ok(true) if prefix.trim_end_matches('/').contains('/') => {
+            std::fs::remove_dir(&dir).map_err(|e| StorageError::Backend(e.into()))?;
+            Ok(removed + 1)
+        }
+        Ok(_) => Ok(removed),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(removed),
+        Err(e) => Err(StorageError::Backend(e.into())),
     }
 }
 

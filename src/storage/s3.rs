@@ -147,6 +147,11 @@ impl Storage for S3Storage {
         Ok(Some(request.uri().to_owned()))
     }
 
+    async fn size(&self, key: &BlobKey) -> Result<u64, StorageError> {
+        let out = self.client.head_object().bucket(&self.bucket).key(key.as_str()).send().await.map_err(classify)?;
+        Ok(out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|e| match classify(e) {
             StorageError::NotFound => StorageError::Unavailable("the bucket does not exist".into()),

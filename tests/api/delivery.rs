@@ -30,6 +30,7 @@ crate::for_backends!(
     invalid_ops_are_400_naming_the_token,
     etag_304_head_and_headers,
     variants_come_from_memory_then_store,
+    concurrent_store_hits_share_one_read,
     transform_api_uses_the_same_pipeline,
 );
 
@@ -630,6 +631,41 @@ async fn ops_that_change_nothing_serve_the_original(backend: Backend) {
     let padded = app.variant(&alice, &id, "w_50,h_50,fit_contain,bg_ff0000").await.headers()["etag"].clone();
     let white = app.variant(&alice, &id, "w_50,h_50,fit_contain").await.headers()["etag"].clone();
     assert_ne!(padded, white);
+}
+
+async fn concurrent_store_hits_share_one_read(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, id) = setup(&app, halves_jpeg(300, 200)).await;
+    let made = app.variant_bytes(&alice, &id, "w_120,fmt_webp").await;
+    // A replica with an empty memory: HEAD learns the length without reading the object...
+    let mut config = app.env.config();
+    config.cache.memory_bytes = 16 << 20;
+    let replica = std::sync::Arc::new(crate::harness::spawn_on(app.env.clone(), config, app.clock.clone()).await);
+    let url = replica.url(&replica.signed(&alice, &format!("/i/{id}/w_120,fmt_webp")));
+    let head = replica.client.head(&url).send().await.unwrap();
+    assert_eq!(head.headers()["x-cache"], "hit-store");
+    assert_eq!(head.headers()["content-length"].to_str().unwrap(), made.len().to_string());
+    assert_eq!(replica.state.gauges().memory_cache_bytes, 0, "HEAD kept nothing in memory");
+    // ...and twenty GETs at once share one read, kept once in memory.
+    let gets: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (replica.client.clone(), url.clone());
+            tokio::spawn(async move {
+                let res = client.get(url).send().await.unwrap();
+                (res.headers()["x-cache"].to_str().unwrap().to_owned(), res.bytes().await.unwrap())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = futures_util::future::join_all(gets).await.into_iter().map(Result::unwrap).collect();
+    assert!(answers.iter().all(|(tier, bytes)| tier != "miss" && bytes.as_ref() == made.as_slice()));
+    let metrics = replica.get("/metrics").await.text().await.unwrap();
+    let stored = answers.iter().filter(|(tier, _)| tier == "hit-store").count();
+    assert!(stored >= 1, "the first answers come from the store");
+    assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 0"), "nothing was transformed again");
+    replica.state.parts.memory.run_pending_tasks();
+    let held = replica.state.gauges().memory_cache_bytes;
+    assert!(held < 2 * made.len() as u64 + 4096, "one copy is kept, not one per request: {held}");
+    assert_eq!(app.used_today(&alice).await, 1);
 }
 
 /// Decoders never take the server down: a corrupt original is a 422 and the quota is refunded.

@@ -255,6 +255,7 @@ pub struct Child {
     /// The data folder, removed when the child is dropped.
     _dir: tempfile::TempDir,
     process: std::process::Child,
+    logs: Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 impl Child {
@@ -280,9 +281,22 @@ impl Child {
                 break event["addr"].as_str().expect("addr field").parse().expect("socket address");
             }
         };
-        // Keep draining the logs so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { addr, _dir: dir, process }
+        // Keep reading the logs (so the child never blocks on a full pipe), for `logs`.
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().expect("log lines").push(event);
+                }
+            }
+        });
+        Self { addr, _dir: dir, process, logs }
+    }
+
+    /// The JSON log events written so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().expect("log lines").clone()
     }
 
     /// Sends `signal` (e.g. `libc::SIGTERM`).

@@ -200,6 +200,10 @@ async fn delete_removes_the_row_the_original_and_every_variant(backend: Backend)
     assert_error(app.get(image["url"].as_str().unwrap()).await, 404, "not_found").await;
     assert!(app.stored_keys(&format!("originals/{id}")).await.is_empty());
     assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty());
+    if backend == Backend::Sqlite {
+        let folder = app.env.dir.path().join(format!("blobs/derived/{id}"));
+        assert!(!folder.exists(), "no empty folder is left behind");
+    }
     // The other image is untouched.
     let other = keep["id"].as_str().unwrap();
     assert_eq!(app.stored_keys(&format!("originals/{other}")).await.len(), 1);

@@ -338,3 +338,43 @@ async fn connections_beyond_the_cap_wait_their_turn() {
     // The silent ones are cut at the header timeout, and the fourth is served.
     assert_eq!(waiting.await.unwrap().unwrap(), 200);
 }
+
+/// Work that outlives its request (a transform's flight) logs with that request's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_logs_carry_the_request_id() {
+    let server = crate::harness::Child::start(&[("LOG_LEVEL", "info")]);
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"username": "alice", "password": "password123"});
+    let session: Value =
+        client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
+    let token = session["token"].as_str().unwrap();
+    let jpeg = crate::fixtures::halves_jpeg(100, 50);
+    let image: Value = client
+        .post(format!("{base}/v1/images"))
+        .bearer_auth(token)
+        .body(jpeg)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value =
+        client.get(format!("{base}/v1/me/signing-key")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let key = hex::decode(key["key"].as_str().unwrap()).unwrap();
+    let url = crate::harness::sign(&key, &format!("/i/{}/w_20", image["id"].as_str().unwrap()), None);
+    let res = client.get(format!("{base}{url}")).header("x-request-id", "trace-me-1").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut found = None;
+    for _ in 0..100 {
+        found = server.logs().into_iter().find(|e| e["message"] == "transformed");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let event = found.expect("a transformed log line");
+    let request_id = event["request_id"].as_str().or_else(|| event["span"]["request_id"].as_str());
+    assert_eq!(request_id, Some("trace-me-1"), "{event}");
+}

@@ -50,16 +50,16 @@ async fn deliver(
     if matches_etag(headers, resolved.etag.as_bytes()) {
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
     }
-    let format = resolved.format;
-    let (payload, tier) = state.delivery.serve(resolved).await?;
+    let (format, head) = (resolved.format, req.method() == Method::HEAD);
+    let (payload, tier) = state.delivery.serve(resolved, head).await?;
     out.insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
     out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
     out.insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     if let Some(tier) = tier {
         out.insert(X_CACHE.clone(), HeaderValue::from_static(tier.header()));
     }
-    let body = match (req.method() == Method::HEAD, payload) {
-        (true, _) => Body::Empty,
+    let body = match (head, payload) {
+        (true, _) | (false, Payload::Length(_)) => Body::Empty,
         (false, Payload::Bytes(bytes)) => Body::full(bytes),
         (false, Payload::Stream(blob)) => Body::stream(blob),
     };
