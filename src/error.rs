@@ -122,6 +122,7 @@ impl Error {
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Db(_) | Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -151,6 +152,7 @@ impl Error {
             Self::Quota(_) => "quota_exceeded",
             Self::Overloaded { .. } => "overloaded",
             Self::Storage(e) if e.is_not_found() => "not_found",
+            Self::Storage(StorageError::Full(_)) => "insufficient_storage",
             Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             Self::Db(_) | Self::Storage(_) | Self::Internal(_) => "internal",
         }
@@ -170,6 +172,7 @@ impl Error {
                 other => other.to_string(),
             },
             StatusCode::NOT_FOUND if matches!(self, Self::Storage(_)) => "not found".to_owned(),
+            StatusCode::INSUFFICIENT_STORAGE => "the object store is full; nothing was stored".to_owned(),
             _ => self.to_string(),
         }
     }

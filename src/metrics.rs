@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::cache::Tier;
 
 /// Status codes counted individually; others fall into `other`.
-const STATUSES: [u16; 19] =
-    [200, 201, 204, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 0];
+const STATUSES: [u16; 20] =
+    [200, 201, 204, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 507, 0];
 
 /// Upper bounds (seconds) of the latency buckets.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

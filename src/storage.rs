@@ -33,6 +33,9 @@ pub enum StorageError {
     /// The store cannot be reached or timed out.
     #[error("object store unavailable")]
     Unavailable(#[source] BoxError),
+    /// The store has no room left (disk full, quota reached).
+    #[error("object store full")]
+    Full(#[source] BoxError),
     /// Any other failure (permissions, disk full, protocol errors).
     #[error("object store error")]
     Backend(#[source] BoxError),

@@ -1,13 +1,12 @@
 //! The embedded default store: files under a local folder. Writes go to a temporary file in
 //! the same folder tree, are synced, then renamed into place, so readers see whole objects only.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::{Blob, BlobKey, Listed, Storage, StorageError};
@@ -40,6 +39,7 @@ impl FsStorage {
 fn io(e: std::io::Error) -> StorageError {
     match e.kind() {
         ErrorKind::NotFound => StorageError::NotFound,
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => StorageError::Full(e.into()),
         _ => StorageError::Backend(e.into()),
     }
 }
@@ -48,22 +48,28 @@ fn io(e: std::io::Error) -> StorageError {
 impl Storage for FsStorage {
     async fn put(&self, key: &BlobKey, bytes: Bytes, _content_type: &str) -> Result<(), StorageError> {
         let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
         let tmp = self.root.join(".tmp").join(format!("{}.part", uuid::Uuid::new_v4().simple()));
-        let write = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(&bytes).await?;
-            file.sync_data().await?;
-            drop(file);
-            tokio::fs::rename(&tmp, &path).await
-        };
-        if let Err(e) = write.await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(StorageError::Backend(e.into()));
-        }
-        Ok(())
+        // One blocking call: write, sync, rename. (tokio's File reports a failed write only on a
+        // later write or flush — not on sync — so a full disk would pass silently.)
+        tokio::task::spawn_blocking(move || {
+            let write = || -> std::io::Result<()> {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(&bytes)?;
+                file.sync_data()?;
+                drop(file);
+                std::fs::rename(&tmp, &path)
+            };
+            write().map_err(|e| {
+                // Nothing half-written stays: the temporary file goes, the key was never touched.
+                let _ = std::fs::remove_file(&tmp);
+                io(e)
+            })
+        })
+        .await
+        .map_err(|e| StorageError::Backend(e.into()))?
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Blob, StorageError> {

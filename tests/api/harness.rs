@@ -252,8 +252,9 @@ impl TestApp {
 /// The real `imgedge` binary in a child process, on the embedded default in a temporary folder.
 pub struct Child {
     pub addr: std::net::SocketAddr,
-    /// The data folder, removed when the child is dropped.
-    _dir: tempfile::TempDir,
+    /// The working folder (data under `data/`), removed when the last child using it is gone.
+    pub dir: Arc<tempfile::TempDir>,
+    env: Vec<(String, String)>,
     process: std::process::Child,
     logs: Arc<std::sync::Mutex<Vec<Value>>>,
 }
@@ -262,14 +263,25 @@ impl Child {
     /// Starts `imgedge` with `env` on top of a loopback port picked by the server and JSON logs,
     /// and waits until it listens.
     pub fn start(env: &[(&str, &str)]) -> Self {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::start_in(Arc::new(tempfile::tempdir().expect("temp dir")), env)
+    }
+
+    /// Kills the process (SIGKILL: no drain, no cleanup) and starts a new one on the same data.
+    pub fn kill_and_restart(mut self) -> Self {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        Self::start_in(Arc::clone(&self.dir), std::mem::take(&mut self.env))
+    }
+
+    fn start_in(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
         use std::io::BufRead;
-        let dir = tempfile::tempdir().expect("temp dir");
         let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_imgedge"))
             .current_dir(dir.path())
             .env_remove("RUST_LOG")
             .envs([("HOST", "127.0.0.1"), ("PORT", "0"), ("DATA_DIR", "data"), ("LOG_FORMAT", "json")])
             .envs([("ACCESS_LOG", "false"), ("TRANSFORM_WORKERS", "2")])
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("imgedge starts");
@@ -291,7 +303,7 @@ impl Child {
                 }
             }
         });
-        Self { addr, _dir: dir, process, logs }
+        Self { addr, dir, env, process, logs }
     }
 
     /// The JSON log events written so far.
@@ -494,21 +506,63 @@ fn s3_server() -> &'static S3Server {
 }
 
 async fn run_s3(root: PathBuf, ready: std::sync::mpsc::Sender<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
+    let addr = listener.local_addr().expect("addr");
+    ready.send(format!("http://{addr}")).expect("ready");
+    serve_s3(listener, root).await;
+}
+
+/// Serves S3 (s3s-fs over `root`) on `listener`; its connections end when this future is
+/// dropped.
+async fn serve_s3(listener: tokio::net::TcpListener, root: PathBuf) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs");
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_ACCESS_KEY, S3_SECRET_KEY));
     let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
-    let addr = listener.local_addr().expect("addr");
-    ready.send(format!("http://{addr}")).expect("ready");
     let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((socket, _)) = listener.accept().await else { continue };
         let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = conn.await;
         });
+    }
+}
+
+/// An S3 server of one test, on its runtime, which the test stops (connections refused, open
+/// ones cut) and starts again on the same port.
+pub struct StoppableS3 {
+    pub endpoint: String,
+    addr: std::net::SocketAddr,
+    root: PathBuf,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StoppableS3 {
+    /// A server with one bucket, `bucket`, in a fresh folder.
+    pub async fn start(bucket: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("imgedge-s3-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(root.join(bucket)).expect("bucket folder");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
+        let addr = listener.local_addr().expect("addr");
+        let serving = Some(tokio::spawn(serve_s3(listener, root.clone())));
+        Self { endpoint: format!("http://{addr}"), addr, root, serving }
+    }
+
+    /// Stops serving.
+    pub async fn stop(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+            let _ = serving.await;
+        }
+    }
+
+    /// Serves again on the same address.
+    pub async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind s3");
+        self.serving = Some(tokio::spawn(serve_s3(listener, self.root.clone())));
     }
 }
 

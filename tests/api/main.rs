@@ -1,11 +1,13 @@
 //! Integration tests over real HTTP against real backends (see `harness`).
 
 mod auth;
+mod cluster;
 mod config;
 mod db_contract;
 mod db_tls;
 mod delivery;
 mod docs;
+mod faults;
 mod fixtures;
 mod fuzz_corpus;
 mod harness;
