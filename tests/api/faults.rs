@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cluster::PgCluster;
 use crate::fixtures::halves_jpeg;
@@ -104,12 +104,8 @@ async fn s3_going_away_mid_upload_and_mid_delete_leaves_no_row_without_its_objec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_during_uploads_leaves_no_row_without_its_object() {
     let server = crate::harness::Child::start(&[("TRANSFORM_WORKERS", "2")]);
-    let base = format!("http://{}", server.addr);
-    let client = reqwest::Client::new();
-    let body = json!({"username": "alice", "password": "password123"});
-    let session: Value =
-        client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
+    let (base, client) = (server.base(), reqwest::Client::new());
+    let token = server.register("alice").await.token;
     let uploads: Vec<_> = (0..40u32)
         .map(|n| {
             let (client, url, token) = (client.clone(), format!("{base}/v1/images"), token.clone());
@@ -141,7 +137,7 @@ async fn a_server_killed_during_uploads_leaves_no_row_without_its_object() {
     let server = server.kill_and_restart();
     let answered: Vec<_> = futures_util::future::join_all(uploads).await.into_iter().map(Result::unwrap).collect();
     assert!(answered.iter().any(Result::is_err), "some uploads were cut off by the kill");
-    let base = format!("http://{}", server.addr);
+    let base = server.base();
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -306,6 +306,41 @@ impl Child {
         Self { addr, dir, env, process, logs }
     }
 
+    /// `http://addr`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Registers `username` (password `password123`) and fetches its signing key.
+    pub async fn register(&self, username: &str) -> Owner {
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({"username": username, "password": "password123"});
+        let session: Value = client
+            .post(format!("{}/v1/auth/register", self.base()))
+            .json(&body)
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        let token = session["token"].as_str().expect("token").to_owned();
+        let key: Value = client
+            .get(format!("{}/v1/me/signing-key", self.base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("key")
+            .json()
+            .await
+            .expect("json");
+        Owner {
+            id: session["user"]["id"].as_str().expect("id").to_owned(),
+            token,
+            key: hex::decode(key["key"].as_str().expect("key")).expect("hex"),
+        }
+    }
+
     /// The JSON log events written so far.
     pub fn logs(&self) -> Vec<Value> {
         self.logs.lock().expect("log lines").clone()

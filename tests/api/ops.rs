@@ -76,18 +76,9 @@ async fn readiness_fails_when_the_store_is_gone() {
 async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut server = crate::harness::Child::start(&[("SHUTDOWN_GRACE_SECS", "20")]);
-    let base = format!("http://{}", server.addr);
-    let client = reqwest::Client::new();
-    let session: Value = client
-        .post(format!("{base}/v1/auth/register"))
-        .json(&serde_json::json!({"username": "alice", "password": "password123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap();
+    let (base, client) = (server.base(), reqwest::Client::new());
+    let alice = server.register("alice").await;
+    let token = alice.token.as_str();
     // An upload whose body is only half sent.
     let jpeg = crate::fixtures::halves_jpeg(300, 200);
     let (first, rest) = jpeg.split_at(jpeg.len() / 2);
@@ -343,27 +334,12 @@ async fn connections_beyond_the_cap_wait_their_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transform_logs_carry_the_request_id() {
     let server = crate::harness::Child::start(&[("LOG_LEVEL", "info")]);
-    let base = format!("http://{}", server.addr);
-    let client = reqwest::Client::new();
-    let body = serde_json::json!({"username": "alice", "password": "password123"});
-    let session: Value =
-        client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-    let token = session["token"].as_str().unwrap();
+    let (base, client) = (server.base(), reqwest::Client::new());
+    let alice = server.register("alice").await;
     let jpeg = crate::fixtures::halves_jpeg(100, 50);
-    let image: Value = client
-        .post(format!("{base}/v1/images"))
-        .bearer_auth(token)
-        .body(jpeg)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value =
-        client.get(format!("{base}/v1/me/signing-key")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    let key = hex::decode(key["key"].as_str().unwrap()).unwrap();
-    let url = crate::harness::sign(&key, &format!("/i/{}/w_20", image["id"].as_str().unwrap()), None);
+    let upload = client.post(format!("{base}/v1/images")).bearer_auth(&alice.token).body(jpeg).send().await.unwrap();
+    let image: Value = upload.json().await.unwrap();
+    let url = crate::harness::sign(&alice.key, &format!("/i/{}/w_20", image["id"].as_str().unwrap()), None);
     let res = client.get(format!("{base}{url}")).header("x-request-id", "trace-me-1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let mut found = None;
