@@ -4,6 +4,7 @@
 # Needs only cargo, node + npm, and apt (wrk, nginx-light and the corpus's photos come from apt).
 #
 #   benches/http-load.sh                    # DUR=10 CONC=8 REPS=3 WRK_THREADS=2 SCEN="a b c d e f"
+#   IMGEDGE_ENV="MALLOC_MMAP_THRESHOLD_=1048576" benches/http-load.sh   # extra environment for imgedge
 #
 # Cache misses: an imgedge with both caches off (CACHE_MEMORY_MB=0, CACHE_STORE_VARIANTS=false)
 # and each corpus file uploaded COPIES times; wrk walks the copies so concurrent requests never
@@ -36,7 +37,7 @@ json() { python3 -c "import sys,json; print(json.load(sys.stdin)$1)"; }
 SHARP=$!; PIDS+=("$SHARP")
 start_imgedge() { # port cache_mb store_variants
   rm -rf "$RES/data-$1"
-  env PORT="$1" HOST=127.0.0.1 DATA_DIR="$RES/data-$1" CACHE_MEMORY_MB="$2" CACHE_STORE_VARIANTS="$3" \
+  env ${IMGEDGE_ENV:-} PORT="$1" HOST=127.0.0.1 DATA_DIR="$RES/data-$1" CACHE_MEMORY_MB="$2" CACHE_STORE_VARIANTS="$3" \
       QUOTA_DAILY_LIMIT=100000000 ACCESS_LOG=false LOG_LEVEL=warn "$BIN" > "$RES/imgedge-$1.log" 2>&1 &
   echo "$!"
 }

@@ -17,8 +17,10 @@
 //!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
 //!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
 //! - [`parts`] bundles the shared collaborators; [`metrics`] counts for `/metrics`; [`sweep`]
-//!   removes orphaned objects; [`fuzzing`] holds the fuzz targets' entry points.
+//!   removes orphaned objects; [`fuzzing`] holds the fuzz targets' entry points; [`allocator`]
+//!   tunes the process allocator.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cache;

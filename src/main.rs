@@ -20,7 +20,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tune_allocator();
+    imgedge::allocator::tune();
     let (command, config_path) = match parse_args(std::env::args().skip(1)) {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             Command::Help | Command::Healthcheck => ExitCode::SUCCESS,
             Command::Serve => match App::build(config).await {
                 Ok(app) => {
+                    imgedge::allocator::release_free_pages(imgedge::allocator::TRIM_PERIOD);
                     app.run(telemetry::shutdown_signal()).await;
                     ExitCode::SUCCESS
                 }
@@ -139,17 +140,5 @@ fn healthcheck(port: u16) -> ExitCode {
             eprintln!("imgedge healthcheck: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// glibc gives every thread that allocates concurrently an arena of its own (up to 8 per core)
-/// and keeps freed blocks there, so decode buffers freed on many blocking threads stay resident
-/// many times over. Two arenas keep peak RSS near the work in flight (132 MB vs 400 MB in
-/// `benches/http-load.sh`) at the same throughput.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -73,8 +73,7 @@ impl Delivery {
         match p.store.get(&self.variant_key(spec)).await {
             Ok(blob) if blob.len > super::MEMORY_LIMIT => return Ok(Found::TooLargeToKeep),
             Ok(blob) => {
-                let variant = Arc::new(describe(blob.into_bytes().await?, spec.format));
-                p.memory.insert(spec.key, Arc::clone(&variant));
+                let variant = p.memory.keep(spec.key, describe(blob.into_bytes().await?, spec.format));
                 return Ok(Found::Variant(variant, Tier::Store));
             }
             Err(StorageError::NotFound) => {}
@@ -91,7 +90,7 @@ impl Delivery {
         let result = self.transform(spec).await;
         p.metrics.transform(result.is_ok(), started.elapsed());
         let variant = match result {
-            Ok(variant) => Arc::new(variant),
+            Ok(variant) => p.memory.keep(spec.key, variant),
             Err(e) => {
                 if let Err(refund) = p.quota.refund(&charge).await {
                     tracing::error!(error = ?refund, "could not refund the quota of a failed transform");
@@ -110,7 +109,6 @@ impl Delivery {
                 tracing::warn!(error = ?e, "could not write the variant to the store; serving it anyway");
             }
         }
-        p.memory.insert(spec.key, Arc::clone(&variant));
         Ok(Found::Variant(variant, Tier::Miss))
     }
 
@@ -140,10 +138,12 @@ impl Delivery {
             }
             Error::from(e)
         })??;
-        let mut bytes = output.bytes;
-        // Encoders leave spare capacity; the memory cache counts what is really held.
-        bytes.shrink_to_fit();
-        Ok(Variant { bytes: Bytes::from(bytes), format: output.format, width: output.width, height: output.height })
+        Ok(Variant {
+            bytes: Bytes::from(output.bytes),
+            format: output.format,
+            width: output.width,
+            height: output.height,
+        })
     }
 }
 
