@@ -148,6 +148,8 @@ impl App {
             DatabaseBackend::Postgres(_) => "postgres".to_owned(),
         };
         tracing::info!(%addr, database = %backend, "imgedge listening");
+        let library = self.state.library.clone();
+        tokio::spawn(async move { library.backfill_placeholders().await });
         let grace = self.state.config.server.shutdown_grace;
         crate::http::serve(self.listener, self.state, shutdown, grace).await;
         tracing::info!("imgedge stopped");

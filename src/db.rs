@@ -15,6 +15,7 @@ use crate::auth::SigningKey;
 use crate::config::{DatabaseBackend, DatabaseConfig};
 use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
+use crate::placeholder::Placeholder;
 use crate::BoxError;
 
 /// Shared handle to the configured repository.
@@ -118,6 +119,8 @@ pub struct ImageRecord {
     pub content_hash: String,
     /// Whether the original has an alpha channel (decides `fmt_auto` without decoding).
     pub has_alpha: bool,
+    /// Placeholders; `None` only for rows uploaded before they existed, until the backfill.
+    pub placeholder: Option<Placeholder>,
     /// Upload time (microsecond precision).
     pub created_at: DateTime<Utc>,
 }
@@ -183,6 +186,12 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Ids of every image, for sweeping orphaned objects.
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
+
+    /// Up to `limit` images that have no placeholders yet (rows older than them).
+    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
+
+    /// Stores an image's placeholders; false when the row is gone.
+    async fn set_placeholder(&self, id: &ImageId, placeholder: &Placeholder) -> Result<bool, DbError>;
 }
 
 /// Connects to the configured database and applies pending migrations.
@@ -217,6 +226,19 @@ fn parse_image_id(s: &str) -> Result<ImageId, DbError> {
 
 fn parse_format(s: &str) -> Result<ImageFormat, DbError> {
     s.parse().map_err(|_| corrupt(format!("image format {s:?}")))
+}
+
+/// The placeholder columns (thumbhash, blurhash, color): all set or none.
+fn placeholder_from(columns: (Option<String>, Option<String>, Option<String>)) -> Option<Placeholder> {
+    match columns {
+        (Some(thumbhash), Some(blurhash), Some(color)) => Some(Placeholder { thumbhash, blurhash, color }),
+        _ => None,
+    }
+}
+
+/// The placeholder columns of a row to write.
+fn placeholder_columns(p: Option<&Placeholder>) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (p.map(|p| p.thumbhash.as_str()), p.map(|p| p.blurhash.as_str()), p.map(|p| p.color.as_str()))
 }
 
 fn to_u32(v: i64, what: &str) -> Result<u32, DbError> {

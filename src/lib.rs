@@ -12,7 +12,8 @@
 //! - [`auth`] holds passwords, JWTs and URL signatures.
 //! - [`db`] and [`storage`] are the pluggable backends (SQLite or PostgreSQL; files or S3).
 //! - [`format`] names image formats and recognises them from content.
-//! - [`library`] is the owner's originals: upload checks, list, delete.
+//! - [`library`] is the owner's originals: upload checks, list, delete; [`placeholder`]
+//!   computes their ThumbHash, BlurHash and average colour.
 //! - [`delivery`] answers `/i`: authorisation, cache policy, variants from memory, store or a
 //!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
 //!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
@@ -36,6 +37,7 @@ pub mod ids;
 pub mod library;
 pub mod metrics;
 pub mod parts;
+pub mod placeholder;
 pub mod quota;
 pub mod storage;
 pub mod sweep;

@@ -55,6 +55,7 @@ impl Library {
             size_bytes: bytes.len() as u64,
             content_hash: inspected.content_hash,
             has_alpha: inspected.has_alpha,
+            placeholder: Some(inspected.placeholder),
             created_at: to_micros(p.clock.now()),
         };
         let key = p.keys.original(&record.id);
@@ -128,6 +129,62 @@ impl Library {
     }
 }
 
+impl Library {
+    /// Computes the placeholders of rows uploaded before they existed, a batch at a time, each
+    /// from its original on the worker pool (like an upload check, so at the same cost and
+    /// within the same budget). Returns how many rows it filled. An image that fails (its
+    /// original missing or unreadable) is logged and skipped until the next start.
+    pub async fn backfill_placeholders(&self) -> usize {
+        const BATCH: u32 = 32;
+        let p = &self.parts;
+        let (mut filled, mut skipped) = (0, std::collections::HashSet::new());
+        loop {
+            let rows = match p.db.images_without_placeholder(BATCH + skipped.len() as u32).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "placeholder backfill stopped: the database failed");
+                    return filled;
+                }
+            };
+            let todo: Vec<ImageRecord> = rows.into_iter().filter(|r| !skipped.contains(&r.id)).collect();
+            if todo.is_empty() {
+                if filled > 0 || !skipped.is_empty() {
+                    tracing::info!(filled, skipped = skipped.len(), "placeholder backfill done");
+                }
+                return filled;
+            }
+            for record in todo {
+                match self.compute_placeholder(&record).await {
+                    Ok(placeholder) => match p.db.set_placeholder(&record.id, &placeholder).await {
+                        Ok(_) => filled += 1,
+                        Err(e) => {
+                            tracing::warn!(error = ?e, "placeholder backfill stopped: the database failed");
+                            return filled;
+                        }
+                    },
+                    // Serving comes first: a busy pool means try again shortly.
+                    Err(Error::Overloaded { retry_after, .. }) => {
+                        tokio::time::sleep(Duration::from_secs(retry_after)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, image_id = %record.id, "no placeholder for this image");
+                        skipped.insert(record.id);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn compute_placeholder(&self, record: &ImageRecord) -> Result<crate::placeholder::Placeholder, Error> {
+        let p = &self.parts;
+        let bytes = p.store.get_bytes(&p.keys.original(&record.id)).await?;
+        let header = upload::check_header(&bytes, &p.limits)?;
+        let limits = p.limits.clone();
+        let check = move || upload::inspect(&bytes, &limits).map(|inspected| inspected.placeholder);
+        Ok(p.workers.run_within(self.check_timeout, header.memory, check).await??)
+    }
+}
+
 fn encode_cursor(last: &ImageRecord) -> String {
     use base64::Engine;
     let raw = format!("{}.{}", last.created_at.timestamp_micros(), last.id);
@@ -159,6 +216,7 @@ mod tests {
             size_bytes: 1,
             content_hash: String::new(),
             has_alpha: false,
+            placeholder: None,
             created_at: to_micros(chrono::Utc::now()),
         };
         let after = decode_cursor(&encode_cursor(&record)).unwrap();

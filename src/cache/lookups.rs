@@ -283,6 +283,12 @@ mod tests {
         async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
             self.inner.image_ids().await
         }
+        async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+            self.inner.images_without_placeholder(limit).await
+        }
+        async fn set_placeholder(&self, id: &ImageId, p: &crate::placeholder::Placeholder) -> Result<bool, DbError> {
+            self.inner.set_placeholder(id, p).await
+        }
     }
 
     #[tokio::test]
@@ -307,6 +313,7 @@ mod tests {
             size_bytes: 1,
             content_hash: String::new(),
             has_alpha: false,
+            placeholder: None,
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();

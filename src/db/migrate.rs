@@ -29,6 +29,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0002_byte_order_ids.sql",
         sql: include_str!("../../migrations/sqlite/0002_byte_order_ids.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_placeholders.sql",
+        sql: include_str!("../../migrations/sqlite/0003_placeholders.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -38,6 +43,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_byte_order_ids.sql",
         sql: include_str!("../../migrations/postgres/0002_byte_order_ids.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_placeholders.sql",
+        sql: include_str!("../../migrations/postgres/0003_placeholders.sql"),
     },
 ];
 

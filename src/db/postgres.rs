@@ -12,11 +12,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::tls;
 use super::{
-    corrupt, migrate, parse_format, parse_image_id, parse_user_id, to_u32, DbError, ImageRecord, NewUser, OwnerKey,
-    PageAfter, Repository, User,
+    corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
+use crate::placeholder::Placeholder;
 
 /// A pooled PostgreSQL database.
 #[derive(Clone)]
@@ -28,7 +29,8 @@ pub struct PgRepo {
 const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
-const IMAGE_COLUMNS: &str = "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at";
+const IMAGE_COLUMNS: &str =
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations.
@@ -135,6 +137,11 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
         content_hash: row.try_get(6).map_err(pg)?,
         has_alpha: row.try_get(7).map_err(pg)?,
         created_at: row.try_get(8).map_err(pg)?,
+        placeholder: placeholder_from((
+            row.try_get(9).map_err(pg)?,
+            row.try_get(10).map_err(pg)?,
+            row.try_get(11).map_err(pg)?,
+        )),
     })
 }
 
@@ -216,8 +223,9 @@ impl Repository for PgRepo {
     async fn insert_image(&self, i: &ImageRecord) -> Result<(), DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
         let size = i64::try_from(i.size_bytes).unwrap_or(i64::MAX);
+        let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
-            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
             &[
                 &i.id.as_str(),
                 &i.owner.as_str(),
@@ -228,6 +236,9 @@ impl Repository for PgRepo {
                 &i.content_hash,
                 &i.has_alpha,
                 &i.created_at,
+                &thumbhash,
+                &blurhash,
+                &color,
             ],
         )
         .await
@@ -314,5 +325,24 @@ impl Repository for PgRepo {
         let conn = self.pool.get().await.map_err(pool)?;
         let rows = conn.query("SELECT id FROM images", &[]).await.map_err(pg)?;
         rows.iter().map(|r| parse_image_id(r.try_get(0).map_err(pg)?)).collect()
+    }
+
+    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL LIMIT $1");
+        let rows = conn.query(&sql, &[&i64::from(limit)]).await.map_err(pg)?;
+        rows.iter().map(image_from).collect()
+    }
+
+    async fn set_placeholder(&self, id: &ImageId, p: &Placeholder) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let n = conn
+            .execute(
+                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4 WHERE id = $1",
+                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
     }
 }

@@ -9,11 +9,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    corrupt, migrate, parse_format, parse_image_id, parse_user_id, to_u32, DbError, ImageRecord, NewUser, OwnerKey,
-    PageAfter, Repository, User,
+    corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
+use crate::placeholder::Placeholder;
 
 /// A SQLite database file.
 #[derive(Clone)]
@@ -22,7 +23,8 @@ pub struct SqliteRepo {
 }
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
-const IMAGE_COLUMNS: &str = "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at";
+const IMAGE_COLUMNS: &str =
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -125,7 +127,8 @@ fn user_from(raw: RawUser) -> Result<User, DbError> {
     })
 }
 
-type RawImage = (String, String, String, i64, i64, i64, String, bool, i64);
+type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders);
+type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
     Ok((
@@ -138,11 +141,12 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         row.get(6)?,
         row.get(7)?,
         row.get(8)?,
+        (row.get(9)?, row.get(10)?, row.get(11)?),
     ))
 }
 
 fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
-    let (id, owner, format, width, height, size, hash, has_alpha, created_at) = raw;
+    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders) = raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
         owner: parse_user_id(&owner)?,
@@ -153,6 +157,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         content_hash: hash,
         has_alpha,
         created_at: from_micros(created_at)?,
+        placeholder: placeholder_from(placeholders),
     })
 }
 
@@ -259,8 +264,11 @@ impl Repository for SqliteRepo {
     async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
         let i = image.clone();
         self.call(move |c| {
+            let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
-                &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!(
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
                 params![
                     i.id.as_str(),
                     i.owner.as_str(),
@@ -270,7 +278,10 @@ impl Repository for SqliteRepo {
                     i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
                     i.content_hash,
                     i.has_alpha,
-                    micros(i.created_at)
+                    micros(i.created_at),
+                    thumbhash,
+                    blurhash,
+                    color
                 ],
             )
             .map_err(backend)?;
@@ -366,6 +377,30 @@ impl Repository for SqliteRepo {
             let mut stmt = c.prepare("SELECT id FROM images").map_err(backend)?;
             let ids = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
             ids.map(|id| parse_image_id(&id.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+        self.call(move |c| {
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL LIMIT ?1");
+            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt.query_map([limit], raw_image).map_err(backend)?;
+            rows.map(|r| image_from(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn set_placeholder(&self, id: &ImageId, placeholder: &Placeholder) -> Result<bool, DbError> {
+        let (id, p) = (id.clone(), placeholder.clone());
+        self.call(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4 WHERE id = ?1",
+                    params![id.as_str(), p.thumbhash, p.blurhash, p.color],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

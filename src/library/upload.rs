@@ -1,8 +1,10 @@
 //! Judging an upload before anything is stored: the format from magic bytes, the pixel count
-//! from the header, then a complete decode (DCT-scaled for JPEG) and the upright size.
+//! from the header, then a complete decode (DCT-scaled for JPEG) to a small preview, which gives
+//! the upright size and the placeholders.
 
 use crate::config::Limits;
 use crate::format::ImageFormat;
+use crate::placeholder::Placeholder;
 use crate::transform::decode;
 
 /// Why an upload was refused.
@@ -52,6 +54,8 @@ pub struct Inspected {
     pub has_alpha: bool,
     /// blake3 hex of the bytes.
     pub content_hash: String,
+    /// ThumbHash, BlurHash and average colour of the upright image.
+    pub placeholder: Placeholder,
 }
 
 /// What the header of an acceptable upload says.
@@ -108,6 +112,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> 
         height: checked.height,
         has_alpha: checked.alpha,
         content_hash: blake3::hash(bytes).to_hex().to_string(),
+        placeholder: Placeholder::of(&checked.preview),
     })
 }
 

@@ -27,6 +27,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use self::shrink::BoxShrink;
 use super::PipelineError;
 use crate::format::ImageFormat;
+use crate::placeholder;
 
 /// A decoded original, not yet oriented.
 pub struct Decoded {
@@ -117,6 +118,11 @@ impl Probe {
         }
     }
 
+    /// How much each side may shrink for a preview of [`placeholder::SOURCE_SIDE`] pixels.
+    fn preview_shrink(&self) -> f64 {
+        f64::from(self.width.max(self.height)) / f64::from(placeholder::SOURCE_SIDE)
+    }
+
     /// Bytes of pixel buffers a decode at scale `k` holds at its peak.
     pub fn bytes_at(&self, k: u32) -> u64 {
         let (w, h) = (u64::from(self.width), u64::from(self.height));
@@ -135,16 +141,13 @@ impl Probe {
 /// [`PipelineError::Decode`] when the header cannot be read.
 pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> {
     let unreadable = |what: &str| PipelineError::Decode(format!("unreadable {what} header"));
-    Ok(match format {
+    let probe = match format {
         ImageFormat::Jpeg => {
             let frame = jpeg::frame(bytes).ok_or_else(|| unreadable("JPEG"))?;
             // CMYK (4 components) goes through the whole decoder and a conversion.
             let whole = if frame.sampling.len() == 4 { 7 } else { 3 };
             let fixed = frame.coefficient_bytes();
-            let probe =
-                Probe { width: frame.width, height: frame.height, whole, fixed, shrinks: Shrinks::Dct, check_bytes: 0 };
-            // The check decodes at 1/8.
-            Probe { check_bytes: probe.bytes_at(8), ..probe }
+            Probe { width: frame.width, height: frame.height, whole, fixed, shrinks: Shrinks::Dct, check_bytes: 0 }
         }
         ImageFormat::Png => {
             let header = png::header(bytes)?;
@@ -152,13 +155,12 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
             // Gray decodes at its own width, then converts to RGB(A).
             let whole = u64::from(header.channels) + if header.channels < 3 { out } else { 0 };
             let shrinks = if header.interlaced { Shrinks::Whole } else { Shrinks::Box };
-            // The check streams rows (Adam7 passes too) and keeps none.
-            let check_bytes = u64::from(header.width) * 16;
-            Probe { width: header.width, height: header.height, whole, fixed: 0, shrinks, check_bytes }
+            Probe { width: header.width, height: header.height, whole, fixed: 0, shrinks, check_bytes: 0 }
         }
         ImageFormat::Gif => {
             let layout = gif::layout(bytes)?;
             let fixed = layout.interlaced_frame.map_or(0, |(w, h)| u64::from(w) * u64::from(h) * 4);
+            // The check streams every frame's rows and keeps none.
             let check_bytes = u64::from(layout.width) * 8;
             Probe { width: layout.width, height: layout.height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes }
         }
@@ -172,12 +174,14 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
             } else {
                 // libwebp scales while it decodes; a lossless image is still held whole as ARGB.
                 let fixed = if f.lossless { u64::from(width) * u64::from(height) * 4 } else { u64::from(width) * 64 };
-                let probe = Probe { width, height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes: 0 };
-                Probe { check_bytes: probe.bytes_at(8), ..probe }
+                Probe { width, height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes: 0 }
             }
         }
         ImageFormat::Avif => return Err(PipelineError::Decode("AVIF decoding is not built".into())),
-    })
+    };
+    // The check also decodes the preview the placeholders are computed from.
+    let preview = probe.bytes_at(probe.scale(probe.preview_shrink()));
+    Ok(Probe { check_bytes: probe.check_bytes.max(preview), ..probe })
 }
 
 /// Decodes `bytes` of a known `format` at scale `k` (from [`Probe::scale`]): each side `k`
@@ -205,7 +209,6 @@ pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Res
 }
 
 /// What the upload check learned from decoding a file completely.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checked {
     /// Width once EXIF orientation is applied.
     pub width: u32,
@@ -213,29 +216,30 @@ pub struct Checked {
     pub height: u32,
     /// Whether the pixels have an alpha channel.
     pub alpha: bool,
+    /// The upright image, about [`placeholder::SOURCE_SIDE`] pixels on its long side (never
+    /// enlarged), for placeholders.
+    pub preview: DynamicImage,
 }
 
-/// Decodes the whole file while keeping as little as the format allows: every entropy-coded
-/// block of a JPEG at 1/8 scale, every PNG row and GIF frame streamed and dropped.
+/// Decodes the whole file while keeping as little as the format allows — a JPEG, WebP or PNG
+/// straight to a preview of about [`placeholder::SOURCE_SIDE`] pixels (every entropy-coded block
+/// and every row is still read), every GIF frame streamed and dropped — and returns the upright
+/// size and the preview.
 ///
 /// # Errors
 /// [`PipelineError::Decode`] for corrupt or truncated data.
 pub fn check(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Checked, PipelineError> {
     let probe = probe(bytes, format)?;
-    let (alpha, orientation) = match format {
-        ImageFormat::Png => png::check(bytes)?,
-        ImageFormat::Gif => {
-            gif::check(bytes)?;
-            (true, Orientation::NoTransforms)
-        }
-        _ => {
-            let decoded = decode(bytes, format, probe.scale(8.0), max_pixels)?;
-            (decoded.image.color().has_alpha(), decoded.orientation)
-        }
-    };
+    if format == ImageFormat::Gif {
+        // The preview reads the first frame only: read them all first.
+        gif::check(bytes)?;
+    }
+    let decoded = decode(bytes, format, probe.scale(probe.preview_shrink()), max_pixels)?;
+    let alpha = format == ImageFormat::Gif || decoded.image.color().has_alpha();
     let (width, height) =
-        if swaps_axes(orientation) { (probe.height, probe.width) } else { (probe.width, probe.height) };
-    Ok(Checked { width, height, alpha })
+        if swaps_axes(decoded.orientation) { (probe.height, probe.width) } else { (probe.width, probe.height) };
+    let (preview, _, _) = decoded.into_oriented();
+    Ok(Checked { width, height, alpha, preview })
 }
 
 fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded, PipelineError> {

@@ -133,6 +133,33 @@ fn to_px(v: f64) -> u32 {
     px
 }
 
+/// The ops of each width of a `srcset`: `widths` capped at the width of the region the ops cut
+/// (crop and rotation), deduplicated and ascending, each with `w_` set to it. A box given
+/// as `w_`+`h_` keeps its aspect ratio at every width; a lone `h_` gives way to the width.
+///
+/// # Errors
+/// As [`plan`], for a crop outside the source.
+pub fn srcset(source: (u32, u32), ops: &Ops, widths: &[u32], max_dimension: u32) -> Result<Vec<(u32, Ops)>, OpsError> {
+    let cut = Ops { crop: ops.crop, rotate: ops.rotate, ..Ops::default() };
+    let natural = plan(source, &cut, max_dimension)?.region.0;
+    let mut widths: Vec<u32> = widths.iter().map(|&w| w.clamp(1, natural)).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    Ok(widths
+        .into_iter()
+        .map(|width| {
+            let height = match (ops.width, ops.height) {
+                (Some(bw), Some(bh)) => {
+                    let h = (u64::from(bh) * u64::from(width) + u64::from(bw) / 2) / u64::from(bw.max(1));
+                    Some(u32::try_from(h).unwrap_or(u32::MAX).clamp(1, max_dimension.max(1)))
+                }
+                _ => None,
+            };
+            (width, Ops { width: Some(width), height, ..ops.clone() })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +219,20 @@ mod tests {
     fn dpr_multiplies_the_box() {
         assert_eq!(run((4000, 3000), "w_300,dpr_2").output, (600, 450));
         assert_eq!(run((4000, 3000), "w_300,dpr_1.5").output, (450, 338));
+    }
+
+    #[test]
+    fn srcset_widths_are_capped_deduplicated_and_keep_the_box_aspect() {
+        let ops = parse("w_400,h_200,fmt_webp", 8192).unwrap();
+        let set = srcset((1000, 800), &ops, &[1280, 320, 640, 2000, 320], 8192).unwrap();
+        let got: Vec<(u32, Option<u32>, Option<u32>)> = set.iter().map(|(w, o)| (*w, o.width, o.height)).collect();
+        assert_eq!(got, vec![(320, Some(320), Some(160)), (640, Some(640), Some(320)), (1000, Some(1000), Some(500))]);
+        assert!(set.iter().all(|(_, o)| o.format == ops.format), "the other ops are kept");
+        // The cap is the width after crop and rotation; a lone height gives way.
+        let cut = parse("crop_0:0:300:500,rot_90,h_100", 8192).unwrap();
+        let set = srcset((1000, 800), &cut, &[200, 800], 8192).unwrap();
+        assert_eq!(set.iter().map(|(w, o)| (*w, o.height)).collect::<Vec<_>>(), vec![(200, None), (500, None)]);
+        assert!(srcset((100, 100), &parse("crop_50:50:60:60", 8192).unwrap(), &[10], 8192).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use imgedge::auth::SigningKey;
 use imgedge::db::{self, DbError, ImageRecord, NewUser, PageAfter, Repository};
 use imgedge::format::ImageFormat;
 use imgedge::ids::{ImageId, UserId};
+use imgedge::placeholder::Placeholder;
 
 use crate::harness::{Backend, Env};
 
@@ -28,6 +29,11 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
         size_bytes: 99,
         content_hash: "ab".repeat(32),
         has_alpha: true,
+        placeholder: Some(Placeholder {
+            thumbhash: "1QcSHQRnh493V4dIh4eXh1h4kJUI".to_owned(),
+            blurhash: "LEHV6nWB2yk8pyo0adR*.7kCMdnj".to_owned(),
+            color: "#102030".to_owned(),
+        }),
         created_at: db::to_micros(created_at),
     }
 }
@@ -92,6 +98,22 @@ async fn images_page_newest_first(repo: &dyn Repository) {
     assert_eq!(repo.image_ids().await.unwrap().len(), 5);
 }
 
+async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
+    let owner = repo.create_user(&new_user("placeholders")).await.unwrap();
+    let old = ImageRecord { placeholder: None, ..image(&owner.id, Utc::now()) };
+    let new = image(&owner.id, Utc::now());
+    repo.insert_image(&old).await.unwrap();
+    repo.insert_image(&new).await.unwrap();
+    assert_eq!(repo.image(&new.id).await.unwrap().unwrap().placeholder, new.placeholder);
+    let missing = repo.images_without_placeholder(10).await.unwrap();
+    assert_eq!(missing.iter().map(|r| &r.id).collect::<Vec<_>>(), vec![&old.id]);
+    let computed = new.placeholder.clone().unwrap();
+    assert!(repo.set_placeholder(&old.id, &computed).await.unwrap());
+    assert_eq!(repo.image(&old.id).await.unwrap().unwrap().placeholder, Some(computed.clone()));
+    assert!(repo.images_without_placeholder(10).await.unwrap().is_empty());
+    assert!(!repo.set_placeholder(&ImageId::generate(), &computed).await.unwrap(), "no such row");
+}
+
 async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {
     let u = repo.create_user(&new_user("quota")).await.unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
@@ -120,6 +142,7 @@ async fn repository_contract(backend: Backend) {
     let (env, repo) = repository(backend).await;
     users_keys_and_conflicts(repo.as_ref()).await;
     images_page_newest_first(repo.as_ref()).await;
+    placeholders_are_stored_and_backfilled(repo.as_ref()).await;
     quota_charges_refunds_and_rolls_over(repo.as_ref()).await;
     repo.ping().await.unwrap();
     // Migrations are idempotent: connecting again applies nothing and keeps the data.

@@ -80,6 +80,22 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Runs one SQL statement on this test's database, behind the server's back.
+    pub async fn execute(&self, sql: &str) {
+        match &self.database {
+            DatabaseBackend::Sqlite(path) => {
+                rusqlite::Connection::open(path).expect("open sqlite").execute_batch(sql).expect("sql");
+            }
+            DatabaseBackend::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(conn);
+                client.batch_execute(sql).await.expect("sql");
+            }
+        }
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {

@@ -13,6 +13,8 @@ mod fuzz_corpus;
 mod harness;
 mod images;
 mod ops;
+mod placeholders;
 mod quota;
 mod replicas;
+mod srcset;
 mod storage_contract;

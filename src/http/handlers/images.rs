@@ -1,11 +1,11 @@
-//! The owner's images: upload, list, read, delete, sign URLs, transform, download.
+//! The owner's images: upload, list, read, delete, sign URLs and srcsets, transform, download.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::authenticate;
-use super::views::{ImagePage, ImageView, SignedUrl, Transformed};
+use super::views::{ImagePage, ImageView, SignedUrl, Srcset, SrcsetUrl, Transformed};
 use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::clock::rfc3339;
@@ -92,16 +92,68 @@ pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'
     let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
     // Checks the crop and watermark against this image, and drops what changes nothing.
     let spec = state.delivery.spec(record, &key, ops, None).await?;
-    let exp = match body.expires_in {
-        None => None,
-        Some(secs @ 1..=MAX_EXPIRES_IN) => Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0)),
-        Some(_) => {
-            return Err(Error::InvalidRequest(format!("expires_in must be an integer from 1 to {MAX_EXPIRES_IN}")))
-        }
-    };
+    let exp = expiry(state, body.expires_in)?;
     let url = key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), exp);
     let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
     Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
+}
+
+/// Body of `POST /v1/images/{id}/srcset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SrcsetRequest {
+    #[serde(default)]
+    ops: String,
+    widths: Vec<u32>,
+    expires_in: Option<u64>,
+}
+
+/// Most widths one srcset may list.
+const MAX_SRCSET_WIDTHS: usize = 32;
+
+/// `POST /v1/images/{id}/srcset`: one signed URL per width (capped at the source's width,
+/// deduplicated), and the `srcset` attribute that lists them.
+pub async fn srcset(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body: SrcsetRequest =
+        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
+            .await?;
+    let max_dimension = state.config.limits.max_dimension;
+    if body.widths.is_empty() || body.widths.len() > MAX_SRCSET_WIDTHS {
+        return Err(Error::InvalidRequest(format!("widths must list 1 to {MAX_SRCSET_WIDTHS} widths")));
+    }
+    if let Some(bad) = body.widths.iter().find(|w| !(1..=max_dimension).contains(*w)) {
+        return Err(Error::InvalidRequest(format!("width {bad} is outside 1 to {max_dimension}")));
+    }
+    let record = state.library.owned(&owner, params.get("id")).await?;
+    let key = owner_key(state, &owner).await?;
+    let ops = if body.ops.is_empty() { Ops::default() } else { transform::parse(&body.ops, max_dimension)? };
+    if ops.dpr.is_some() {
+        return Err(Error::InvalidRequest(
+            "a srcset lists widths: the browser applies the pixel ratio, drop `dpr_`".into(),
+        ));
+    }
+    let exp = expiry(state, body.expires_in)?;
+    let source = (record.width, record.height);
+    let widths =
+        transform::geometry::srcset(source, &ops, &body.widths, max_dimension).map_err(Error::InvalidTransform)?;
+    let mut urls = Vec::with_capacity(widths.len());
+    for (width, ops) in widths {
+        let spec = state.delivery.spec(record.clone(), &key, ops, None).await?;
+        urls.push(SrcsetUrl { width, url: key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), exp) });
+    }
+    let srcset = urls.iter().map(|u| format!("{} {}w", u.url, u.width)).collect::<Vec<_>>().join(", ");
+    Ok(json(StatusCode::OK, &Srcset { srcset, urls }))
+}
+
+/// The expiry time of a URL that lives `expires_in` seconds; `None` never expires.
+fn expiry(state: &AppState, expires_in: Option<u64>) -> Result<Option<i64>, Error> {
+    match expires_in {
+        None => Ok(None),
+        Some(secs @ 1..=MAX_EXPIRES_IN) => Ok(Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0))),
+        Some(_) => Err(Error::InvalidRequest(format!("expires_in must be an integer from 1 to {MAX_EXPIRES_IN}"))),
+    }
 }
 
 /// `POST /v1/images/{id}/transform`, the roadmap.sh shape: same pipeline, cache and quota as `/i`.

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::auth::SigningKey;
 use crate::clock::rfc3339;
 use crate::db::{ImageRecord, User};
+use crate::placeholder::Placeholder;
 use crate::quota;
 
 /// `User`.
@@ -69,6 +70,9 @@ pub struct ImageView {
     pub created_at: String,
     /// A signed path to the original.
     pub url: String,
+    /// ThumbHash, BlurHash and average colour; `null` only for an image uploaded before
+    /// placeholders existed, until the start-up backfill reaches it.
+    pub placeholder: Option<Placeholder>,
 }
 
 impl ImageView {
@@ -83,6 +87,7 @@ impl ImageView {
             content_hash: image.content_hash.clone(),
             created_at: rfc3339(image.created_at),
             url: key.signed_url(&format!("/i/{}", image.id), None),
+            placeholder: image.placeholder.clone(),
         }
     }
 }
@@ -110,6 +115,24 @@ pub struct SignedUrl {
     pub url: String,
     /// RFC 3339 expiry, `null` when the URL does not expire.
     pub expires_at: Option<String>,
+}
+
+/// `POST /v1/images/{id}/srcset`.
+#[derive(Debug, Serialize)]
+pub struct Srcset {
+    /// The `srcset` attribute: `<url> <width>w`, comma-separated, narrowest first.
+    pub srcset: String,
+    /// The same URLs one by one.
+    pub urls: Vec<SrcsetUrl>,
+}
+
+/// One width of a [`Srcset`].
+#[derive(Debug, Serialize)]
+pub struct SrcsetUrl {
+    /// Output width in pixels (the `w` descriptor).
+    pub width: u32,
+    /// Signed path and query.
+    pub url: String,
 }
 
 /// `POST /v1/images/{id}/transform`.
