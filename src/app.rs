@@ -47,6 +47,7 @@ impl AppState {
             transforms_running: self.parts.workers.running(),
             memory_cache_bytes: self.parts.memory.weighted_size(),
             decode_memory_bytes: self.parts.workers.memory_in_use(),
+            db: self.parts.db.pool_state(),
         }
     }
 }
@@ -117,6 +118,7 @@ impl App {
             avif_speed: config.transform.avif_speed,
             store_variants: config.cache.store_variants,
             timeout: config.transform.timeout,
+            width_ladder: config.transform.width_ladder.clone(),
         };
         let delivery = Delivery::new(parts.clone(), settings);
         let addr = SocketAddr::new(config.server.host, config.server.port);

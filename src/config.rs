@@ -164,6 +164,7 @@ sections! {
         #[serde(rename = "timeout_secs", deserialize_with = "secs")]
         timeout: Duration,
         avif_speed: u8,
+        width_ladder: Vec<u32>,
     }
     /// `[cache]`: the in-memory variant cache and whether variants go to the store.
     CacheConfig {
@@ -319,6 +320,12 @@ impl Config {
             ("limits.max_dimension", (1..=65_535).contains(&self.limits.max_dimension)),
             ("transform.timeout_secs (TRANSFORM_TIMEOUT_SECS)", !self.transform.timeout.is_zero()),
             ("transform.avif_speed", (1..=10).contains(&self.transform.avif_speed)),
+            (
+                "transform.width_ladder (ascending widths within limits.max_dimension)",
+                !self.transform.width_ladder.is_empty()
+                    && self.transform.width_ladder.windows(2).all(|w| w[0] < w[1])
+                    && self.transform.width_ladder.iter().all(|w| (1..=self.limits.max_dimension).contains(w)),
+            ),
             ("server.max_connections (MAX_CONNECTIONS)", self.server.max_connections >= 1),
             ("server.header_read_timeout_secs (HEADER_TIMEOUT_SECS)", !self.server.header_read_timeout.is_zero()),
             ("server.body_timeout_secs (BODY_TIMEOUT_SECS)", !self.server.body_timeout.is_zero()),

@@ -135,10 +135,22 @@ pub struct PageAfter {
 }
 
 /// Everything the server stores in its database.
+/// How busy the database's connections are, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open.
+    pub open: u32,
+    /// Connections in use, and on SQLite the calls waiting for its one connection.
+    pub in_use: u32,
+}
+
 #[async_trait]
 pub trait Repository: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), DbError>;
+
+    /// Connections open and in use now.
+    fn pool_state(&self) -> PoolState;
 
     /// Creates a user; [`DbError::Conflict`] when the username is taken (in any case).
     async fn create_user(&self, user: &NewUser) -> Result<User, DbError>;

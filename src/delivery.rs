@@ -9,6 +9,7 @@
 //! memory; concurrent misses for one variant share one transform and one charge.
 
 pub mod access;
+pub mod hints;
 mod produce;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use self::access::{Access, Credentials};
+use self::hints::{Hints, Vary};
 use crate::cache::lookups::{accept_class, Remembered};
 use crate::cache::{Flights, Tier, Variant};
 use crate::db::{ImageRecord, OwnerKey};
@@ -25,7 +27,7 @@ use crate::format::ImageFormat;
 use crate::ids::ImageId;
 use crate::parts::Parts;
 use crate::storage::{Blob, BlobKey, StorageError};
-use crate::transform::{self, geometry, relative_to_image, resolve_format, FormatChoice, Ops, OpsError, VariantKey};
+use crate::transform::{self, geometry, relative_to_image, resolve_format, Ops, OpsError, VariantKey};
 
 /// Largest variant read from the store into memory (and kept there); larger ones stream.
 const MEMORY_LIMIT: u64 = 16 << 20;
@@ -45,6 +47,8 @@ pub struct Ask<'a> {
     pub accept: Option<&'a str>,
     /// The bearer token, if any.
     pub bearer: Option<&'a str>,
+    /// Client hints (for `w_auto`, `dpr_auto` and `Save-Data`).
+    pub hints: Hints,
 }
 
 /// An authorised answer whose bytes are not fetched yet.
@@ -53,8 +57,8 @@ pub struct Resolved {
     pub etag: HeaderValue,
     /// `Cache-Control`, from how the request was authorised.
     pub cache_control: HeaderValue,
-    /// Whether the answer varies with `Accept` (`fmt_auto`).
-    pub vary_accept: bool,
+    /// The request headers the answer depends on.
+    pub vary: Vary,
     /// Format of the bytes.
     pub format: ImageFormat,
     source: Source,
@@ -125,6 +129,8 @@ pub struct DeliverySettings {
     pub store_variants: bool,
     /// Longest a request waits for a transform (which itself runs to its end).
     pub timeout: std::time::Duration,
+    /// Widths `w_auto` rounds a hint up to, ascending.
+    pub width_ladder: Vec<u32>,
 }
 
 /// Authorisation, cache policy and variant production for `/i`.
@@ -151,8 +157,12 @@ impl Delivery {
     /// unknown image, 5xx when a lookup fails.
     pub async fn resolve(&self, ask: &Ask<'_>) -> Result<Resolved, Error> {
         let accept = accept_class(ask.accept);
-        if let Some(resolved) = self.remembered(ask, accept)? {
-            return Ok(resolved);
+        // Answers that depend on hints are not remembered by URL.
+        let hinted = ask.hints.save_data || ask.ops.is_some_and(|o| o.contains("w_auto") || o.contains("dpr_auto"));
+        if !hinted {
+            if let Some(resolved) = self.remembered(ask, accept)? {
+                return Ok(resolved);
+            }
         }
         let p = &self.parts;
         // Taken before the checks, so a local delete or rotation racing with them voids the memo.
@@ -167,7 +177,15 @@ impl Delivery {
         let credentials = Credentials { path: ask.path, exp, sig, bearer: ask.bearer };
         let access = access::authorize(&credentials, &image, &owner, &p.jwt, p.clock.unix())?;
         let ops = transform::parse(ask.ops.unwrap_or_default(), p.limits.max_dimension)?;
-        let spec = self.spec(image, &owner, ops, ask.accept).await?;
+        let (ops, mut vary) = hints::fill(ops, &ask.hints, &self.settings.width_ladder, image.width);
+        let mut spec = self.spec(image, &owner, ops, ask.accept).await?;
+        if ask.hints.save_data && !spec.ops.is_identity() {
+            if let Some(quality) = hints::save_data_quality(&spec.ops, spec.format) {
+                spec.ops.quality = Some(quality);
+                spec.key = VariantKey::new(&spec.image.id, &spec.ops, spec.format);
+                vary.save_data = true;
+            }
+        }
         if spec.ops.is_identity() {
             // Nothing to do (no ops, `dpr_2` alone, a `bg_` with nothing to fill): the original,
             // at no cost.
@@ -175,7 +193,8 @@ impl Delivery {
             return Ok(Resolved {
                 etag: header(&format!("\"{hash}\""))?,
                 cache_control: access.cache_control(),
-                vary_accept: false,
+                // A hint may have led here (`w_auto` at the source's width).
+                vary: Vary { accept: false, ..vary },
                 format: spec.image.format,
                 source: Source::Original(spec.image),
             });
@@ -183,17 +202,18 @@ impl Delivery {
         let resolved = Resolved {
             etag: header(&spec.key.etag())?,
             cache_control: access.cache_control(),
-            vary_accept: spec.ops.format == Some(FormatChoice::Auto),
+            vary,
             format: spec.format,
             source: Source::Variant(Box::new(spec)),
         };
-        if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, ask.query) {
+        let query = ask.query.filter(|_| !hinted);
+        if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, query) {
             let remembered = Remembered {
                 exp,
                 key: spec.key,
                 etag: resolved.etag.clone(),
                 format: resolved.format,
-                vary: resolved.vary_accept,
+                vary: resolved.vary.accept,
             };
             p.lookups.remember((ask.path, query, accept), generation, checked_at, remembered);
         }
@@ -285,7 +305,7 @@ impl Delivery {
         Ok(Some(Resolved {
             etag: entry.etag.clone(),
             cache_control: access.cache_control(),
-            vary_accept: entry.vary,
+            vary: Vary { accept: entry.vary, ..Vary::default() },
             format: entry.format,
             source: Source::Cached(variant),
         }))

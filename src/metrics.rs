@@ -75,6 +75,8 @@ pub struct Gauges {
     pub memory_cache_bytes: u64,
     /// Bytes of pixel memory reserved by decodes running or about to run.
     pub decode_memory_bytes: u64,
+    /// Database connections open and in use.
+    pub db: crate::db::PoolState,
 }
 
 impl Metrics {
@@ -215,6 +217,12 @@ impl Metrics {
             ("imgedge_transforms_running", "Transforms running now.", gauges.transforms_running as u64),
             ("imgedge_memory_cache_bytes", "Bytes held by the in-memory variant cache.", gauges.memory_cache_bytes),
             ("imgedge_decode_memory_bytes", "Pixel memory reserved by decodes.", gauges.decode_memory_bytes),
+            ("imgedge_db_connections", "Database connections open.", u64::from(gauges.db.open)),
+            (
+                "imgedge_db_connections_in_use",
+                "Database connections in use (SQLite: calls running or waiting for its one connection).",
+                u64::from(gauges.db.in_use),
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -252,7 +260,8 @@ mod tests {
         m.request(0, 299, Duration::from_millis(3));
         m.cache(Tier::Memory);
         m.transform(true, Duration::from_millis(40));
-        let text = m.render(Gauges { queue_depth: 3, ..Gauges::default() });
+        let db = crate::db::PoolState { open: 4, in_use: 1 };
+        let text = m.render(Gauges { queue_depth: 3, db, ..Gauges::default() });
         assert!(text.contains("imgedge_http_requests_total{route=\"deliver_variant\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("imgedge_http_requests_total{route=\"deliver_variant\",status=\"other\"} 1"));
         assert!(text.contains("imgedge_http_request_duration_seconds_bucket{route=\"deliver_variant\",le=\"0.005\"} 2"));
@@ -260,5 +269,6 @@ mod tests {
         assert!(text.contains("imgedge_transforms_total{outcome=\"ok\"} 1"));
         assert!(text.contains("imgedge_transform_duration_seconds_count 1"));
         assert!(text.contains("imgedge_transform_queue_depth 3"));
+        assert!(text.contains("imgedge_db_connections 4\n") && text.contains("imgedge_db_connections_in_use 1\n"));
     }
 }

@@ -283,6 +283,9 @@ mod tests {
         async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
             self.inner.image_ids().await
         }
+        fn pool_state(&self) -> crate::db::PoolState {
+            self.inner.pool_state()
+        }
         async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
             self.inner.images_without_placeholder(limit).await
         }

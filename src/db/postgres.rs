@@ -13,7 +13,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, Repository, User,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -151,6 +151,11 @@ fn int(v: u32) -> i32 {
 
 #[async_trait]
 impl Repository for PgRepo {
+    fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState { open: state.connections, in_use: state.connections.saturating_sub(state.idle_connections) }
+    }
+
     async fn ping(&self) -> Result<(), DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
         conn.simple_query("SELECT 1").await.map_err(pg)?;

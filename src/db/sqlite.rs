@@ -2,6 +2,7 @@
 //! async threads never wait on disk.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, Repository, User,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -20,6 +21,8 @@ use crate::placeholder::Placeholder;
 #[derive(Clone)]
 pub struct SqliteRepo {
     conn: Arc<Mutex<Connection>>,
+    /// Calls running or waiting for the connection.
+    calls: Arc<AtomicU32>,
 }
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
@@ -47,7 +50,7 @@ impl SqliteRepo {
         })
         .await
         .map_err(|e| DbError::Backend(e.into()))??;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), calls: Arc::default() })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -57,7 +60,9 @@ impl SqliteRepo {
         F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
+        let counted = Counted::new(&self.calls);
         tokio::task::spawn_blocking(move || {
+            let _counted = counted;
             // A panic while holding the lock cannot leave SQLite half-written (statements are
             // atomic), so a poisoned lock is still safe to use.
             let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -127,6 +132,23 @@ fn user_from(raw: RawUser) -> Result<User, DbError> {
     })
 }
 
+/// One call in [`SqliteRepo::calls`] while it lives (dropped with the closure even if the
+/// blocking pool never runs it).
+struct Counted(Arc<AtomicU32>);
+
+impl Counted {
+    fn new(calls: &Arc<AtomicU32>) -> Self {
+        calls.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(calls))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
@@ -167,6 +189,10 @@ fn day(d: NaiveDate) -> String {
 
 #[async_trait]
 impl Repository for SqliteRepo {
+    fn pool_state(&self) -> PoolState {
+        PoolState { open: 1, in_use: self.calls.load(Ordering::Relaxed) }
+    }
+
     async fn ping(&self) -> Result<(), DbError> {
         self.call(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }

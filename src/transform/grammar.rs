@@ -109,10 +109,14 @@ pub struct Ops {
     pub flip_v: bool,
     /// Target box width.
     pub width: Option<u32>,
+    /// `w_auto[:N]`: the width comes from the client's hint (N, or the source width, without).
+    pub width_hint: Option<WidthHint>,
     /// Target box height.
     pub height: Option<u32>,
     /// Device pixel ratio in hundredths (101..=400); `None` means 1.
     pub dpr: Option<u32>,
+    /// `dpr_auto`: the ratio comes from the client's hint.
+    pub dpr_hint: bool,
     /// Fit mode, when not the default for the given box.
     pub fit: Option<Fit>,
     /// Cover gravity, when not `center` and cover applies.
@@ -135,14 +139,44 @@ pub struct Ops {
     pub format: Option<FormatChoice>,
 }
 
+/// `w_auto` and its width when the client sends no hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WidthHint {
+    /// N of `w_auto:N`; without it, the source's width.
+    pub fallback: Option<u32>,
+}
+
 impl Ops {
     /// The fit mode that applies, defaults included.
     pub fn effective_fit(&self) -> Fit {
-        match (self.fit, self.width, self.height) {
+        match (self.fit, self.has_width(), self.height) {
             (Some(fit), _, _) => fit,
-            (None, Some(_), Some(_)) => Fit::Cover,
+            (None, true, Some(_)) => Fit::Cover,
             (None, _, _) => Fit::Inside,
         }
+    }
+
+    /// True when a width is given, as a number or by `w_auto`.
+    fn has_width(&self) -> bool {
+        self.width.is_some() || self.width_hint.is_some()
+    }
+
+    /// True when the width or the ratio waits for the client's hints.
+    pub fn has_hints(&self) -> bool {
+        self.width_hint.is_some() || self.dpr_hint
+    }
+
+    /// These ops with the hinted values filled in: `width` for `w_auto`, `dpr` (hundredths)
+    /// for `dpr_auto`; normalised again, so they compare equal to the same ops written out.
+    pub fn with_hints(mut self, width: Option<u32>, dpr: Option<u32>) -> Self {
+        if self.width_hint.take().is_some() {
+            self.width = width;
+        }
+        if std::mem::take(&mut self.dpr_hint) {
+            self.dpr = dpr;
+        }
+        normalise(&mut self);
+        self
     }
 
     /// True when nothing changes the pixels or the format: the original can be served as is.
@@ -195,6 +229,15 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
     let bad = || OpsError::Invalid(token.to_owned());
     let range = |range: &'static str| OpsError::OutOfRange { token: token.to_owned(), range };
     match (name, value) {
+        ("w", "auto") => {
+            seen.first(0, token)?;
+            ops.width_hint = Some(WidthHint { fallback: None });
+        }
+        ("w", v) if v.starts_with("auto:") => {
+            seen.first(0, token)?;
+            let n = integer(&v[5..], 1, max_dim).map_err(|e| e.or(bad(), range("1 to the max dimension")))?;
+            ops.width_hint = Some(WidthHint { fallback: Some(n) });
+        }
         ("w", v) => {
             seen.first(0, token)?;
             ops.width = Some(integer(v, 1, max_dim).map_err(|e| e.or(bad(), range("1 to the max dimension")))?);
@@ -202,6 +245,10 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
         ("h", v) => {
             seen.first(1, token)?;
             ops.height = Some(integer(v, 1, max_dim).map_err(|e| e.or(bad(), range("1 to the max dimension")))?);
+        }
+        ("dpr", "auto") => {
+            seen.first(2, token)?;
+            ops.dpr_hint = true;
         }
         ("dpr", v) => {
             seen.first(2, token)?;
@@ -292,16 +339,17 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
 
 /// Drops values equal to their defaults so equivalent ops compare (and hash) equal.
 fn normalise(ops: &mut Ops) {
-    if ops.width.is_none() && ops.height.is_none() {
+    if !ops.has_width() && ops.height.is_none() {
         // Without a box there is nothing to scale, fit or crop towards.
         ops.dpr = None;
+        ops.dpr_hint = false;
         ops.fit = None;
         ops.gravity = None;
     }
     if ops.dpr == Some(100) {
         ops.dpr = None;
     }
-    let default_fit = if ops.width.is_some() && ops.height.is_some() { Fit::Cover } else { Fit::Inside };
+    let default_fit = if ops.has_width() && ops.height.is_some() { Fit::Cover } else { Fit::Inside };
     if ops.fit == Some(default_fit) {
         ops.fit = None;
     }
@@ -421,6 +469,13 @@ impl fmt::Display for Ops {
             sep.next(f)?;
             write!(f, "w_{w}")?;
         }
+        if let Some(hint) = self.width_hint {
+            sep.next(f)?;
+            match hint.fallback {
+                Some(n) => write!(f, "w_auto:{n}")?,
+                None => f.write_str("w_auto")?,
+            }
+        }
         if let Some(h) = self.height {
             sep.next(f)?;
             write!(f, "h_{h}")?;
@@ -428,6 +483,10 @@ impl fmt::Display for Ops {
         if let Some(d) = self.dpr {
             sep.next(f)?;
             write_hundredths(f, "dpr", d)?;
+        }
+        if self.dpr_hint {
+            sep.next(f)?;
+            f.write_str("dpr_auto")?;
         }
         if let Some(fit) = self.fit {
             sep.next(f)?;
@@ -547,6 +606,24 @@ mod tests {
     }
 
     #[test]
+    fn hint_tokens_wait_for_their_values() {
+        let ops = p("dpr_auto,w_auto:640,fmt_webp").unwrap();
+        assert_eq!((ops.width, ops.width_hint, ops.dpr_hint), (None, Some(WidthHint { fallback: Some(640) }), true));
+        assert_eq!(ops.to_string(), "w_auto:640,dpr_auto,fmt_webp");
+        assert_eq!(p("w_auto").unwrap().to_string(), "w_auto");
+        assert_eq!(p("dpr_auto").unwrap().to_string(), "", "no box: nothing to scale");
+        assert_eq!(p("w_auto,h_200,fit_cover").unwrap().to_string(), "w_auto,h_200", "cover is the default");
+        assert_eq!(p("w_auto,w_300"), Err(OpsError::Duplicate("w_300".into())));
+        assert_eq!(p("dpr_2,dpr_auto"), Err(OpsError::Duplicate("dpr_auto".into())));
+        assert!(matches!(p("w_auto:0"), Err(OpsError::OutOfRange { .. })));
+        assert_eq!(p("w_auto:x"), Err(OpsError::Invalid("w_auto:x".into())));
+        // Filled in, they equal the same ops written out.
+        let filled = p("w_auto,dpr_auto,h_100,fit_cover").unwrap().with_hints(Some(300), Some(200));
+        assert_eq!(filled, p("w_300,h_100,dpr_2").unwrap());
+        assert_eq!(p("w_auto,dpr_auto").unwrap().with_hints(Some(300), Some(100)), p("w_300").unwrap());
+    }
+
+    #[test]
     fn duplicate_width_is_rejected() {
         assert_eq!(p("w_300,w_400"), Err(OpsError::Duplicate("w_400".into())));
         assert_eq!(p("flip_h,flip_h"), Err(OpsError::Duplicate("flip_h".into())));
@@ -602,6 +679,8 @@ mod tests {
             prop::sample::select(vec!["fmt_jpeg", "fmt_png", "fmt_webp", "fmt_avif", "fmt_gif", "fmt_auto"])
                 .prop_map(String::from),
             Just("wm_AAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+            prop_oneof![Just("w_auto".to_owned()), (1u32..9000).prop_map(|n| format!("w_auto:{n}"))],
+            Just("dpr_auto".to_owned()),
         ]
     }
 

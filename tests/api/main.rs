@@ -11,6 +11,7 @@ mod faults;
 mod fixtures;
 mod fuzz_corpus;
 mod harness;
+mod hints;
 mod images;
 mod ops;
 mod placeholders;

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use hyper::body::Incoming;
 
 use crate::app::AppState;
+use crate::delivery::hints::Hints;
 use crate::delivery::{Ask, Payload};
 use crate::error::Error;
 use crate::http::body::Body;
@@ -39,13 +40,14 @@ async fn deliver(
         query: req.uri().query(),
         accept: headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
         bearer: request::bearer(headers),
+        hints: Hints::from_headers(headers),
     };
     let resolved = state.delivery.resolve(&ask).await?;
     let mut out = HeaderMap::with_capacity(8);
     out.insert(ETAG, resolved.etag.clone());
     out.insert(CACHE_CONTROL, resolved.cache_control.clone());
-    if resolved.vary_accept {
-        out.insert(VARY, HeaderValue::from_static("Accept"));
+    if let Some(vary) = resolved.vary.header() {
+        out.insert(VARY, vary);
     }
     if matches_etag(headers, resolved.etag.as_bytes()) {
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
