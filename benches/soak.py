@@ -5,10 +5,11 @@
 
 Each thread loops over a weighted mix: uploads, transforms of new variants (misses), repeats
 of known variants (hits), conditional requests (304), deletes, logins (one in four with a
-wrong password). Every INTERVAL it prints the server's RSS, open file descriptors, memory cache
-and decode budget in use (from /metrics), requests done and answers by status. At the end it
-checks: RSS within CACHE_MEMORY_MB + the decode budget in use + 96 MB, flat over the last
-half; descriptors back near the baseline once the load stops; no 5xx but 503 (and 507).
+wrong password). Every INTERVAL it prints the server's RSS, open file descriptors, memory cache,
+decode budget and database connections in use (from /metrics), requests done and answers by
+status. At the end it
+checks: RSS within CACHE_MEMORY_MB + the decode budget in use + 96 MB, no upward trend over
+the last half; descriptors back near the baseline once the load stops; no 5xx but 503 (and 507).
 Only the standard library: runs wherever python3 does.
 """
 
@@ -149,30 +150,39 @@ stop = threading.Event()
 threads = [threading.Thread(target=worker, args=(n, stop), daemon=True) for n in range(args.threads)]
 for t in threads:
     t.start()
-print(f"{'t (s)':>6} {'RSS MB':>7} {'peak':>6} {'fds':>5} {'cache MB':>8} {'decode MB':>9} {'requests':>8}  answers")
+print(f"{'t (s)':>6} {'RSS MB':>7} {'peak':>6} {'fds':>5} {'cache MB':>8} {'decode MB':>9} {'db use/open':>11} {'requests':>8}  answers")
 samples = []
 started = time.time()
 while time.time() - started < args.seconds:
     time.sleep(args.interval)
     text = metrics()
     cache, decode = gauge(text, "imgedge_memory_cache_bytes") / 2**20, gauge(text, "imgedge_decode_memory_bytes") / 2**20
+    db = f"{gauge(text, 'imgedge_db_connections_in_use'):.0f}/{gauge(text, 'imgedge_db_connections'):.0f}"
     sample = (round(time.time() - started), rss_mb(), rss_mb("VmHWM"), fds(), cache, decode, done[0])
     samples.append(sample)
     with lock:
         answers = " ".join(f"{s}:{n}" for s, n in sorted(statuses.items()))
-    print(f"{sample[0]:>6} {sample[1]:>7.0f} {sample[2]:>6.0f} {sample[3]:>5} {cache:>8.0f} {decode:>9.0f} {sample[6]:>8}  {answers}", flush=True)
+    print(f"{sample[0]:>6} {sample[1]:>7.0f} {sample[2]:>6.0f} {sample[3]:>5} {cache:>8.0f} {decode:>9.0f} {db:>11} {sample[6]:>8}  {answers}", flush=True)
 stop.set()
 for t in threads:
     t.join(timeout=120)
 time.sleep(10)
-after_fds = fds()
+after_fds, after_rss = fds(), rss_mb()
 budget = args.cache_mb + 96
 peak = max(s[1] - s[5] for s in samples)
-late = [s[1] for s in samples[len(samples) // 2 :]]
-flat = max(late) - min(late) <= max(0.1 * max(late), 16)
+# Flat: the least-squares trend over the last half grows less than 10 % (or 16 MB) across it;
+# single samples swing by tens of MB with the requests in flight.
+half = samples[len(samples) // 2 :]
+late = [s[1] for s in half]
+ts = [s[0] for s in half]
+t_mean, r_mean = sum(ts) / len(ts), sum(late) / len(late)
+spread = sum((t - t_mean) ** 2 for t in ts)
+slope = sum((t - t_mean) * (r - r_mean) for t, r in zip(ts, late)) / spread if spread else 0.0
+trend = slope * (ts[-1] - ts[0])
+flat = trend <= max(0.1 * r_mean, 16)
 bad = {s: n for s, n in statuses.items() if s >= 500 and s not in (503, 507) or s == 0}
 print(f"\nRSS (less the decode budget in use) peaked at {peak:.0f} MB; bound {budget} MB: {'ok' if peak <= budget else 'OVER'}")
-print(f"RSS over the last half: {min(late):.0f}-{max(late):.0f} MB: {'flat' if flat else 'GROWING'}")
+print(f"RSS over the last half: {min(late):.0f}-{max(late):.0f} MB, trend {trend:+.0f} MB: {'flat' if flat else 'GROWING'}; 10 s after the load: {after_rss:.0f} MB")
 print(f"descriptors: {baseline_fds} before, {after_fds} after the load: {'ok' if after_fds <= baseline_fds + 4 else 'LEAK'}")
 print(f"unexpected answers: {bad or 'none'}")
 raise SystemExit(0 if peak <= budget and flat and after_fds <= baseline_fds + 4 and not bad else 1)

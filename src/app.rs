@@ -98,10 +98,13 @@ impl App {
         let secret = jwt_secret(&config).await?;
         let db = db::connect(&config.database).await?;
         let store = storage::open(&config.storage).await?;
+        // CACHE_MEMORY_MB bounds every cache of a replica: the URL memo (at most an eighth of
+        // it; useless without variants in memory anyway) comes out of the variant cache's share.
+        let memo = config.cache.url_memo_bytes.min(config.cache.memory_bytes / 8);
         let parts = Parts {
             keys: BlobKeys::new(&config.storage),
-            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, config.cache.url_memo_bytes),
-            memory: MemoryCache::new(config.cache.memory_bytes),
+            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, memo),
+            memory: MemoryCache::new(config.cache.memory_bytes - memo),
             workers: WorkerPool::new(config.transform.workers, config.transform.queue)
                 .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
             hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),

@@ -125,6 +125,21 @@ pub struct ImageRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Named ops an owner reuses as `p_NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preset {
+    /// Owner.
+    pub owner: UserId,
+    /// `[a-z0-9_-]{1,32}`.
+    pub name: String,
+    /// The ops, in canonical form.
+    pub ops: String,
+    /// Usable without a signature, as the bare `/i/{id}/p_NAME` on the owner's images.
+    pub public: bool,
+    /// Last change (microsecond precision).
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Position in a newest-first list: the last item of the previous page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageAfter {
@@ -204,6 +219,18 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Stores an image's placeholders; false when the row is gone.
     async fn set_placeholder(&self, id: &ImageId, placeholder: &Placeholder) -> Result<bool, DbError>;
+
+    /// Creates or replaces a preset.
+    async fn put_preset(&self, preset: &Preset) -> Result<(), DbError>;
+
+    /// One of `owner`'s presets.
+    async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<Preset>, DbError>;
+
+    /// `owner`'s presets by name.
+    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError>;
+
+    /// Deletes a preset; false when there was none.
+    async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError>;
 }
 
 /// Connects to the configured database and applies pending migrations.

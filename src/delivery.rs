@@ -157,9 +157,12 @@ impl Delivery {
     /// unknown image, 5xx when a lookup fails.
     pub async fn resolve(&self, ask: &Ask<'_>) -> Result<Resolved, Error> {
         let accept = accept_class(ask.accept);
-        // Answers that depend on hints are not remembered by URL.
-        let hinted = ask.hints.save_data || ask.ops.is_some_and(|o| o.contains("w_auto") || o.contains("dpr_auto"));
-        if !hinted {
+        // Answers that depend on hints or on a preset (which may change) are not remembered by URL.
+        let dynamic = ask.hints.save_data
+            || ask.ops.is_some_and(|o| {
+                o.contains("w_auto") || o.contains("dpr_auto") || o.starts_with("p_") || o.contains(",p_")
+            });
+        if !dynamic {
             if let Some(resolved) = self.remembered(ask, accept)? {
                 return Ok(resolved);
             }
@@ -175,8 +178,7 @@ impl Delivery {
         let owner = p.lookups.owner(&image.owner).await?;
         let (checked_at, owner) = (checked_at.min(owner.at), owner.value.ok_or_else(not_found)?);
         let credentials = Credentials { path: ask.path, exp, sig, bearer: ask.bearer };
-        let access = access::authorize(&credentials, &image, &owner, &p.jwt, p.clock.unix())?;
-        let ops = transform::parse(ask.ops.unwrap_or_default(), p.limits.max_dimension)?;
+        let (access, ops) = self.authorise(ask, &credentials, &image, &owner).await?;
         let (ops, mut vary) = hints::fill(ops, &ask.hints, &self.settings.width_ladder, image.width);
         let mut spec = self.spec(image, &owner, ops, ask.accept).await?;
         if ask.hints.save_data && !spec.ops.is_identity() {
@@ -206,7 +208,7 @@ impl Delivery {
             format: spec.format,
             source: Source::Variant(Box::new(spec)),
         };
-        let query = ask.query.filter(|_| !hinted);
+        let query = ask.query.filter(|_| !dynamic);
         if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, query) {
             let remembered = Remembered {
                 exp,
@@ -218,6 +220,36 @@ impl Delivery {
             p.lookups.remember((ask.path, query, accept), generation, checked_at, remembered);
         }
         Ok(resolved)
+    }
+
+    /// How `ask` is authorised, and its ops with its preset expanded. The bare path of a public
+    /// preset (`/i/{id}/p_NAME`, nothing else) needs no credentials; any other use of a preset
+    /// does, and an unknown preset is then a 400 naming it.
+    async fn authorise(
+        &self,
+        ask: &Ask<'_>,
+        credentials: &Credentials<'_>,
+        image: &ImageRecord,
+        owner: &OwnerKey,
+    ) -> Result<(Access, Ops), Error> {
+        let p = &self.parts;
+        let authorised = access::authorize(credentials, image, owner, &p.jwt, p.clock.unix());
+        let (name, rest) = transform::grammar::split_preset(ask.ops.unwrap_or_default())?;
+        let Some(name) = name else { return Ok((authorised?, transform::parse(&rest, p.limits.max_dimension)?)) };
+        let preset = p.lookups.preset(&image.owner, name).await?.value;
+        let access = match authorised {
+            Ok(access) => access,
+            Err(refused) => {
+                let bare = rest.is_empty() && credentials.sig.is_none() && credentials.bearer.is_none();
+                match &preset {
+                    Some(preset) if preset.public && bare => Access::Signed { max_age: access::PRESET_MAX_AGE },
+                    _ => return Err(refused),
+                }
+            }
+        };
+        let preset = preset.ok_or_else(|| Error::InvalidTransform(OpsError::UnknownPreset(name.to_owned())))?;
+        let ops = transform::grammar::parse_with_preset(&rest, &preset.ops, p.limits.max_dimension)?;
+        Ok((access.with_preset(), ops))
     }
 
     /// The bytes of a resolved answer and, for variants, the cache tier they came from.

@@ -60,6 +60,9 @@ pub enum OpsError {
     /// A `wm_` id that is not an image of the same owner.
     #[error("`wm_{0}` is not one of your images")]
     UnknownWatermark(String),
+    /// A `p_` name that is not one of the image owner's presets.
+    #[error("`p_{0}` is not a preset of this image's owner")]
+    UnknownPreset(String),
 }
 
 /// A transform that could not be completed.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use http::HeaderValue;
 use moka::sync::Cache;
 
-use crate::db::{Db, DbError, ImageRecord, OwnerKey};
+use crate::db::{Db, DbError, ImageRecord, OwnerKey, Preset};
 use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
 use crate::transform::VariantKey;
@@ -75,6 +75,7 @@ pub struct Lookups {
     ttl: Duration,
     images: Option<Cache<ImageId, Fetched<ImageRecord>>>,
     owners: Option<Cache<UserId, Fetched<OwnerKey>>>,
+    presets: Option<Cache<(UserId, String), Fetched<Preset>>>,
     urls: Option<Cache<u64, Arc<Authorised>>>,
     generation: Arc<AtomicU64>,
     hasher: std::collections::hash_map::RandomState,
@@ -98,6 +99,7 @@ impl Lookups {
             ttl,
             images: cache(ttl),
             owners: cache(ttl),
+            presets: cache(ttl),
             urls,
             generation: Arc::default(),
             hasher: std::collections::hash_map::RandomState::new(),
@@ -118,6 +120,23 @@ impl Lookups {
     /// The database call fails.
     pub async fn owner(&self, id: &UserId) -> Result<Fetched<OwnerKey>, DbError> {
         fetch(self.owners.as_ref(), id, self.ttl, &self.generation, || self.db.owner_key(id)).await
+    }
+
+    /// One of `owner`'s presets, `None` when there is no such preset.
+    ///
+    /// # Errors
+    /// The database call fails.
+    pub async fn preset(&self, owner: &UserId, name: &str) -> Result<Fetched<Preset>, DbError> {
+        let key = (owner.clone(), name.to_owned());
+        fetch(self.presets.as_ref(), &key, self.ttl, &self.generation, || self.db.preset(owner, name)).await
+    }
+
+    /// Forgets a preset (changed or deleted through this replica).
+    pub fn forget_preset(&self, owner: &UserId, name: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(cache) = &self.presets {
+            cache.invalidate(&(owner.clone(), name.to_owned()));
+        }
     }
 
     /// Forgets an image (deleted through this replica) and every authorised URL.
@@ -285,6 +304,18 @@ mod tests {
         }
         fn pool_state(&self) -> crate::db::PoolState {
             self.inner.pool_state()
+        }
+        async fn put_preset(&self, p: &crate::db::Preset) -> Result<(), DbError> {
+            self.inner.put_preset(p).await
+        }
+        async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<crate::db::Preset>, DbError> {
+            self.inner.preset(owner, name).await
+        }
+        async fn presets(&self, owner: &UserId) -> Result<Vec<crate::db::Preset>, DbError> {
+            self.inner.presets(owner).await
+        }
+        async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError> {
+            self.inner.delete_preset(owner, name).await
         }
         async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
             self.inner.images_without_placeholder(limit).await

@@ -34,6 +34,7 @@ pub const SQLITE: &[Migration] = &[
         name: "0003_placeholders.sql",
         sql: include_str!("../../migrations/sqlite/0003_placeholders.sql"),
     },
+    Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/sqlite/0004_presets.sql") },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -49,6 +50,7 @@ pub const POSTGRES: &[Migration] = &[
         name: "0003_placeholders.sql",
         sql: include_str!("../../migrations/postgres/0003_placeholders.sql"),
     },
+    Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/postgres/0004_presets.sql") },
 ];
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Repository, User,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -142,6 +142,18 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
             row.try_get(10).map_err(pg)?,
             row.try_get(11).map_err(pg)?,
         )),
+    })
+}
+
+const PRESET_COLUMNS: &str = "owner_id, name, ops, public, updated_at";
+
+fn preset_from(row: &Row) -> Result<Preset, DbError> {
+    Ok(Preset {
+        owner: parse_user_id(row.try_get(0).map_err(pg)?)?,
+        name: row.try_get(1).map_err(pg)?,
+        ops: row.try_get(2).map_err(pg)?,
+        public: row.try_get(3).map_err(pg)?,
+        updated_at: row.try_get(4).map_err(pg)?,
     })
 }
 
@@ -330,6 +342,39 @@ impl Repository for PgRepo {
         let conn = self.pool.get().await.map_err(pool)?;
         let rows = conn.query("SELECT id FROM images", &[]).await.map_err(pg)?;
         rows.iter().map(|r| parse_image_id(r.try_get(0).map_err(pg)?)).collect()
+    }
+
+    async fn put_preset(&self, p: &Preset) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        conn.execute(
+            "INSERT INTO presets (owner_id, name, ops, public, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
+             updated_at = excluded.updated_at",
+            &[&p.owner.as_str(), &p.name, &p.ops, &p.public, &p.updated_at],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<Preset>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = $1 AND name = $2");
+        let row = conn.query_opt(&sql, &[&owner.as_str(), &name]).await.map_err(pg)?;
+        row.as_ref().map(preset_from).transpose()
+    }
+
+    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = $1 ORDER BY name");
+        let rows = conn.query(&sql, &[&owner.as_str()]).await.map_err(pg)?;
+        rows.iter().map(preset_from).collect()
+    }
+
+    async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = "DELETE FROM presets WHERE owner_id = $1 AND name = $2";
+        Ok(conn.execute(sql, &[&owner.as_str(), &name]).await.map_err(pg)? == 1)
     }
 
     async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Repository, User,
+    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -147,6 +147,18 @@ impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+const PRESET_COLUMNS: &str = "owner_id, name, ops, public, updated_at";
+
+type RawPreset = (String, String, String, bool, i64);
+
+fn raw_preset(row: &Row<'_>) -> rusqlite::Result<RawPreset> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Preset, DbError> {
+    Ok(Preset { owner: parse_user_id(&owner)?, name, ops, public, updated_at: from_micros(updated_at)? })
 }
 
 type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders);
@@ -403,6 +415,53 @@ impl Repository for SqliteRepo {
             let mut stmt = c.prepare("SELECT id FROM images").map_err(backend)?;
             let ids = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
             ids.map(|id| parse_image_id(&id.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn put_preset(&self, preset: &Preset) -> Result<(), DbError> {
+        let p = preset.clone();
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO presets (owner_id, name, ops, public, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
+                 updated_at = excluded.updated_at",
+                params![p.owner.as_str(), p.name, p.ops, p.public, micros(p.updated_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<Preset>, DbError> {
+        let (owner, name) = (owner.clone(), name.to_owned());
+        self.call(move |c| {
+            let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = ?1 AND name = ?2");
+            let raw = c.query_row(&sql, params![owner.as_str(), name], raw_preset).optional().map_err(backend)?;
+            raw.map(preset_from).transpose()
+        })
+        .await
+    }
+
+    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError> {
+        let owner = owner.clone();
+        self.call(move |c| {
+            let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = ?1 ORDER BY name");
+            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt.query_map([owner.as_str()], raw_preset).map_err(backend)?;
+            rows.map(|r| preset_from(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError> {
+        let (owner, name) = (owner.clone(), name.to_owned());
+        self.call(move |c| {
+            let n = c
+                .execute("DELETE FROM presets WHERE owner_id = ?1 AND name = ?2", params![owner.as_str(), name])
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

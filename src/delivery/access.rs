@@ -12,6 +12,9 @@ use crate::error::Error;
 /// `max-age` of URLs that never expire: one year.
 pub const YEAR: i64 = 31_536_000;
 
+/// Longest shared caches may keep an answer made with a preset: the preset may change.
+pub const PRESET_MAX_AGE: i64 = 600;
+
 /// How a request was authorised, which decides who may cache the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -31,6 +34,15 @@ impl Access {
     }
 
     /// The `Cache-Control` header of answers given under this access.
+    /// The same access for an answer made with a preset, which shared caches keep at most
+    /// [`PRESET_MAX_AGE`] (the owner's own, private, fetches are not capped).
+    pub fn with_preset(self) -> Self {
+        match self {
+            Self::Signed { max_age } => Self::Signed { max_age: max_age.min(PRESET_MAX_AGE) },
+            Self::Owner => Self::Owner,
+        }
+    }
+
     pub fn cache_control(&self) -> HeaderValue {
         match self {
             Self::Signed { max_age } if *max_age >= YEAR => {

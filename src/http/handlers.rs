@@ -4,6 +4,7 @@ pub mod auth;
 pub mod delivery;
 pub mod images;
 pub mod ops;
+pub mod presets;
 pub mod views;
 
 use http::HeaderMap;

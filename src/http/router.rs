@@ -12,7 +12,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::handlers::{auth, delivery, images, ops};
+use super::handlers::{auth, delivery, images, ops, presets};
 pub use super::request::Params;
 use crate::app::AppState;
 use crate::error::Error;
@@ -63,6 +63,9 @@ pub static ROUTES: &[Route] = &[
     r(Method::POST, "/v1/images/{id}/srcset", "image_srcset", to!(images::srcset)),
     r(Method::POST, "/v1/images/{id}/transform", "image_transform", to!(images::transform)),
     r(Method::GET, "/v1/images/{id}/download", "image_download", to!(images::download)),
+    r(Method::GET, "/v1/presets", "presets_list", to!(presets::list)),
+    r(Method::PUT, "/v1/presets/{name}", "preset_put", to!(presets::put)),
+    r(Method::DELETE, "/v1/presets/{name}", "preset_delete", to!(presets::delete)),
 ];
 
 /// The metrics label of requests that match no route.

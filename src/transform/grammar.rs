@@ -156,6 +156,39 @@ impl Ops {
         }
     }
 
+    /// A preset's ops with `self`'s tokens on top: each token given here replaces the preset's
+    /// (`w_` and `w_auto` are one slot, as are `dpr_` and `dpr_auto`); flags add up. Both are
+    /// taken as written (not normalised), so a `fit_` given alone still applies to the preset's box.
+    fn over(self, preset: Ops) -> Self {
+        let (width, width_hint) =
+            if self.has_width() { (self.width, self.width_hint) } else { (preset.width, preset.width_hint) };
+        let (dpr, dpr_hint) =
+            if self.dpr.is_some() || self.dpr_hint { (self.dpr, self.dpr_hint) } else { (preset.dpr, preset.dpr_hint) };
+        let mut ops = Ops {
+            crop: self.crop.or(preset.crop),
+            rotate: self.rotate.or(preset.rotate),
+            flip_h: self.flip_h || preset.flip_h,
+            flip_v: self.flip_v || preset.flip_v,
+            width,
+            width_hint,
+            height: self.height.or(preset.height),
+            dpr,
+            dpr_hint,
+            fit: self.fit.or(preset.fit),
+            gravity: self.gravity.or(preset.gravity),
+            blur: self.blur.or(preset.blur),
+            sharpen: self.sharpen.or(preset.sharpen),
+            gray: self.gray || preset.gray,
+            sepia: self.sepia || preset.sepia,
+            bg: self.bg.or(preset.bg),
+            watermark: self.watermark.or(preset.watermark),
+            quality: self.quality.or(preset.quality),
+            format: self.format.or(preset.format),
+        };
+        normalise(&mut ops);
+        ops
+    }
+
     /// True when a width is given, as a number or by `w_auto`.
     fn has_width(&self) -> bool {
         self.width.is_some() || self.width_hint.is_some()
@@ -191,6 +224,23 @@ impl Ops {
 /// [`OpsError`] naming the first bad token: empty, unknown, duplicate, malformed or out of
 /// range; or the whole string when it is longer than [`MAX_OPS_LEN`].
 pub fn parse(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
+    let mut ops = parse_as_written(input, max_dimension)?;
+    normalise(&mut ops);
+    Ok(ops)
+}
+
+/// Parses `input` on top of a preset's ops (see [`Ops::over`]: tokens given replace the
+/// preset's), then normalises the result.
+///
+/// # Errors
+/// As [`parse`], for either string.
+pub fn parse_with_preset(input: &str, preset: &str, max_dimension: u32) -> Result<Ops, OpsError> {
+    let preset = parse_as_written(preset, max_dimension)?;
+    Ok(parse_as_written(input, max_dimension)?.over(preset))
+}
+
+/// The tokens of `input`, checked but not normalised.
+fn parse_as_written(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
     if input.len() > MAX_OPS_LEN {
         return Err(OpsError::TooLong { len: input.len(), max: MAX_OPS_LEN });
     }
@@ -203,8 +253,38 @@ pub fn parse(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
     for token in input.split(',') {
         parse_token(token, &mut ops, &mut seen, max_dimension)?;
     }
-    normalise(&mut ops);
     Ok(ops)
+}
+
+/// Takes the `p_NAME` token (at most one) out of an ops string: the preset's name and the
+/// other tokens, for [`parse`].
+///
+/// # Errors
+/// [`OpsError::TooLong`], [`OpsError::Duplicate`] for a second `p_`, [`OpsError::Invalid`] for a
+/// name that is not [`is_preset_name`].
+pub fn split_preset(input: &str) -> Result<(Option<&str>, String), OpsError> {
+    if input.len() > MAX_OPS_LEN {
+        return Err(OpsError::TooLong { len: input.len(), max: MAX_OPS_LEN });
+    }
+    if !input.starts_with("p_") && !input.contains(",p_") {
+        return Ok((None, input.to_owned()));
+    }
+    let (mut name, mut rest) = (None, Vec::new());
+    for token in input.split(',') {
+        match token.strip_prefix("p_") {
+            Some(_) if name.is_some() => return Err(OpsError::Duplicate(token.to_owned())),
+            Some(n) if is_preset_name(n) => name = Some(n),
+            Some(_) => return Err(OpsError::Invalid(token.to_owned())),
+            None => rest.push(token),
+        }
+    }
+    Ok((name, rest.join(",")))
+}
+
+/// `[a-z0-9_-]{1,32}`.
+pub fn is_preset_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Which token names were already given (duplicates are errors).
@@ -621,6 +701,28 @@ mod tests {
         let filled = p("w_auto,dpr_auto,h_100,fit_cover").unwrap().with_hints(Some(300), Some(200));
         assert_eq!(filled, p("w_300,h_100,dpr_2").unwrap());
         assert_eq!(p("w_auto,dpr_auto").unwrap().with_hints(Some(300), Some(100)), p("w_300").unwrap());
+    }
+
+    #[test]
+    fn the_preset_token_comes_out_whole() {
+        assert_eq!(split_preset("w_300").unwrap(), (None, "w_300".to_owned()));
+        assert_eq!(split_preset("p_thumb").unwrap(), (Some("thumb"), String::new()));
+        assert_eq!(split_preset("w_300,p_hero-2,q_50").unwrap(), (Some("hero-2"), "w_300,q_50".to_owned()));
+        assert_eq!(split_preset("p_a,p_b"), Err(OpsError::Duplicate("p_b".into())));
+        assert_eq!(split_preset("p_"), Err(OpsError::Invalid("p_".into())));
+        assert_eq!(split_preset("p_Thumb"), Err(OpsError::Invalid("p_Thumb".into())));
+        assert!(!is_preset_name(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn tokens_given_replace_the_presets() {
+        let preset = "w_300,h_200,g_north,q_70,fmt_webp,gray";
+        let with = |ops: &str| parse_with_preset(ops, preset, 8192).unwrap().to_string();
+        assert_eq!(with("w_auto,q_90,sepia"), "w_auto,h_200,g_north,gray,sepia,q_90,fmt_webp");
+        assert_eq!(with(""), p(preset).unwrap().to_string());
+        // A fit given alone applies to the preset's box; the gravity it makes moot goes.
+        assert_eq!(with("fit_contain"), "w_300,h_200,fit_contain,gray,q_70,fmt_webp");
+        assert!(parse_with_preset("w_1", "w_x", 8192).is_err(), "a bad stored preset is an error");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use imgedge::auth::SigningKey;
-use imgedge::db::{self, DbError, ImageRecord, NewUser, PageAfter, Repository};
+use imgedge::db::{self, DbError, ImageRecord, NewUser, PageAfter, Preset, Repository};
 use imgedge::format::ImageFormat;
 use imgedge::ids::{ImageId, UserId};
 use imgedge::placeholder::Placeholder;
@@ -114,6 +114,30 @@ async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
     assert!(!repo.set_placeholder(&ImageId::generate(), &computed).await.unwrap(), "no such row");
 }
 
+async fn presets_are_per_owner_and_replaced_by_name(repo: &dyn Repository) {
+    let owner = repo.create_user(&new_user("presets")).await.unwrap();
+    let other = repo.create_user(&new_user("presets2")).await.unwrap();
+    let preset = |name: &str, ops: &str, public: bool| Preset {
+        owner: owner.id.clone(),
+        name: name.to_owned(),
+        ops: ops.to_owned(),
+        public,
+        updated_at: db::to_micros(Utc::now()),
+    };
+    repo.put_preset(&preset("thumb", "w_100", false)).await.unwrap();
+    repo.put_preset(&preset("card", "w_400,h_300", true)).await.unwrap();
+    let replaced = preset("thumb", "w_200,fmt_webp", true);
+    repo.put_preset(&replaced).await.unwrap();
+    assert_eq!(repo.preset(&owner.id, "thumb").await.unwrap(), Some(replaced.clone()));
+    let names: Vec<String> = repo.presets(&owner.id).await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["card", "thumb"]);
+    assert_eq!(repo.preset(&other.id, "thumb").await.unwrap(), None, "per owner");
+    assert!(repo.presets(&other.id).await.unwrap().is_empty());
+    assert!(repo.delete_preset(&owner.id, "thumb").await.unwrap());
+    assert!(!repo.delete_preset(&owner.id, "thumb").await.unwrap());
+    assert_eq!(repo.presets(&owner.id).await.unwrap().len(), 1);
+}
+
 async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {
     let u = repo.create_user(&new_user("quota")).await.unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
@@ -143,6 +167,7 @@ async fn repository_contract(backend: Backend) {
     users_keys_and_conflicts(repo.as_ref()).await;
     images_page_newest_first(repo.as_ref()).await;
     placeholders_are_stored_and_backfilled(repo.as_ref()).await;
+    presets_are_per_owner_and_replaced_by_name(repo.as_ref()).await;
     quota_charges_refunds_and_rolls_over(repo.as_ref()).await;
     repo.ping().await.unwrap();
     // Migrations are idempotent: connecting again applies nothing and keeps the data.

@@ -15,6 +15,7 @@ mod hints;
 mod images;
 mod ops;
 mod placeholders;
+mod presets;
 mod quota;
 mod replicas;
 mod srcset;

@@ -89,11 +89,28 @@ pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'
             .await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
-    let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?;
-    // Checks the crop and watermark against this image, and drops what changes nothing.
-    let spec = state.delivery.spec(record, &key, ops, None).await?;
+    let max_dimension = state.config.limits.max_dimension;
+    let (preset, rest) = transform::grammar::split_preset(&body.ops)?;
+    let ops = transform::parse(&rest, max_dimension)?;
     let exp = expiry(state, body.expires_in)?;
-    let url = key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), exp);
+    let path = match preset {
+        // The URL names the preset, so it follows later changes to it; the expanded ops are
+        // checked against this image now.
+        Some(name) => {
+            let unknown = || Error::InvalidTransform(transform::OpsError::UnknownPreset(name.to_owned()));
+            let preset = state.parts.db.preset(&owner, name).await?.ok_or_else(unknown)?;
+            let expanded = transform::grammar::parse_with_preset(&rest, &preset.ops, max_dimension)?;
+            state.delivery.spec(record.clone(), &key, expanded, None).await?;
+            let rest = ops.to_string();
+            format!("/i/{}/p_{name}{}{rest}", record.id, if rest.is_empty() { "" } else { "," })
+        }
+        // Checks the crop and watermark against this image, and drops what changes nothing.
+        None => {
+            let spec = state.delivery.spec(record, &key, ops, None).await?;
+            variant_path(&spec.image, &spec.ops)
+        }
+    };
+    let url = key.signing_key.signed_url(&path, exp);
     let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
     Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
 }

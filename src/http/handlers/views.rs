@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::auth::SigningKey;
 use crate::clock::rfc3339;
-use crate::db::{ImageRecord, User};
+use crate::db::{ImageRecord, Preset, User};
 use crate::placeholder::Placeholder;
 use crate::quota;
 
@@ -115,6 +115,38 @@ pub struct SignedUrl {
     pub url: String,
     /// RFC 3339 expiry, `null` when the URL does not expire.
     pub expires_at: Option<String>,
+}
+
+/// A preset.
+#[derive(Debug, Serialize)]
+pub struct PresetView {
+    /// Name, used as `p_NAME`.
+    pub name: String,
+    /// Ops in canonical form.
+    pub ops: String,
+    /// Usable without a signature as the bare `/i/{id}/p_NAME`.
+    pub public: bool,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+impl PresetView {
+    /// The view of `preset`.
+    pub fn new(preset: &Preset) -> Self {
+        Self {
+            name: preset.name.clone(),
+            ops: preset.ops.clone(),
+            public: preset.public,
+            updated_at: rfc3339(preset.updated_at),
+        }
+    }
+}
+
+/// `GET /v1/presets`.
+#[derive(Debug, Serialize)]
+pub struct PresetList {
+    /// By name.
+    pub items: Vec<PresetView>,
 }
 
 /// `POST /v1/images/{id}/srcset`.
