@@ -176,6 +176,12 @@ pub trait Repository: Send + Sync + 'static {
     /// A user by id.
     async fn user(&self, id: &UserId) -> Result<Option<User>, DbError>;
 
+    /// Every user, oldest first (for the command line).
+    async fn users(&self) -> Result<Vec<User>, DbError>;
+
+    /// Deletes a user with their image rows and presets; false when there was none.
+    async fn delete_user(&self, id: &UserId) -> Result<bool, DbError>;
+
     /// A user's URL signing key and plan.
     async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError>;
 

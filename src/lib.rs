@@ -5,7 +5,8 @@
 //! atomic daily quota, transforms on a cache miss and serves CDN-friendly bytes.
 //!
 //! One concern per module:
-//! - [`app`] builds every part from the [`config`] and runs the server; [`telemetry`] sets up
+//! - [`app`] builds every part from the [`config`] and runs the server; [`cli`] is the owner's
+//!   command line (sign, url, user, presets); [`telemetry`] sets up
 //!   logs; [`clock`] is the injectable time source; [`ids`] the identifier newtypes.
 //! - [`http`] serves: accept loop, the route table, request and response helpers, handlers.
 //! - [`error`] maps every failure to the contract's status, code and message.
@@ -25,6 +26,7 @@ pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;

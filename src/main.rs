@@ -1,11 +1,12 @@
 //! The `imgedge` binary: `imgedge [serve]` serves until SIGTERM or Ctrl-C; `imgedge sweep`
-//! removes orphaned objects.
+//! removes orphaned objects; `sign`, `url`, `user` and `presets` are the owner's tools
+//! ([`imgedge::cli`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use imgedge::{telemetry, App, Config};
+use imgedge::{cli, telemetry, App, Config};
 
 const USAGE: &str = "usage: imgedge [serve] [--config PATH]
        imgedge sweep [--dry-run] [--grace-secs N] [--config PATH]
@@ -17,6 +18,7 @@ enum Command {
     Serve,
     Healthcheck,
     Sweep { dry_run: bool, grace: Duration },
+    Tool(cli::Tool),
 }
 
 fn main() -> ExitCode {
@@ -24,12 +26,12 @@ fn main() -> ExitCode {
     let (command, config_path) = match parse_args(std::env::args().skip(1)) {
         Ok(parsed) => parsed,
         Err(message) => {
-            eprintln!("imgedge: {message}\n{USAGE}");
+            eprintln!("imgedge: {message}\n{USAGE}\n{}", cli::USAGE);
             return ExitCode::from(2);
         }
     };
     if matches!(command, Command::Help) {
-        println!("{USAGE}");
+        println!("{USAGE}\n{}", cli::USAGE);
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(config_path) {
@@ -42,11 +44,32 @@ fn main() -> ExitCode {
     if matches!(command, Command::Healthcheck) {
         return healthcheck(config.server.port);
     }
-    telemetry::init(&config.log);
+    if !matches!(command, Command::Tool(_)) {
+        telemetry::init(&config.log);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     runtime.block_on(async move {
         match command {
             Command::Help | Command::Healthcheck => ExitCode::SUCCESS,
+            Command::Tool(tool) => {
+                let stdin = || std::io::stdin().lines().next().and_then(Result::ok).unwrap_or_default();
+                match cli::run(tool, &config, stdin).await {
+                    Ok(out) => {
+                        if !out.is_empty() {
+                            println!("{out}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(cli::ToolError::Usage(message)) => {
+                        eprintln!("imgedge: {message}");
+                        ExitCode::from(2)
+                    }
+                    Err(cli::ToolError::Backend(message)) => {
+                        eprintln!("imgedge: {message}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Command::Serve => match App::build(config).await {
                 Ok(app) => {
                     imgedge::allocator::release_free_pages(imgedge::allocator::TRIM_PERIOD);
@@ -82,9 +105,20 @@ fn main() -> ExitCode {
     })
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Command, Option<PathBuf>), String> {
-    let mut command = Command::Serve;
+fn parse_args(args: impl Iterator<Item = String>) -> Result<(Command, Option<PathBuf>), String> {
+    let mut args: Vec<String> = args.collect();
+    // `--config PATH` goes with every command; the tools parse the rest themselves.
     let mut config = None;
+    if let Some(at) = args.iter().position(|a| a == "--config" || a == "-c") {
+        let path = args.get(at + 1).ok_or("--config needs a path")?.clone();
+        config = Some(PathBuf::from(path));
+        args.drain(at..at + 2);
+    }
+    if let Some(tool) = cli::parse(args.first().map_or("", String::as_str), args.get(1..).unwrap_or_default())? {
+        return Ok((Command::Tool(tool), config));
+    }
+    let mut args = args.into_iter();
+    let mut command = Command::Serve;
     let mut sweep = false;
     let (mut dry_run, mut grace) = (false, Duration::from_secs(3600));
     while let Some(arg) = args.next() {
@@ -98,7 +132,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Command, Option
                 grace =
                     Duration::from_secs(value.parse().map_err(|_| format!("--grace-secs: `{value}` is not a number"))?);
             }
-            "--config" | "-c" => config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?)),
             "--help" | "-h" | "help" => return Ok((Command::Help, None)),
             other => return Err(format!("unknown argument `{other}`")),
         }

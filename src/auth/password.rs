@@ -6,6 +6,31 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
+/// Usernames are 3–64 characters of `[A-Za-z0-9_.-]`.
+///
+/// # Errors
+/// What the rule is, when `name` breaks it.
+pub fn check_username(name: &str) -> Result<(), &'static str> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if (3..=64).contains(&name.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err("username must be 3-64 characters of A-Z, a-z, 0-9, _ . -")
+    }
+}
+
+/// Passwords are 8–256 characters.
+///
+/// # Errors
+/// What the rule is, when `password` breaks it.
+pub fn check_password(password: &str) -> Result<(), &'static str> {
+    if (8..=256).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err("password must be 8-256 characters")
+    }
+}
+
 /// Hashes `password` with Argon2id, default parameters and a random salt.
 ///
 /// # Errors

@@ -305,6 +305,12 @@ mod tests {
         fn pool_state(&self) -> crate::db::PoolState {
             self.inner.pool_state()
         }
+        async fn users(&self) -> Result<Vec<crate::db::User>, DbError> {
+            self.inner.users().await
+        }
+        async fn delete_user(&self, id: &UserId) -> Result<bool, DbError> {
+            self.inner.delete_user(id).await
+        }
         async fn put_preset(&self, p: &crate::db::Preset) -> Result<(), DbError> {
             self.inner.put_preset(p).await
         }

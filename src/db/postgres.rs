@@ -210,6 +210,18 @@ impl Repository for PgRepo {
         row.as_ref().map(user_from).transpose()
     }
 
+    async fn users(&self) -> Result<Vec<User>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let rows =
+            conn.query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id"), &[]).await.map_err(pg)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        Ok(conn.execute("DELETE FROM users WHERE id = $1", &[&id.as_str()]).await.map_err(pg)? == 1)
+    }
+
     async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
         let row =

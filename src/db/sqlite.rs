@@ -257,6 +257,21 @@ impl Repository for SqliteRepo {
         .await
     }
 
+    async fn users(&self) -> Result<Vec<User>, DbError> {
+        self.call(|c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id");
+            let mut stmt = c.prepare(&sql).map_err(backend)?;
+            let rows = stmt.query_map([], raw_user).map_err(backend)?;
+            rows.map(|r| user_from(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<bool, DbError> {
+        let id = id.clone();
+        self.call(move |c| Ok(c.execute("DELETE FROM users WHERE id = ?1", [id.as_str()]).map_err(backend)? == 1)).await
+    }
+
     async fn owner_key(&self, id: &UserId) -> Result<Option<OwnerKey>, DbError> {
         let id = id.clone();
         self.call(move |c| {

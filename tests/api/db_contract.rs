@@ -136,6 +136,12 @@ async fn presets_are_per_owner_and_replaced_by_name(repo: &dyn Repository) {
     assert!(repo.delete_preset(&owner.id, "thumb").await.unwrap());
     assert!(!repo.delete_preset(&owner.id, "thumb").await.unwrap());
     assert_eq!(repo.presets(&owner.id).await.unwrap().len(), 1);
+    // Deleting a user takes their presets with them.
+    assert!(repo.users().await.unwrap().iter().any(|u| u.id == owner.id));
+    assert!(repo.delete_user(&owner.id).await.unwrap());
+    assert!(!repo.delete_user(&owner.id).await.unwrap());
+    assert!(repo.presets(&owner.id).await.unwrap().is_empty());
+    assert!(!repo.users().await.unwrap().iter().any(|u| u.id == owner.id));
 }
 
 async fn quota_charges_refunds_and_rolls_over(repo: &dyn Repository) {

@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP against real backends (see `harness`).
 
 mod auth;
+mod cli;
 mod cluster;
 mod config;
 mod db_contract;

@@ -125,18 +125,11 @@ fn session(state: &AppState, status: StatusCode, user: &User) -> Result<Response
 }
 
 fn validate_username(name: &str) -> Result<(), Error> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !(3..=64).contains(&name.len()) || !ok_chars {
-        return Err(Error::InvalidRequest("username must be 3-64 characters of A-Z, a-z, 0-9, _ . -".into()));
-    }
-    Ok(())
+    password::check_username(name).map_err(|rule| Error::InvalidRequest(rule.into()))
 }
 
-fn validate_password(password: &str) -> Result<(), Error> {
-    if !(8..=256).contains(&password.chars().count()) {
-        return Err(Error::InvalidRequest("password must be 8-256 characters".into()));
-    }
-    Ok(())
+fn validate_password(secret: &str) -> Result<(), Error> {
+    password::check_password(secret).map_err(|rule| Error::InvalidRequest(rule.into()))
 }
 
 #[cfg(test)]
