@@ -116,3 +116,28 @@ async fn remembered_urls_expire_with_the_records_they_were_checked_with() {
     tokio::time::sleep_until(t0 + Duration::from_millis(2700)).await;
     assert_error(b.variant(&alice, &id, "w_21").await, 403, "bad_signature").await;
 }
+
+/// A preset changed or deleted through one replica applies on the other within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preset_changes_reach_the_other_replica_within_the_bound() {
+    let (a, b) = pair(100).await;
+    let alice = a.register("alice").await;
+    let id = a.upload(&alice, halves_jpeg(400, 200)).await["id"].as_str().unwrap().to_owned();
+    let put = |ops: &str| {
+        let body = serde_json::json!({"ops": ops, "public": true});
+        a.client.put(a.url("/v1/presets/card")).bearer_auth(&alice.token).json(&body).send()
+    };
+    let width = |bytes: &[u8]| image::GenericImageView::width(&crate::fixtures::decode(bytes));
+    let bare = format!("/i/{id}/p_card");
+    assert_eq!(put("w_200,fmt_png").await.unwrap().status(), 200);
+    assert_eq!(width(&b.get(&bare).await.bytes().await.unwrap()), 200, "b reads the preset");
+    assert_eq!(put("w_150,fmt_png").await.unwrap().status(), 200);
+    assert_eq!(width(&a.get(&bare).await.bytes().await.unwrap()), 150, "at once where it changed");
+    tokio::time::sleep(LOOKUP_TTL + Duration::from_millis(300)).await;
+    assert_eq!(width(&b.get(&bare).await.bytes().await.unwrap()), 150, "within the bound on the other");
+    let deleted = a.client.delete(a.url("/v1/presets/card")).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_error(a.get(&bare).await, 401, "unauthorized").await;
+    tokio::time::sleep(LOOKUP_TTL + Duration::from_millis(300)).await;
+    assert_error(b.get(&bare).await, 401, "unauthorized").await;
+}
