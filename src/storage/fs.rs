@@ -14,6 +14,15 @@ use super::{Blob, BlobKey, Listed, Storage, StorageError};
 /// Chunk size of streamed reads (each chunk is one trip to the blocking pool).
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Objects up to this size are read whole by [`Storage::get`] (variants usually are).
+const SMALL_OBJECT: u64 = 256 * 1024;
+
+/// A file opened by `get`: read already, or to stream.
+enum Opened {
+    Small(Bytes),
+    Large(std::fs::File),
+}
+
 /// A folder of objects; a key `a/b/c` is the file `<root>/a/b/c`.
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -73,9 +82,28 @@ impl Storage for FsStorage {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Blob, StorageError> {
-        let file = tokio::fs::File::open(self.path(key)).await.map_err(io)?;
-        let len = file.metadata().await.map_err(io)?.len();
-        Ok(Blob { len, stream: Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)) })
+        // Open, size and (when small, as variants are) read in one trip to the blocking pool,
+        // instead of one per step and per chunk.
+        let path = self.path(key);
+        let (len, opened) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Opened)> {
+            let mut file = std::fs::File::open(path)?;
+            let len = file.metadata()?.len();
+            if len > SMALL_OBJECT {
+                return Ok((len, Opened::Large(file)));
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            // The length is what was read (objects are replaced by rename, never rewritten).
+            Ok((bytes.len() as u64, Opened::Small(Bytes::from(bytes))))
+        })
+        .await
+        .map_err(|e| StorageError::Backend(e.into()))?
+        .map_err(io)?;
+        let stream: super::ByteStream = match opened {
+            Opened::Small(bytes) => Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+            Opened::Large(file) => Box::pin(ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK)),
+        };
+        Ok(Blob { len, stream })
     }
 
     async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes, StorageError> {
