@@ -28,7 +28,8 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -
 (cd "$ROOT" && cargo build --release --bin imgedge ${FEATURES:+--features "$FEATURES"})
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+# thumbor forks its workers: they go with their parent.
+cleanup() { for p in "${PIDS[@]:-}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 wait_up() { for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$1/healthz" -o /dev/null && return 0; sleep 0.1; done; echo "no server on :$1" >&2; exit 1; }
 hwm() { awk '/^VmHWM/{printf "%d", $2/1024}' "/proc/$1/status"; }
@@ -45,6 +46,7 @@ start_imgedge() { # port cache_mb store_variants
 }
 MISS=$(start_imgedge 3910 0 false); HIT=$(start_imgedge 3911 256 true); PIDS+=("$MISS" "$HIT")
 if [ "$THUMBOR" = 1 ]; then
+  if curl -s -o /dev/null http://127.0.0.1:3902/; then echo "port 3902 is taken (an old thumbor?)" >&2; exit 1; fi
   "$PEERS/thumbor/run.sh" 3902 > "$RES/thumbor.log" 2>&1 & THUMB=$!; PIDS+=("$THUMB")
   for _ in $(seq 1 1200); do curl -sf http://127.0.0.1:3902/healthcheck -o /dev/null && break; sleep 0.1; done
   curl -sf http://127.0.0.1:3902/healthcheck -o /dev/null || { echo "thumbor did not start: $RES/thumbor.log" >&2; exit 1; }
