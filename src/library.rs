@@ -139,7 +139,11 @@ impl Library {
         let p = &self.parts;
         let (mut filled, mut skipped) = (0, std::collections::HashSet::new());
         loop {
-            let rows = match p.db.images_without_placeholder(BATCH + skipped.len() as u32).await {
+            let rows = match p
+                .db
+                .images_without_placeholder(BATCH.saturating_add(u32::try_from(skipped.len()).unwrap_or(u32::MAX)))
+                .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = ?e, "placeholder backfill stopped: the database failed");
