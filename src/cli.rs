@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 
+use crate::auth::signature::MAX_EXPIRES_IN;
 use crate::auth::{password, SigningKey};
 use crate::clock::rfc3339;
 use crate::config::Config;
@@ -26,9 +27,6 @@ pub const USAGE: &str = "       imgedge sign --key HEX PATH [--expires-in SECOND
        imgedge user create NAME [--plan PLAN] [--config PATH]   (password: first line of stdin)
        imgedge user list|set-plan NAME PLAN|delete NAME [--config PATH]
        imgedge presets list USER [--config PATH]";
-
-/// Longest lifetime `--expires-in` may ask for: ten years, as the owner API.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 /// A tool and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,18 +235,15 @@ pub async fn run(tool: Tool, config: &Config, stdin: impl FnOnce() -> String) ->
 async fn variant_path(db: &Db, owner: &UserId, id: &ImageId, ops: &str, max: u32) -> Result<String, ToolError> {
     let bad = |e: transform::OpsError| ToolError::Usage(format!("ops: {e}"));
     let (preset, rest) = grammar::split_preset(ops).map_err(bad)?;
-    let rest = transform::parse(&rest, max).map_err(bad)?.to_string();
-    let mut tokens = Vec::new();
-    if let Some(name) = preset {
-        if db.preset(owner, name).await?.is_none() {
+    let rest = transform::parse(&rest, max).map_err(bad)?;
+    let ops = match preset {
+        Some(name) if db.preset(owner, name).await?.is_none() => {
             return Err(ToolError::Usage(format!("ops: `p_{name}` is not a preset of this image's owner")));
         }
-        tokens.push(format!("p_{name}"));
-    }
-    if !rest.is_empty() {
-        tokens.push(rest);
-    }
-    Ok(if tokens.is_empty() { format!("/i/{id}") } else { format!("/i/{id}/{}", tokens.join(",")) })
+        Some(name) => grammar::with_preset(name, &rest),
+        None => rest.to_string(),
+    };
+    Ok(if ops.is_empty() { format!("/i/{id}") } else { format!("/i/{id}/{ops}") })
 }
 
 async fn user_named(db: &Db, name: &str) -> Result<User, ToolError> {

@@ -8,6 +8,9 @@ use sha2::Sha256;
 
 use super::AuthError;
 
+/// Longest lifetime a signed URL may be given (`expires_in`, `--expires-in`): ten years.
+pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// An owner's 32-byte URL signing key.

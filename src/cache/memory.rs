@@ -61,15 +61,9 @@ impl MemoryCache {
         self.inner.as_ref()?.get(key)
     }
 
-    /// Caches a variant (entries larger than the budget are skipped by moka).
-    pub fn insert(&self, key: VariantKey, variant: Arc<Variant>) {
-        if let Some(cache) = &self.inner {
-            cache.insert(key, variant);
-        }
-    }
-
     /// Caches `variant` with its bytes moved out of the way of the pixel buffers (see the
-    /// module doc) and returns it to serve; with the cache off, returns it as it is.
+    /// module doc) and returns it to serve; with the cache off, returns it as it is. Entries
+    /// larger than the budget are skipped by moka.
     pub fn keep(&self, key: VariantKey, variant: Variant) -> Arc<Variant> {
         let Some(cache) = &self.inner else { return Arc::new(variant) };
         let kept = Arc::new(Variant { bytes: detach(&variant.bytes), ..variant });

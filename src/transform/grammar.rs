@@ -281,6 +281,17 @@ pub fn split_preset(input: &str) -> Result<(Option<&str>, String), OpsError> {
     Ok((name, rest.join(",")))
 }
 
+/// The ops of a URL that names preset `name` with `rest` on top: `p_NAME` first, then the
+/// other tokens in canonical form (the inverse of [`split_preset`]).
+pub fn with_preset(name: &str, rest: &Ops) -> String {
+    let rest = rest.to_string();
+    if rest.is_empty() {
+        format!("p_{name}")
+    } else {
+        format!("p_{name},{rest}")
+    }
+}
+
 /// `[a-z0-9_-]{1,32}`.
 pub fn is_preset_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
@@ -712,6 +723,10 @@ mod tests {
         assert_eq!(split_preset("p_"), Err(OpsError::Invalid("p_".into())));
         assert_eq!(split_preset("p_Thumb"), Err(OpsError::Invalid("p_Thumb".into())));
         assert!(!is_preset_name(&"a".repeat(33)));
+        let rest = p("q_50,w_10").unwrap();
+        assert_eq!(with_preset("card", &rest), "p_card,w_10,q_50");
+        assert_eq!(split_preset(&with_preset("card", &rest)).unwrap(), (Some("card"), "w_10,q_50".to_owned()));
+        assert_eq!(with_preset("card", &Ops::default()), "p_card");
     }
 
     #[test]

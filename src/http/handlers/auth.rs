@@ -4,15 +4,14 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::authenticate;
 use super::views::{KeyView, Me, Session, UserView};
+use super::{authenticate, json_body};
 use crate::app::AppState;
 use crate::auth::{password, AuthError, SigningKey};
 use crate::db::{to_micros, DbError, NewUser, User};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::client::{client_ip, Peer};
-use crate::http::request;
 use crate::http::request::Params;
 use crate::http::response::json;
 use crate::ids::UserId;
@@ -28,10 +27,7 @@ struct Credentials {
 /// `POST /v1/auth/register`.
 pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let address = client_address(state, &req);
-    let (parts, body) = req.into_parts();
-    let creds: Credentials =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let creds: Credentials = json_body(state, req).await?;
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
     state.guard.register(address)?;
@@ -56,10 +52,7 @@ pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -
 /// their limits the password is not even checked (429).
 pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let address = client_address(state, &req);
-    let (parts, body) = req.into_parts();
-    let creds: Credentials =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let creds: Credentials = json_body(state, req).await?;
     state.guard.may_log_in(&creds.username, address)?;
     let found = state.parts.db.user_by_username(&creds.username).await?;
     let secret = creds.password;

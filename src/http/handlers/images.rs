@@ -4,9 +4,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::authenticate;
 use super::views::{ImagePage, ImageView, SignedUrl, Srcset, SrcsetUrl, Transformed};
+use super::{authenticate, json_body};
 use crate::app::AppState;
+use crate::auth::signature::MAX_EXPIRES_IN;
 use crate::auth::AuthError;
 use crate::clock::rfc3339;
 use crate::db::{ImageRecord, OwnerKey};
@@ -18,9 +19,6 @@ use crate::http::request::Params;
 use crate::http::response::{empty, json, redirect};
 use crate::ids::UserId;
 use crate::transform::{self, Ops};
-
-/// Longest lifetime of a signed URL from `expires_in`: ten years.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 /// `POST /v1/images`: multipart field `file`, or the raw bytes.
 pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
@@ -83,10 +81,7 @@ struct UrlRequest {
 /// `POST /v1/images/{id}/url`: a signed `/i` URL for ops, in canonical form.
 pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body: UrlRequest =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let body: UrlRequest = json_body(state, req).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let max_dimension = state.config.limits.max_dimension;
@@ -101,8 +96,7 @@ pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'
             let preset = state.parts.db.preset(&owner, name).await?.ok_or_else(unknown)?;
             let expanded = transform::grammar::parse_with_preset(&rest, &preset.ops, max_dimension)?;
             state.delivery.spec(record.clone(), &key, expanded, None).await?;
-            let rest = ops.to_string();
-            format!("/i/{}/p_{name}{}{rest}", record.id, if rest.is_empty() { "" } else { "," })
+            format!("/i/{}/{}", record.id, transform::grammar::with_preset(name, &ops))
         }
         // Checks the crop and watermark against this image, and drops what changes nothing.
         None => {
@@ -132,10 +126,7 @@ const MAX_SRCSET_WIDTHS: usize = 32;
 /// deduplicated), and the `srcset` attribute that lists them.
 pub async fn srcset(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body: SrcsetRequest =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let body: SrcsetRequest = json_body(state, req).await?;
     let max_dimension = state.config.limits.max_dimension;
     if body.widths.is_empty() || body.widths.len() > MAX_SRCSET_WIDTHS {
         return Err(Error::InvalidRequest(format!("widths must list 1 to {MAX_SRCSET_WIDTHS} widths")));
@@ -176,10 +167,7 @@ fn expiry(state: &AppState, expires_in: Option<u64>) -> Result<Option<i64>, Erro
 /// `POST /v1/images/{id}/transform`, the roadmap.sh shape: same pipeline, cache and quota as `/i`.
 pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body: TransformRequest =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let body: TransformRequest = json_body(state, req).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let key = owner_key(state, &owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;

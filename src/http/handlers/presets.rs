@@ -4,13 +4,13 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::authenticate;
 use super::views::{PresetList, PresetView};
+use super::{authenticate, json_body};
 use crate::app::AppState;
 use crate::db::{to_micros, Preset};
 use crate::error::Error;
 use crate::http::body::Body;
-use crate::http::request::{self, Params};
+use crate::http::request::Params;
 use crate::http::response::{empty, json};
 use crate::transform::{self, grammar};
 
@@ -28,10 +28,7 @@ struct PresetRequest {
 pub async fn put(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers())?;
     let name = preset_name(params.get("name"))?;
-    let (parts, body) = req.into_parts();
-    let body: PresetRequest =
-        request::json(&parts.headers, body, state.config.server.max_json_bytes, state.config.server.body_timeout)
-            .await?;
+    let body: PresetRequest = json_body(state, req).await?;
     if grammar::split_preset(&body.ops)?.0.is_some() {
         return Err(Error::InvalidRequest("a preset cannot use another preset (`p_`)".into()));
     }
