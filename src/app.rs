@@ -154,7 +154,7 @@ impl App {
         };
         tracing::info!(%addr, database = %backend, "imgedge listening");
         let library = self.state.library.clone();
-        tokio::spawn(async move { library.backfill_placeholders().await });
+        tokio::spawn(async move { library.backfill().await });
         let grace = self.state.config.server.shutdown_grace;
         crate::http::serve(self.listener, self.state, shutdown, grace).await;
         tracing::info!("imgedge stopped");

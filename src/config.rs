@@ -49,6 +49,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("REGISTRATIONS_PER_IP", "auth.registrations_per_ip"),
     ("MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
     ("MAX_PIXELS", "limits.max_pixels"),
+    ("MAX_FRAMES", "limits.max_frames"),
     ("MAX_DECODE_MB", "limits.max_decode_mb"),
     ("DECODE_BUDGET_MB", "limits.decode_budget_mb"),
     ("TRANSFORM_WORKERS", "transform.workers"),
@@ -151,6 +152,7 @@ sections! {
     Limits {
         max_upload_bytes: u64,
         max_pixels: u64,
+        max_frames: u32,
         max_dimension: u32,
         #[serde(rename = "max_decode_mb", deserialize_with = "mebibytes")]
         max_decode_bytes: u64,
@@ -317,6 +319,7 @@ impl Config {
             ("auth.jwt_ttl_secs (JWT_TTL_SECS)", !self.auth.jwt_ttl.is_zero()),
             ("limits.max_upload_bytes (MAX_UPLOAD_BYTES)", self.limits.max_upload_bytes > 0),
             ("limits.max_pixels (MAX_PIXELS)", self.limits.max_pixels > 0),
+            ("limits.max_frames (MAX_FRAMES)", self.limits.max_frames > 0),
             ("limits.max_dimension", (1..=65_535).contains(&self.limits.max_dimension)),
             ("transform.timeout_secs (TRANSFORM_TIMEOUT_SECS)", !self.transform.timeout.is_zero()),
             ("transform.avif_speed", (1..=10).contains(&self.transform.avif_speed)),

@@ -121,8 +121,18 @@ pub struct ImageRecord {
     pub has_alpha: bool,
     /// Placeholders; `None` only for rows uploaded before they existed, until the backfill.
     pub placeholder: Option<Placeholder>,
+    /// Frames (1 for a still); `None` only for GIF and WebP rows uploaded before they were
+    /// counted, until the backfill.
+    pub frames: Option<u32>,
     /// Upload time (microsecond precision).
     pub created_at: DateTime<Utc>,
+}
+
+impl ImageRecord {
+    /// True when the image has several frames; a GIF or WebP not counted yet may.
+    pub fn is_animated(&self) -> bool {
+        self.frames.map_or(self.format.can_animate(), |n| n > 1)
+    }
 }
 
 /// Named ops an owner reuses as `p_NAME`.
@@ -220,11 +230,11 @@ pub trait Repository: Send + Sync + 'static {
     /// Ids of every image, for sweeping orphaned objects.
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
 
-    /// Up to `limit` images that have no placeholders yet (rows older than them).
-    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
+    /// Up to `limit` images uploaded before their placeholders or frames were computed.
+    async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
 
-    /// Stores an image's placeholders; false when the row is gone.
-    async fn set_placeholder(&self, id: &ImageId, placeholder: &Placeholder) -> Result<bool, DbError>;
+    /// Stores what the upload check computes (placeholders, frames); false when the row is gone.
+    async fn set_inspection(&self, id: &ImageId, placeholder: &Placeholder, frames: u32) -> Result<bool, DbError>;
 
     /// Creates or replaces a preset.
     async fn put_preset(&self, preset: &Preset) -> Result<(), DbError>;

@@ -184,7 +184,7 @@ impl Delivery {
         if ask.hints.save_data && !spec.ops.is_identity() {
             if let Some(quality) = hints::save_data_quality(&spec.ops, spec.format) {
                 spec.ops.quality = Some(quality);
-                spec.key = VariantKey::new(&spec.image.id, &spec.ops, spec.format);
+                spec.key = variant_key(&spec.image, &spec.ops, spec.format);
                 vary.save_data = true;
             }
         }
@@ -301,9 +301,10 @@ impl Delivery {
                 Some(wm)
             }
         };
-        let format = resolve_format(ops.format, image.format, image.has_alpha, accept);
-        let ops = relative_to_image(ops, &plan, image.has_alpha, format);
-        let key = VariantKey::new(&image.id, &ops, format);
+        let animated = image.is_animated() && !ops.still;
+        let format = resolve_format(ops.format, image.format, image.has_alpha, animated, accept);
+        let ops = relative_to_image(ops, &plan, image.has_alpha, image.is_animated(), format);
+        let key = variant_key(&image, &ops, format);
         Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, format, key, watermark })
     }
 
@@ -381,4 +382,14 @@ impl Delivery {
 
 fn header(value: &str) -> Result<HeaderValue, Error> {
     HeaderValue::from_str(value).map_err(Error::internal)
+}
+
+/// The variant's key; an output that keeps the source's animation has its own.
+fn variant_key(image: &ImageRecord, ops: &Ops, format: ImageFormat) -> VariantKey {
+    let key = VariantKey::new(&image.id, ops, format);
+    if image.is_animated() && !ops.still && format.can_animate() {
+        key.animated()
+    } else {
+        key
+    }
 }

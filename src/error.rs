@@ -107,7 +107,10 @@ impl Error {
             Self::Upload(UploadError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upload(UploadError::MissingFile(_)) => StatusCode::BAD_REQUEST,
             Self::Upload(
-                UploadError::TooManyPixels { .. } | UploadError::TooLarge { .. } | UploadError::Corrupt(_),
+                UploadError::TooManyPixels { .. }
+                | UploadError::TooManyFrames { .. }
+                | UploadError::TooLarge { .. }
+                | UploadError::Corrupt(_),
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pipeline(PipelineError::InvalidOps(_)) => StatusCode::BAD_REQUEST,
             Self::Pipeline(

@@ -66,6 +66,11 @@ impl ImageFormat {
     pub fn is_decodable(self) -> bool {
         !matches!(self, Self::Avif)
     }
+
+    /// True for the formats that hold animations (as sources and as outputs).
+    pub fn can_animate(self) -> bool {
+        matches!(self, Self::Gif | Self::Webp)
+    }
 }
 
 impl fmt::Display for ImageFormat {

@@ -17,6 +17,7 @@ fn limits() -> Limits {
     Limits {
         max_upload_bytes: 1 << 20,
         max_pixels: 4_000_000,
+        max_frames: 100,
         max_dimension: 8192,
         max_decode_bytes: 64 << 20,
         decode_budget_bytes: 64 << 20,
@@ -51,7 +52,18 @@ pub fn signed_url(data: &[u8]) {
 /// every scale a transform may use, within the decode limit.
 pub fn image(data: &[u8]) {
     let limits = limits();
-    let _ = crate::library::upload::inspect(data, &limits);
+    if let Ok(inspected) = crate::library::upload::inspect(data, &limits) {
+        // An accepted animation: every frame, as a transform that keeps it reads them.
+        if inspected.frames > 1 {
+            if let Ok(frames) = decode::animation::frames(data, inspected.format) {
+                for frame in frames.take(inspected.frames as usize) {
+                    if frame.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
     let Some(format) = ImageFormat::sniff(data).filter(|f| f.is_decodable()) else { return };
     let Ok(probe) = decode::probe(data, format) else { return };
     if u64::from(probe.width) * u64::from(probe.height) > limits.max_pixels {

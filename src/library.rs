@@ -56,6 +56,7 @@ impl Library {
             content_hash: inspected.content_hash,
             has_alpha: inspected.has_alpha,
             placeholder: Some(inspected.placeholder),
+            frames: Some(inspected.frames),
             created_at: to_micros(p.clock.now()),
         };
         let key = p.keys.original(&record.id);
@@ -130,48 +131,50 @@ impl Library {
 }
 
 impl Library {
-    /// Computes the placeholders of rows uploaded before they existed, a batch at a time, each
-    /// from its original on the worker pool (like an upload check, so at the same cost and
-    /// within the same budget). Returns how many rows it filled. An image that fails (its
-    /// original missing or unreadable) is logged and skipped until the next start.
-    pub async fn backfill_placeholders(&self) -> usize {
+    /// Computes the placeholders and frame counts of rows uploaded before they existed, a batch
+    /// at a time, each from its original on the worker pool (like an upload check, so at the
+    /// same cost and within the same budget). Returns how many rows it filled. An image that
+    /// fails (its original missing or unreadable) is logged and skipped until the next start.
+    pub async fn backfill(&self) -> usize {
         const BATCH: u32 = 32;
         let p = &self.parts;
         let (mut filled, mut skipped) = (0, std::collections::HashSet::new());
         loop {
             let rows = match p
                 .db
-                .images_without_placeholder(BATCH.saturating_add(u32::try_from(skipped.len()).unwrap_or(u32::MAX)))
+                .images_to_backfill(BATCH.saturating_add(u32::try_from(skipped.len()).unwrap_or(u32::MAX)))
                 .await
             {
                 Ok(rows) => rows,
                 Err(e) => {
-                    tracing::warn!(error = ?e, "placeholder backfill stopped: the database failed");
+                    tracing::warn!(error = ?e, "backfill stopped: the database failed");
                     return filled;
                 }
             };
             let todo: Vec<ImageRecord> = rows.into_iter().filter(|r| !skipped.contains(&r.id)).collect();
             if todo.is_empty() {
                 if filled > 0 || !skipped.is_empty() {
-                    tracing::info!(filled, skipped = skipped.len(), "placeholder backfill done");
+                    tracing::info!(filled, skipped = skipped.len(), "backfill of placeholders and frames done");
                 }
                 return filled;
             }
             for record in todo {
-                match self.compute_placeholder(&record).await {
-                    Ok(placeholder) => match p.db.set_placeholder(&record.id, &placeholder).await {
-                        Ok(_) => filled += 1,
-                        Err(e) => {
-                            tracing::warn!(error = ?e, "placeholder backfill stopped: the database failed");
-                            return filled;
+                match self.reinspect(&record).await {
+                    Ok(inspected) => {
+                        match p.db.set_inspection(&record.id, &inspected.placeholder, inspected.frames).await {
+                            Ok(_) => filled += 1,
+                            Err(e) => {
+                                tracing::warn!(error = ?e, "backfill stopped: the database failed");
+                                return filled;
+                            }
                         }
-                    },
+                    }
                     // Serving comes first: a busy pool means try again shortly.
                     Err(Error::Overloaded { retry_after, .. }) => {
                         tokio::time::sleep(Duration::from_secs(retry_after)).await;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, image_id = %record.id, "no placeholder for this image");
+                        tracing::warn!(error = %e, image_id = %record.id, "no placeholder or frame count for this image");
                         skipped.insert(record.id);
                     }
                 }
@@ -179,12 +182,12 @@ impl Library {
         }
     }
 
-    async fn compute_placeholder(&self, record: &ImageRecord) -> Result<crate::placeholder::Placeholder, Error> {
+    async fn reinspect(&self, record: &ImageRecord) -> Result<Inspected, Error> {
         let p = &self.parts;
         let bytes = p.store.get_bytes(&p.keys.original(&record.id)).await?;
         let header = upload::check_header(&bytes, &p.limits)?;
         let limits = p.limits.clone();
-        let check = move || upload::inspect(&bytes, &limits).map(|inspected| inspected.placeholder);
+        let check = move || upload::inspect(&bytes, &limits);
         Ok(p.workers.run_within(self.check_timeout, header.memory, check).await??)
     }
 }
@@ -221,6 +224,7 @@ mod tests {
             content_hash: String::new(),
             has_alpha: false,
             placeholder: None,
+            frames: Some(1),
             created_at: to_micros(chrono::Utc::now()),
         };
         let after = decode_cursor(&encode_cursor(&record)).unwrap();

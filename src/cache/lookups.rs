@@ -212,22 +212,15 @@ where
     Ok(fetched)
 }
 
-/// Which of the `fmt_auto` outcomes an `Accept` header selects: 2 AVIF, 1 WebP, 0 neither.
+/// What an `Accept` header says to `fmt_auto`: bit 1 AVIF, bit 0 WebP (both decide, as an
+/// animation takes WebP over AVIF).
 pub fn accept_class(accept: Option<&str>) -> u8 {
     let accept = accept.unwrap_or_default();
     if !accept.contains("image/") {
         return 0;
     }
-    match crate::transform::resolve_format(
-        Some(crate::transform::FormatChoice::Auto),
-        ImageFormat::Png,
-        false,
-        Some(accept),
-    ) {
-        ImageFormat::Avif => 2,
-        ImageFormat::Webp => 1,
-        _ => 0,
-    }
+    u8::from(crate::transform::canonical::accepts(accept, "image/avif")) << 1
+        | u8::from(crate::transform::canonical::accepts(accept, "image/webp"))
 }
 
 fn cache<K, V>(ttl: Duration) -> Option<Cache<K, V>>
@@ -323,11 +316,16 @@ mod tests {
         async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError> {
             self.inner.delete_preset(owner, name).await
         }
-        async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
-            self.inner.images_without_placeholder(limit).await
+        async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+            self.inner.images_to_backfill(limit).await
         }
-        async fn set_placeholder(&self, id: &ImageId, p: &crate::placeholder::Placeholder) -> Result<bool, DbError> {
-            self.inner.set_placeholder(id, p).await
+        async fn set_inspection(
+            &self,
+            id: &ImageId,
+            p: &crate::placeholder::Placeholder,
+            frames: u32,
+        ) -> Result<bool, DbError> {
+            self.inner.set_inspection(id, p, frames).await
         }
     }
 
@@ -354,6 +352,7 @@ mod tests {
             content_hash: String::new(),
             has_alpha: false,
             placeholder: None,
+            frames: Some(1),
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();

@@ -35,6 +35,7 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0003_placeholders.sql"),
     },
     Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/sqlite/0004_presets.sql") },
+    Migration { version: 5, name: "0005_frames.sql", sql: include_str!("../../migrations/sqlite/0005_frames.sql") },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -51,6 +52,7 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0003_placeholders.sql"),
     },
     Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/postgres/0004_presets.sql") },
+    Migration { version: 5, name: "0005_frames.sql", sql: include_str!("../../migrations/postgres/0005_frames.sql") },
 ];
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations.
@@ -142,6 +142,7 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
             row.try_get(10).map_err(pg)?,
             row.try_get(11).map_err(pg)?,
         )),
+        frames: row.try_get::<_, Option<i32>>(12).map_err(pg)?.map(|n| to_u32(i64::from(n), "frames")).transpose()?,
     })
 }
 
@@ -254,7 +255,9 @@ impl Repository for PgRepo {
         let size = i64::try_from(i.size_bytes).unwrap_or(i64::MAX);
         let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
-            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+            &format!(
+                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
             &[
                 &i.id.as_str(),
                 &i.owner.as_str(),
@@ -268,6 +271,7 @@ impl Repository for PgRepo {
                 &thumbhash,
                 &blurhash,
                 &color,
+                &i.frames.map(int),
             ],
         )
         .await
@@ -389,19 +393,19 @@ impl Repository for PgRepo {
         Ok(conn.execute(sql, &[&owner.as_str(), &name]).await.map_err(pg)? == 1)
     }
 
-    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+    async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL LIMIT $1");
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL LIMIT $1");
         let rows = conn.query(&sql, &[&i64::from(limit)]).await.map_err(pg)?;
         rows.iter().map(image_from).collect()
     }
 
-    async fn set_placeholder(&self, id: &ImageId, p: &Placeholder) -> Result<bool, DbError> {
+    async fn set_inspection(&self, id: &ImageId, p: &Placeholder, frames: u32) -> Result<bool, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
         let n = conn
             .execute(
-                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4 WHERE id = $1",
-                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color],
+                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4, frames = $5 WHERE id = $1",
+                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color, &int(frames)],
             )
             .await
             .map_err(pg)?;

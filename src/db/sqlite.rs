@@ -27,7 +27,7 @@ pub struct SqliteRepo {
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -161,7 +161,7 @@ fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Pres
     Ok(Preset { owner: parse_user_id(&owner)?, name, ops, public, updated_at: from_micros(updated_at)? })
 }
 
-type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders);
+type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
@@ -176,11 +176,12 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         row.get(7)?,
         row.get(8)?,
         (row.get(9)?, row.get(10)?, row.get(11)?),
+        row.get(12)?,
     ))
 }
 
 fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
-    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders) = raw;
+    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames) = raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
         owner: parse_user_id(&owner)?,
@@ -192,6 +193,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         has_alpha,
         created_at: from_micros(created_at)?,
         placeholder: placeholder_from(placeholders),
+        frames: frames.map(|n| to_u32(n, "frames")).transpose()?,
     })
 }
 
@@ -320,7 +322,7 @@ impl Repository for SqliteRepo {
             let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 ),
                 params![
                     i.id.as_str(),
@@ -334,7 +336,8 @@ impl Repository for SqliteRepo {
                     micros(i.created_at),
                     thumbhash,
                     blurhash,
-                    color
+                    color,
+                    i.frames
                 ],
             )
             .map_err(backend)?;
@@ -481,9 +484,9 @@ impl Repository for SqliteRepo {
         .await
     }
 
-    async fn images_without_placeholder(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
+    async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         self.call(move |c| {
-            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL LIMIT ?1");
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL LIMIT ?1");
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt.query_map([limit], raw_image).map_err(backend)?;
             rows.map(|r| image_from(r.map_err(backend)?)).collect()
@@ -491,13 +494,13 @@ impl Repository for SqliteRepo {
         .await
     }
 
-    async fn set_placeholder(&self, id: &ImageId, placeholder: &Placeholder) -> Result<bool, DbError> {
+    async fn set_inspection(&self, id: &ImageId, placeholder: &Placeholder, frames: u32) -> Result<bool, DbError> {
         let (id, p) = (id.clone(), placeholder.clone());
         self.call(move |c| {
             let n = c
                 .execute(
-                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4 WHERE id = ?1",
-                    params![id.as_str(), p.thumbhash, p.blurhash, p.color],
+                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4, frames = ?5 WHERE id = ?1",
+                    params![id.as_str(), p.thumbhash, p.blurhash, p.color, frames],
                 )
                 .map_err(backend)?;
             Ok(n == 1)

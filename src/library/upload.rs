@@ -5,7 +5,7 @@
 use crate::config::Limits;
 use crate::format::ImageFormat;
 use crate::placeholder::Placeholder;
-use crate::transform::decode;
+use crate::transform::decode::{self, animation};
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -16,13 +16,15 @@ pub enum UploadError {
     /// No `file` field in a multipart body, or an empty body.
     #[error("{0}")]
     MissingFile(&'static str),
-    /// The header announces more pixels than allowed.
-    #[error("image is {width}x{height} = {pixels} pixels, more than the limit of {limit}")]
+    /// The header announces more pixels than allowed (every frame's, for an animation).
+    #[error("image is {width}x{height}{} = {pixels} pixels, more than the limit of {limit}", frames_suffix(*frames))]
     TooManyPixels {
         /// Announced width.
         width: u32,
         /// Announced height.
         height: u32,
+        /// Frames (1 for a still).
+        frames: u32,
         /// width × height.
         pixels: u64,
         /// The configured limit.
@@ -36,9 +38,25 @@ pub enum UploadError {
         /// The limit (`limits.max_decode_mb`).
         limit: u64,
     },
+    /// An animation with more frames than allowed.
+    #[error("the animation has {frames} frames, more than the limit of {limit}")]
+    TooManyFrames {
+        /// Frames in the file.
+        frames: u32,
+        /// The configured limit (`limits.max_frames`).
+        limit: u32,
+    },
     /// The image is truncated or corrupt.
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
+}
+
+fn frames_suffix(frames: u32) -> String {
+    if frames > 1 {
+        format!(" x {frames} frames")
+    } else {
+        String::new()
+    }
 }
 
 /// What an accepted upload is.
@@ -56,6 +74,8 @@ pub struct Inspected {
     pub content_hash: String,
     /// ThumbHash, BlurHash and average colour of the upright image.
     pub placeholder: Placeholder,
+    /// Number of frames (1 for a still).
+    pub frames: u32,
 }
 
 /// What the header of an acceptable upload says.
@@ -82,15 +102,22 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     if width == 0 || height == 0 {
         return Err(UploadError::Corrupt("zero width or height".into()));
     }
-    let pixels = u64::from(width) * u64::from(height);
+    // An animation counts every frame (read from the container, no pixel decoded).
+    let frames = animation::info(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?.frames;
+    if frames > limits.max_frames {
+        return Err(UploadError::TooManyFrames { frames, limit: limits.max_frames });
+    }
+    let pixels = u64::from(width) * u64::from(height) * u64::from(frames);
     if pixels > limits.max_pixels {
-        return Err(UploadError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
+        return Err(UploadError::TooManyPixels { width, height, frames, pixels, limit: limits.max_pixels });
     }
     let probe = decode::probe(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
-    if probe.check_bytes > limits.max_decode_bytes {
-        return Err(UploadError::TooLarge { needed: probe.check_bytes, limit: limits.max_decode_bytes });
+    let memory =
+        if frames > 1 { probe.check_bytes.max(probe.canvas_bytes() * u64::from(frames)) } else { probe.check_bytes };
+    if memory > limits.max_decode_bytes {
+        return Err(UploadError::TooLarge { needed: memory, limit: limits.max_decode_bytes });
     }
-    Ok(Header { format, memory: probe.check_bytes })
+    Ok(Header { format, memory })
 }
 
 /// The full check of an upload: header checks, then a complete decode that keeps as little
@@ -113,6 +140,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> 
         has_alpha: checked.alpha,
         content_hash: blake3::hash(bytes).to_hex().to_string(),
         placeholder: Placeholder::of(&checked.preview),
+        frames: checked.frames,
     })
 }
 

@@ -13,10 +13,12 @@ use crate::ids::ImageId;
 const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
 
 /// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
+/// `fmt_auto` keeps an `animated` source animated: WebP when accepted, else GIF.
 pub fn resolve_format(
     choice: Option<FormatChoice>,
     source: ImageFormat,
     has_alpha: bool,
+    animated: bool,
     accept: Option<&str>,
 ) -> ImageFormat {
     match choice {
@@ -27,7 +29,13 @@ pub fn resolve_format(
         Some(FormatChoice::Gif) => ImageFormat::Gif,
         Some(FormatChoice::Auto) => {
             let accept = accept.unwrap_or_default();
-            if accepts(accept, "image/avif") {
+            if animated {
+                if accepts(accept, "image/webp") {
+                    ImageFormat::Webp
+                } else {
+                    ImageFormat::Gif
+                }
+            } else if accepts(accept, "image/avif") {
                 ImageFormat::Avif
             } else if accepts(accept, "image/webp") {
                 ImageFormat::Webp
@@ -43,7 +51,7 @@ pub fn resolve_format(
 }
 
 /// True when `accept` lists `mime` explicitly with a non-zero q.
-fn accepts(accept: &str, mime: &str) -> bool {
+pub fn accepts(accept: &str, mime: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
         let matches = parts.next().is_some_and(|m| m.eq_ignore_ascii_case(mime));
@@ -53,13 +61,18 @@ fn accepts(accept: &str, mime: &str) -> bool {
 }
 
 /// `ops` without the tokens that cannot change this image's output, so they make no variant of
-/// their own: `bg_` when nothing is padded and no alpha is flattened onto it. When nothing is
-/// left ([`Ops::is_identity`]) the original is the answer. (A `fmt_` naming the source's own
-/// format stays: re-encoding still strips metadata and applies orientation and colour.)
-pub fn relative_to_image(mut ops: Ops, plan: &Plan, has_alpha: bool, output: ImageFormat) -> Ops {
+/// their own: `bg_` when nothing is padded and no alpha is flattened onto it, `still` when
+/// there is no animation to stop (a still source, or an output that cannot animate). When
+/// nothing is left ([`Ops::is_identity`]) the original is the answer. (A `fmt_` naming the
+/// source's own format stays: re-encoding still strips metadata and applies orientation and
+/// colour.)
+pub fn relative_to_image(mut ops: Ops, plan: &Plan, has_alpha: bool, animated: bool, output: ImageFormat) -> Ops {
     let flattens = has_alpha && output == ImageFormat::Jpeg;
     if plan.pad.is_none() && !flattens {
         ops.bg = None;
+    }
+    if !animated || !output.can_animate() {
+        ops.still = false;
     }
     ops
 }
@@ -86,6 +99,16 @@ impl VariantKey {
         hasher.update(b"\0");
         hasher.update(format.as_str().as_bytes());
         hasher.update(&quality.to_le_bytes());
+        Self(*hasher.finalize().as_bytes())
+    }
+
+    /// The key of the same ops when the output keeps the source's animation. (Before animations
+    /// were kept, the plain key held the first frame; this keeps the two apart in every tier.)
+    #[must_use]
+    pub fn animated(self) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.0);
+        hasher.update(b"\0animated");
         Self(*hasher.finalize().as_bytes())
     }
 
@@ -143,11 +166,12 @@ mod tests {
 
     #[test]
     fn tokens_that_change_nothing_drop_out() {
-        let relative = |ops: &str, alpha, output| {
+        let relative_animated = |ops: &str, alpha, animated, output| {
             let ops = parse(ops, 8192).unwrap();
             let plan = crate::transform::geometry::plan((40, 20), &ops, 8192).unwrap();
-            relative_to_image(ops, &plan, alpha, output).to_string()
+            relative_to_image(ops, &plan, alpha, animated, output).to_string()
         };
+        let relative = |ops: &str, alpha, output| relative_animated(ops, alpha, false, output);
         let (jpeg, png) = (ImageFormat::Jpeg, ImageFormat::Png);
         assert_eq!(relative("bg_ffffff", false, jpeg), "");
         assert_eq!(relative("w_10,bg_ff0000,fmt_jpeg", false, jpeg), "w_10,fmt_jpeg");
@@ -155,6 +179,11 @@ mod tests {
         assert_eq!(relative("bg_ff0000", true, png), "", "PNG keeps the alpha");
         assert_eq!(relative("w_10,h_10,fit_contain,bg_ff0000", false, jpeg), "w_10,h_10,fit_contain,bg_ff0000");
         assert_eq!(relative("fmt_jpeg", false, jpeg), "fmt_jpeg", "a re-encode strips metadata");
+        let (gif, webp) = (ImageFormat::Gif, ImageFormat::Webp);
+        assert_eq!(relative("still,w_10", false, gif), "w_10", "nothing to stop");
+        assert_eq!(relative_animated("still,w_10", true, true, gif), "still,w_10");
+        assert_eq!(relative_animated("still,w_10", true, true, webp), "still,w_10");
+        assert_eq!(relative_animated("still,w_10", true, true, png), "w_10", "PNG takes the first frame anyway");
     }
 
     #[test]
@@ -167,16 +196,29 @@ mod tests {
     #[test]
     fn auto_follows_accept() {
         let chrome = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
-        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, Some(chrome)), ImageFormat::Avif);
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(chrome)),
+            ImageFormat::Avif
+        );
         let webp_only = "image/webp,*/*";
         assert_eq!(
-            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, Some(webp_only)),
+            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(webp_only)),
             ImageFormat::Webp
         );
         let refused = "image/avif;q=0, image/webp";
-        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, Some(refused)), ImageFormat::Webp);
-        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, Some("*/*")), ImageFormat::Png);
-        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, false, None), ImageFormat::Jpeg);
-        assert_eq!(resolve_format(None, ImageFormat::Gif, false, Some(chrome)), ImageFormat::Gif);
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some(refused)),
+            ImageFormat::Webp
+        );
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some("*/*")),
+            ImageFormat::Png
+        );
+        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, false, false, None), ImageFormat::Jpeg);
+        assert_eq!(resolve_format(None, ImageFormat::Gif, false, false, Some(chrome)), ImageFormat::Gif);
+        let auto = Some(FormatChoice::Auto);
+        assert_eq!(resolve_format(auto, ImageFormat::Gif, true, true, Some(chrome)), ImageFormat::Webp, "animation");
+        assert_eq!(resolve_format(auto, ImageFormat::Gif, true, true, Some("image/avif")), ImageFormat::Gif);
+        assert_eq!(resolve_format(auto, ImageFormat::Webp, true, true, None), ImageFormat::Gif);
     }
 }

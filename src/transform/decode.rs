@@ -13,6 +13,7 @@
 //! ([`Probe::bytes_at`]), at the depth the decoder really uses, so the pipeline can refuse or
 //! wait before any pixel is decoded.
 
+pub mod animation;
 pub mod gif;
 pub mod jpeg;
 pub mod png;
@@ -123,6 +124,11 @@ impl Probe {
         f64::from(self.width.max(self.height)) / f64::from(placeholder::SOURCE_SIDE)
     }
 
+    /// Bytes of one RGBA canvas at full size: what each frame of an animation is counted at.
+    pub fn canvas_bytes(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * 4
+    }
+
     /// Bytes of pixel buffers a decode at scale `k` holds at its peak.
     pub fn bytes_at(&self, k: u32) -> u64 {
         let (w, h) = (u64::from(self.width), u64::from(self.height));
@@ -168,8 +174,8 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
             let f = webp::features(bytes)?;
             let (width, height) = (f.width, f.height);
             if f.animated {
-                // image-webp: the canvas and a frame, RGBA.
-                let check_bytes = u64::from(width) * u64::from(height) * 8;
+                // libwebp's animation decoder: its canvas, the previous one, and our copy.
+                let check_bytes = u64::from(width) * u64::from(height) * 12;
                 Probe { width, height, whole: 8, fixed: 0, shrinks: Shrinks::Whole, check_bytes }
             } else {
                 // libwebp scales while it decodes; a lossless image is still held whole as ARGB.
@@ -219,6 +225,8 @@ pub struct Checked {
     /// The upright image, about [`placeholder::SOURCE_SIDE`] pixels on its long side (never
     /// enlarged), for placeholders.
     pub preview: DynamicImage,
+    /// Number of frames (1 for a still).
+    pub frames: u32,
 }
 
 /// Decodes the whole file while keeping as little as the format allows — a JPEG, WebP or PNG
@@ -230,16 +238,25 @@ pub struct Checked {
 /// [`PipelineError::Decode`] for corrupt or truncated data.
 pub fn check(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Checked, PipelineError> {
     let probe = probe(bytes, format)?;
-    if format == ImageFormat::Gif {
-        // The preview reads the first frame only: read them all first.
-        gif::check(bytes)?;
-    }
+    // The preview reads the first frame only: read them all first.
+    let frames = match format {
+        ImageFormat::Gif => gif::check(bytes)?.2,
+        ImageFormat::Webp if animation::info(bytes, format)?.is_animated() => {
+            let mut frames = 0u32;
+            for frame in animation::frames(bytes, format)? {
+                frame?;
+                frames = frames.saturating_add(1);
+            }
+            frames
+        }
+        _ => 1,
+    };
     let decoded = decode(bytes, format, probe.scale(probe.preview_shrink()), max_pixels)?;
     let alpha = format == ImageFormat::Gif || decoded.image.color().has_alpha();
     let (width, height) =
         if swaps_axes(decoded.orientation) { (probe.height, probe.width) } else { (probe.width, probe.height) };
     let (preview, _, _) = decoded.into_oriented();
-    Ok(Checked { width, height, alpha, preview })
+    Ok(Checked { width, height, alpha, preview, frames })
 }
 
 fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded, PipelineError> {

@@ -8,6 +8,8 @@ use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage};
 use super::PipelineError;
 use crate::format::ImageFormat;
 
+pub mod animation;
+
 /// Largest side libwebp encodes.
 const WEBP_MAX_SIDE: u32 = 16_383;
 /// Largest side baseline JPEG encodes.

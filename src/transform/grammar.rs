@@ -99,6 +99,8 @@ pub enum Rotation {
 /// Decimals (`dpr`, sigmas) are kept in hundredths so they compare and print exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ops {
+    /// `still`: the first frame of an animation only.
+    pub still: bool,
     /// Source region cut first.
     pub crop: Option<Rect>,
     /// Rotation after the crop.
@@ -165,6 +167,7 @@ impl Ops {
         let (dpr, dpr_hint) =
             if self.dpr.is_some() || self.dpr_hint { (self.dpr, self.dpr_hint) } else { (preset.dpr, preset.dpr_hint) };
         let mut ops = Ops {
+            still: self.still || preset.still,
             crop: self.crop.or(preset.crop),
             rotate: self.rotate.or(preset.rotate),
             flip_h: self.flip_h || preset.flip_h,
@@ -398,6 +401,10 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
             seen.first(12, token)?;
             ops.sepia = true;
         }
+        ("still", "") => {
+            seen.first(17, token)?;
+            ops.still = true;
+        }
         ("bg", v) => {
             seen.first(13, token)?;
             ops.bg = Some(color(v).ok_or_else(bad)?);
@@ -538,6 +545,10 @@ impl fmt::Display for Ops {
     /// The canonical form: tokens in pipeline order, each in one spelling.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sep = Separator::default();
+        if self.still {
+            sep.next(f)?;
+            f.write_str("still")?;
+        }
         if let Some(r) = self.crop {
             sep.next(f)?;
             write!(f, "crop_{}:{}:{}:{}", r.x, r.y, r.width, r.height)?;
@@ -683,8 +694,10 @@ mod tests {
 
     #[test]
     fn canonical_form_is_in_pipeline_order() {
-        let ops = p("fmt_webp,gray,w_300,rot_90,crop_1:2:3:4,flip_v,flip_h,blur_2.5,q_50").unwrap();
-        assert_eq!(ops.to_string(), "crop_1:2:3:4,rot_90,flip_h,flip_v,w_300,blur_2.5,gray,q_50,fmt_webp");
+        let ops = p("fmt_webp,gray,w_300,rot_90,crop_1:2:3:4,flip_v,still,flip_h,blur_2.5,q_50").unwrap();
+        assert_eq!(ops.to_string(), "still,crop_1:2:3:4,rot_90,flip_h,flip_v,w_300,blur_2.5,gray,q_50,fmt_webp");
+        assert_eq!(p("still,still"), Err(OpsError::Duplicate("still".into())));
+        assert_eq!(p("still_1"), Err(OpsError::Unknown("still_1".into())));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! are applied to the (small) result; both orders give the same pixels, the second touches far
 //! fewer of them.
 
+use image::metadata::Orientation;
 use image::{DynamicImage, Rgba, RgbaImage};
 
+use super::decode::animation::{self, Info};
 use super::decode::{self, Decoded};
 use super::encode::{self, Settings};
 use super::geometry::{self, Plan};
@@ -61,7 +63,11 @@ pub struct Output {
 pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
     let probe = decode::probe(job.original, job.source_format)?;
-    let decoded = probe.bytes_at(probe.scale(plan.shrink()));
+    let decoded = match kept_animation(job)? {
+        // Counted as every frame's canvas, as the limits count animations.
+        Some(info) => probe.canvas_bytes() * u64::from(info.frames),
+        None => probe.bytes_at(probe.scale(plan.shrink())),
+    };
     let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
     // The resampled image, and one more output-sized copy (rotation, padding, conversion for
     // the encoder), at 4 bytes a pixel.
@@ -80,31 +86,94 @@ pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
 /// `Decode` for corrupt originals, `Encode` when the encoder refuses.
 pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
+    if let Some(info) = kept_animation(job)? {
+        return run_animated(job, &plan, info);
+    }
     // Shrink-on-load: a JPEG may be decoded up to 8× smaller, never below the output size (as
     // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
     // read; Lanczos3 does the rest.
     let probe = decode::probe(job.original, job.source_format)?;
     let decoded = decode::decode(job.original, job.source_format, probe.scale(plan.shrink()), job.max_pixels)?;
-    let mut img = shape(decoded, job, &plan)?;
-    if effects::any(job.ops) {
-        let watermark = match (job.ops.watermark.is_some(), job.watermark) {
-            (true, Some((bytes, format))) => Some(prepare_watermark(bytes, format, (img.width(), img.height()), job)?),
-            _ => None,
-        };
-        img = effects::apply(img, job.ops, watermark.as_ref().map(|(wm, at)| (wm, *at)));
+    let img = shape(decoded, job, &plan, &mut None)?;
+    let img = filter(img, job, &mut None)?;
+    let bytes = encode::encode(&img, &settings(job))?;
+    Ok(Output { bytes, width: img.width(), height: img.height(), format: job.format })
+}
+
+/// The animation the output keeps: the source has several frames, the output format can hold
+/// them, and `still` was not asked for.
+fn kept_animation(job: &Job<'_>) -> Result<Option<Info>, PipelineError> {
+    if job.ops.still || !job.source_format.can_animate() || !job.format.can_animate() {
+        return Ok(None);
     }
-    let settings = Settings {
+    let info = animation::info(job.original, job.source_format)?;
+    Ok(info.is_animated().then_some(info))
+}
+
+/// One plan, many frames: each frame is shaped, filtered and handed to the encoder in turn,
+/// with the same crop anchor and watermark for all, and its own delay.
+fn run_animated(job: &Job<'_>, plan: &Plan, info: Info) -> Result<Output, PipelineError> {
+    let settings = settings(job);
+    let (mut anchor, mut watermark, mut encoder) = (None, None, None);
+    let frames = usize::try_from(info.frames).unwrap_or(usize::MAX);
+    for frame in animation::frames(job.original, job.source_format)?.take(frames) {
+        let frame = frame?;
+        let decoded = Decoded {
+            image: DynamicImage::ImageRgba8(frame.image),
+            orientation: Orientation::NoTransforms,
+            icc: None,
+            scale: 1,
+        };
+        let img = filter(shape(decoded, job, plan, &mut anchor)?, job, &mut watermark)?;
+        let encoder = match &mut encoder {
+            Some(encoder) => encoder,
+            None => encoder.insert((
+                encode::animation::Encoder::new(&settings, (img.width(), img.height()), info.loops)?,
+                (img.width(), img.height()),
+            )),
+        };
+        encoder.0.add(&img, frame.delay_ms)?;
+    }
+    let (encoder, (width, height)) =
+        encoder.ok_or_else(|| PipelineError::Decode("the animation has no frames".into()))?;
+    Ok(Output { bytes: encoder.finish()?, width, height, format: job.format })
+}
+
+fn settings(job: &Job<'_>) -> Settings {
+    Settings {
         format: job.format,
         quality: encode::effective_quality(job.format, job.ops.quality),
         background: job.ops.bg.unwrap_or([255, 255, 255]),
         avif_speed: job.avif_speed,
-    };
-    let bytes = encode::encode(&img, &settings)?;
-    Ok(Output { bytes, width: img.width(), height: img.height(), format: job.format })
+    }
 }
 
-/// Orient, crop + resize, rotate, flip, extract or pad, convert to sRGB.
-fn shape(decoded: Decoded, job: &Job<'_>, plan: &Plan) -> Result<DynamicImage, PipelineError> {
+/// A prepared watermark and where it goes.
+type Watermark = (DynamicImage, (u32, u32));
+
+/// Blur, sharpen, colour filters and the watermark (prepared on the first call, then reused
+/// from `watermark`).
+fn filter(img: DynamicImage, job: &Job<'_>, watermark: &mut Option<Watermark>) -> Result<DynamicImage, PipelineError> {
+    if !effects::any(job.ops) {
+        return Ok(img);
+    }
+    if watermark.is_none() {
+        if let (true, Some((bytes, format))) = (job.ops.watermark.is_some(), job.watermark) {
+            *watermark = Some(prepare_watermark(bytes, format, (img.width(), img.height()), job)?);
+        }
+    }
+    Ok(effects::apply(img, job.ops, watermark.as_ref().map(|(wm, at)| (wm, *at))))
+}
+
+/// Orient, crop + resize, rotate, flip, extract or pad, convert to sRGB. The extract's anchor is
+/// taken from `anchor` when set, else computed and stored there (so every frame of an animation
+/// is cut at the same place, even with `g_smart`).
+fn shape(
+    decoded: Decoded,
+    job: &Job<'_>,
+    plan: &Plan,
+    anchor: &mut Option<(u32, u32)>,
+) -> Result<DynamicImage, PipelineError> {
     let (img, icc, _) = decoded.into_oriented();
     // Decoded pixels per source pixel (below 1 after shrink-on-load).
     let rx = f64::from(img.width()) / f64::from(job.source_size.0.max(1));
@@ -132,10 +201,10 @@ fn shape(decoded: Decoded, job: &Job<'_>, plan: &Plan) -> Result<DynamicImage, P
         img = img.flipv();
     }
     if let Some(keep) = plan.extract {
-        let (x, y) = match job.ops.gravity.unwrap_or(Gravity::Center) {
+        let (x, y) = *anchor.get_or_insert_with(|| match job.ops.gravity.unwrap_or(Gravity::Center) {
             Gravity::Smart => smart::anchor(&img, keep),
             g => geometry::anchor((img.width(), img.height()), keep, g),
-        };
+        });
         img = img.crop_imm(x, y, keep.0, keep.1);
     }
     if let Some(icc) = icc {
@@ -172,7 +241,7 @@ fn prepare_watermark(
     format: ImageFormat,
     out: (u32, u32),
     job: &Job<'_>,
-) -> Result<(DynamicImage, (u32, u32)), PipelineError> {
+) -> Result<Watermark, PipelineError> {
     let (mark, icc, _) = decode::decode(bytes, format, 1, job.max_pixels)?.into_oriented();
     let width = (out.0 / 4).max(1);
     let height = to_px(f64::from(mark.height()) * f64::from(width) / f64::from(mark.width().max(1))).min(out.1.max(1));

@@ -34,6 +34,7 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
             blurhash: "LEHV6nWB2yk8pyo0adR*.7kCMdnj".to_owned(),
             color: "#102030".to_owned(),
         }),
+        frames: Some(7),
         created_at: db::to_micros(created_at),
     }
 }
@@ -101,17 +102,26 @@ async fn images_page_newest_first(repo: &dyn Repository) {
 async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
     let owner = repo.create_user(&new_user("placeholders")).await.unwrap();
     let old = ImageRecord { placeholder: None, ..image(&owner.id, Utc::now()) };
+    let uncounted = ImageRecord { frames: None, ..image(&owner.id, Utc::now()) };
     let new = image(&owner.id, Utc::now());
-    repo.insert_image(&old).await.unwrap();
-    repo.insert_image(&new).await.unwrap();
-    assert_eq!(repo.image(&new.id).await.unwrap().unwrap().placeholder, new.placeholder);
-    let missing = repo.images_without_placeholder(10).await.unwrap();
-    assert_eq!(missing.iter().map(|r| &r.id).collect::<Vec<_>>(), vec![&old.id]);
+    for record in [&old, &uncounted, &new] {
+        repo.insert_image(record).await.unwrap();
+    }
+    let stored = repo.image(&new.id).await.unwrap().unwrap();
+    assert_eq!((&stored.placeholder, stored.frames), (&new.placeholder, Some(7)));
+    let mut missing: Vec<ImageId> = repo.images_to_backfill(10).await.unwrap().into_iter().map(|r| r.id).collect();
+    missing.sort_by_key(|id| id.to_string());
+    let mut expected = vec![old.id.clone(), uncounted.id.clone()];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(missing, expected);
     let computed = new.placeholder.clone().unwrap();
-    assert!(repo.set_placeholder(&old.id, &computed).await.unwrap());
-    assert_eq!(repo.image(&old.id).await.unwrap().unwrap().placeholder, Some(computed.clone()));
-    assert!(repo.images_without_placeholder(10).await.unwrap().is_empty());
-    assert!(!repo.set_placeholder(&ImageId::generate(), &computed).await.unwrap(), "no such row");
+    assert!(repo.set_inspection(&old.id, &computed, 1).await.unwrap());
+    assert!(repo.set_inspection(&uncounted.id, &computed, 12).await.unwrap());
+    let filled = repo.image(&old.id).await.unwrap().unwrap();
+    assert_eq!((filled.placeholder, filled.frames), (Some(computed.clone()), Some(1)));
+    assert_eq!(repo.image(&uncounted.id).await.unwrap().unwrap().frames, Some(12));
+    assert!(repo.images_to_backfill(10).await.unwrap().is_empty());
+    assert!(!repo.set_inspection(&ImageId::generate(), &computed, 1).await.unwrap(), "no such row");
 }
 
 async fn presets_are_per_owner_and_replaced_by_name(repo: &dyn Repository) {

@@ -1,5 +1,6 @@
 //! Integration tests over real HTTP against real backends (see `harness`).
 
+mod animation;
 mod auth;
 mod cli;
 mod cluster;

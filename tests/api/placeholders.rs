@@ -96,10 +96,10 @@ async fn old_rows_are_backfilled_and_lists_show_them(backend: Backend) {
     assert!(before["placeholder"].is_null(), "{before}");
 
     // One image filled, the one without an original skipped (and the backfill ends).
-    assert_eq!(app.state.library.backfill_placeholders().await, 1);
+    assert_eq!(app.state.library.backfill().await, 1);
     let after: Value = app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.json().await.unwrap();
     assert_eq!(after["placeholder"], kept["placeholder"], "the same values an upload computes");
     let lost_now: Value = app.get_auth(&format!("/v1/images/{lost_id}"), &alice.token).await.json().await.unwrap();
     assert!(lost_now["placeholder"].is_null());
-    assert_eq!(app.state.library.backfill_placeholders().await, 0, "nothing left that can be filled");
+    assert_eq!(app.state.library.backfill().await, 0, "nothing left that can be filled");
 }

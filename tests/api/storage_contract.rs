@@ -175,6 +175,7 @@ async fn an_upload_finishing_during_a_sweep_loses_nothing() {
             content_hash: blake3::hash(&jpeg).to_hex().to_string(),
             has_alpha: false,
             placeholder: None,
+            frames: Some(1),
             created_at: imgedge::db::to_micros(chrono::Utc::now()),
         };
         db.insert_image(&record).await.unwrap();

@@ -73,6 +73,9 @@ pub struct ImageView {
     /// ThumbHash, BlurHash and average colour; `null` only for an image uploaded before
     /// placeholders existed, until the start-up backfill reaches it.
     pub placeholder: Option<Placeholder>,
+    /// Frames: 1 for a still, more for an animated GIF or WebP; `null` only for a GIF or WebP
+    /// uploaded before frames were counted, until the start-up backfill reaches it.
+    pub frames: Option<u32>,
 }
 
 impl ImageView {
@@ -88,6 +91,7 @@ impl ImageView {
             created_at: rfc3339(image.created_at),
             url: key.signed_url(&format!("/i/{}", image.id), None),
             placeholder: image.placeholder.clone(),
+            frames: image.frames,
         }
     }
 }
