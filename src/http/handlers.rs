@@ -1,5 +1,6 @@
 //! Request handlers: parse input, call domain code, build the response. No SQL, S3 or pixels.
 
+pub mod assets;
 pub mod auth;
 pub mod delivery;
 pub mod images;

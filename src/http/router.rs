@@ -12,7 +12,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::handlers::{auth, delivery, images, ops, presets};
+use super::handlers::{assets, auth, delivery, images, ops, presets};
 pub use super::request::Params;
 use crate::app::AppState;
 use crate::error::Error;
@@ -66,6 +66,9 @@ pub static ROUTES: &[Route] = &[
     r(Method::GET, "/v1/presets", "presets_list", to!(presets::list)),
     r(Method::PUT, "/v1/presets/{name}", "preset_put", to!(presets::put)),
     r(Method::DELETE, "/v1/presets/{name}", "preset_delete", to!(presets::delete)),
+    r(Method::GET, "/openapi.json", "openapi", to!(assets::openapi)),
+    r(Method::GET, "/console", "console", to!(assets::console)),
+    r(Method::GET, "/console/{file}", "console_file", to!(assets::console_file)),
 ];
 
 /// The metrics label of requests that match no route.

@@ -22,3 +22,4 @@ mod quota;
 mod replicas;
 mod srcset;
 mod storage_contract;
+mod tools;
