@@ -151,6 +151,13 @@ async fn animations_keep_frames_delays_and_loops(backend: Backend) {
     let png = fixtures::decode(&app.variant_bytes(&alice, id, "w_60,fmt_png").await);
     assert_eq!((png.width(), png.height()), (60, 40));
     assert!(fixtures::near(fixtures::rgb(&png, 30, 20), RED, 24), "the first frame");
+    for (ops, format) in
+        [("w_60,fmt_jpeg", imgedge::format::ImageFormat::Jpeg), ("w_60,fmt_avif", imgedge::format::ImageFormat::Avif)]
+    {
+        let bytes = app.variant_bytes(&alice, id, ops).await;
+        assert_eq!(imgedge::format::ImageFormat::sniff(&bytes), Some(format), "{ops}: one frame in a still format");
+        assert_eq!(fixtures::size(&bytes), (60, 40), "{ops}");
+    }
     let still_webp = app.variant_bytes(&alice, id, "still,fmt_webp").await;
     assert!(!still_webp.windows(4).any(|w| w == b"ANMF"), "a still WebP");
 
