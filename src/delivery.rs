@@ -72,6 +72,8 @@ enum Source {
     Cached(Arc<Variant>),
     /// A variant from the store or a transform.
     Variant(Box<VariantSpec>),
+    /// A remembered variant already read from the store.
+    Stored(Payload),
 }
 
 /// A variant request that passed authorisation and validation.
@@ -163,7 +165,7 @@ impl Delivery {
                 o.contains("w_auto") || o.contains("dpr_auto") || o.starts_with("p_") || o.contains(",p_")
             });
         if !dynamic {
-            if let Some(resolved) = self.remembered(ask, accept)? {
+            if let Some(resolved) = self.remembered(ask, accept).await? {
                 return Ok(resolved);
             }
         }
@@ -212,6 +214,7 @@ impl Delivery {
         if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, query) {
             let remembered = Remembered {
                 exp,
+                image: spec.image.id.clone(),
                 key: spec.key,
                 etag: resolved.etag.clone(),
                 format: resolved.format,
@@ -273,6 +276,10 @@ impl Delivery {
                 let (payload, tier) = self.variant_payload(&spec, head).await?;
                 Ok((payload, Some(tier)))
             }
+            Source::Stored(payload) => {
+                self.parts.metrics.cache(Tier::Store);
+                Ok((payload, Some(Tier::Store)))
+            }
         }
     }
 
@@ -325,23 +332,47 @@ impl Delivery {
         }
     }
 
-    /// A remembered answer for a signed URL whose variant is in memory; `None` sends the
-    /// request down the full path.
-    fn remembered(&self, ask: &Ask<'_>, accept: u8) -> Result<Option<Resolved>, Error> {
+    /// A remembered answer for a signed URL whose variant is in memory or, when variants are
+    /// stored, in the store; `None` sends the request down the full path.
+    async fn remembered(&self, ask: &Ask<'_>, accept: u8) -> Result<Option<Resolved>, Error> {
         let (Some(_), Some(query)) = (ask.ops, ask.query) else { return Ok(None) };
         let Some(entry) = self.parts.lookups.authorised(ask.path, query, accept) else { return Ok(None) };
         let access = match entry.exp {
             Some(exp) if exp < self.parts.clock.unix() => return Err(crate::auth::AuthError::SignatureExpired.into()),
             exp => Access::signed(exp, self.parts.clock.unix()),
         };
-        let Some(variant) = self.parts.memory.get(&entry.key) else { return Ok(None) };
+        let source = match self.parts.memory.get(&entry.key) {
+            Some(variant) => Source::Cached(variant),
+            None if self.settings.store_variants => match self.stored(&entry).await? {
+                Some(payload) => Source::Stored(payload),
+                None => return Ok(None),
+            },
+            None => return Ok(None),
+        };
         Ok(Some(Resolved {
             etag: entry.etag.clone(),
             cache_control: access.cache_control(),
             vary: Vary { accept: entry.vary, ..Vary::default() },
             format: entry.format,
-            source: Source::Cached(variant),
+            source,
         }))
+    }
+
+    /// A remembered variant read straight from the store, without a flight (a concurrent read
+    /// of the same object costs one more read of a file or object, no work), and kept in memory
+    /// when it fits, as the flight would; `None` when the store does not have it.
+    async fn stored(&self, entry: &Remembered) -> Result<Option<Payload>, Error> {
+        let key = self.parts.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
+        let blob = match self.parts.store.get(&key).await {
+            Ok(blob) => blob,
+            Err(StorageError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if blob.len > MEMORY_LIMIT {
+            return Ok(Some(Payload::Stream(blob)));
+        }
+        let variant = produce::describe(blob.into_bytes().await?, entry.format);
+        Ok(Some(Payload::Bytes(self.parts.memory.keep(entry.key, variant).bytes.clone())))
     }
 
     /// Memory, else the store, else a transform; a `head` request learns a stored variant's

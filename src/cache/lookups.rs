@@ -44,6 +44,8 @@ pub struct Fetched<T> {
 pub struct Remembered {
     /// Signature expiry (unix seconds), if the URL has one.
     pub exp: Option<i64>,
+    /// The image (for the variant's key in the store).
+    pub image: crate::ids::ImageId,
     /// The variant.
     pub key: VariantKey,
     /// Its `ETag`.

@@ -446,8 +446,20 @@ async fn variants_come_from_memory_then_store(backend: Backend) {
     let replica = crate::harness::spawn_on(app.env.clone(), config, app.clock.clone()).await;
     let res = replica.variant(&alice, &id, "w_50").await;
     assert_eq!(res.headers()["x-cache"], "hit-store");
+    let etag = res.headers()["etag"].clone();
     assert_eq!(res.bytes().await.unwrap(), bytes);
+    // Now the replica remembers the URL and reads the store without the full path: the same answer.
+    let again = replica.variant(&alice, &id, "w_50").await;
+    assert_eq!((&again.headers()["x-cache"], &again.headers()["etag"]), (&"hit-store".parse().unwrap(), &etag));
+    assert_eq!(again.bytes().await.unwrap(), bytes);
     assert_eq!(app.used_today(&alice).await, 1, "only the first request transformed");
+    // Gone from the store (a lost object): the remembered URL falls back to the full path.
+    let key = imgedge::storage::BlobKey::from_listing(&stored[0]).unwrap();
+    replica.state.parts.store.delete(&key).await.unwrap();
+    let remade = replica.variant(&alice, &id, "w_50").await;
+    assert_eq!(remade.headers()["x-cache"], "miss");
+    assert_eq!(remade.bytes().await.unwrap(), bytes);
+    assert_eq!(app.used_today(&alice).await, 2);
 }
 
 async fn transform_api_uses_the_same_pipeline(backend: Backend) {
