@@ -105,7 +105,40 @@ fn whole(c: &mut Criterion) {
     g.bench_function("12MP jpeg -> 300x300 smart crop, sharpen, avif", |b| {
         b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,h_300,g_smart,sharpen_1", ImageFormat::Avif))
     });
+    let gif = animated_gif(480, 270, 24);
+    g.bench_function("24-frame 480x270 gif -> w240 animated webp", |b| {
+        b.iter(|| run(&gif, ImageFormat::Gif, (480, 270), "w_240", ImageFormat::Webp))
+    });
+    g.bench_function("24-frame 480x270 gif -> w240 animated gif", |b| {
+        b.iter(|| run(&gif, ImageFormat::Gif, (480, 270), "w_240", ImageFormat::Gif))
+    });
     g.finish();
+}
+
+/// An animation of `frames` frames: a gradient with a block moving across it, 40 ms each.
+fn animated_gif(w: u16, h: u16, frames: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).unwrap();
+        encoder.set_repeat(gif::Repeat::Infinite).unwrap();
+        for i in 0..frames {
+            let mut rgba: Vec<u8> = (0..u32::from(w) * u32::from(h))
+                .flat_map(|p| {
+                    let (x, y) = (p % u32::from(w), p / u32::from(w));
+                    let block = (x / 40) as u16 == i % (w / 40) && y > 100 && y < 180;
+                    if block {
+                        [250, 250, 250, 255]
+                    } else {
+                        [(x * 255 / u32::from(w)) as u8, (y * 255 / u32::from(h)) as u8, 120, 255]
+                    }
+                })
+                .collect();
+            let mut frame = gif::Frame::from_rgba_speed(w, h, &mut rgba, 10);
+            frame.delay = 4;
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    out
 }
 
 criterion_group!(benches, stages, whole);
