@@ -11,7 +11,7 @@
 #   IMGEDGE_ENV="MALLOC_MMAP_THRESHOLD_=1048576" benches/http-load.sh   # extra environment for imgedge
 #   THUMBOR=0 benches/http-load.sh          # without thumbor (cold cases a-d and h only have it)
 #   QUALITY=0 benches/http-load.sh          # without the quality pass
-#   DUR_H=30 benches/http-load.sh           # seconds per run of (h) (default: 3 × DUR, at least 20)
+#   DUR_H=40 benches/http-load.sh           # seconds per run of (h) (default: 4 × DUR, at least 30)
 #
 # Cache misses: an imgedge with both caches off (CACHE_MEMORY_MB=0, CACHE_STORE_VARIANTS=false)
 # and each corpus file uploaded COPIES times; wrk walks the copies so concurrent requests never
@@ -19,7 +19,8 @@
 # resizes and encodes, as Sharp does. Memory-cache hits (f): a second imgedge with caches on, one
 # URL. Store hits (g): a third with the memory cache off and variants stored, one URL made once.
 # AVIF (h) answers take seconds at c=8, so its runs are longer (DUR_H) and wrk's timeout is 60 s
-# everywhere (a reply later than the timeout would drop out of the latency histogram).
+# everywhere (a reply later than the timeout would drop out of the latency histogram). Each run
+# starts once every server is idle (they finish the requests wrk left in flight).
 # Reports medians of REPS interleaved runs (req/s, p99 latency), ratios, and each server's peak
 # RSS (VmHWM, reset before each run: the largest over the case's runs), and which cache tier
 # answered imgedge's requests (its /metrics counters before and after each run).
@@ -27,7 +28,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
 PEERS="$HERE/peers"
 DUR="${DUR:-10}"; CONC="${CONC:-8}"; REPS="${REPS:-3}"; WT="${WRK_THREADS:-2}"; COPIES="${COPIES:-32}"
-DUR_H="${DUR_H:-$(( DUR * 3 > 20 ? DUR * 3 : 20 ))}"; TIMEOUT="${WRK_TIMEOUT:-60s}"
+DUR_H="${DUR_H:-$(( DUR * 4 > 30 ? DUR * 4 : 30 ))}"; TIMEOUT="${WRK_TIMEOUT:-60s}"
 SCEN="${SCEN:-a b c d e f g h}"; THUMBOR="${THUMBOR:-1}"; QUALITY="${QUALITY:-1}"
 CORPUS=/tmp/imgbench/corpus; PEER=/tmp/imgbench/peer-sharp
 RES="/tmp/imgbench/imgedge-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
@@ -153,13 +154,34 @@ wrk_on() { # who scenario duration [connections] [threads]  (wrk's output on std
     wrk -t"${5:-$WT}" -c"${4:-$CONC}" -d"$3s" --timeout "$TIMEOUT" --latency "http://127.0.0.1:$p$(url_of "$1" "$2")"
   fi
 }
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }   # the whole machine
+# CPU time of this shell's finished children (wrk): `times`, written to a file by the shell itself.
+child_ticks() { awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * 100 }' "$1"; }
+cpu_ticks() { # pids -> their CPU time so far (clock ticks, every thread)
+  for p in "$@"; do sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}'; done | awk '{s += $1} END {print s + 0}'
+}
+# A server goes on with the requests wrk abandoned when it stopped (seconds of work for AVIF):
+# before each run, wait (at most 2 min) until every server is idle, so none eats into the next.
+all_pids() { echo "$SHARP ${THUMB:+$THUMB $(pgrep -P "$THUMB")} $NGINX $(pgrep -P "$NGINX") $MISS $HIT $STORE"; }
+settle() {
+  local all a b t0=$SECONDS
+  all=$(all_pids); a=$(cpu_ticks $all)
+  for _ in $(seq 1 240); do sleep 0.5; b=$(cpu_ticks $all); [ $((b - a)) -le 3 ] && break; a=$b; done
+  [ $((SECONDS - t0)) -lt 2 ] || echo "  (waited $((SECONDS - t0)) s for the servers to go idle)"
+}
 run() { # who scenario rep
   local who=$1 s=$2 out="$RES/$1.$2.rep$3.txt" d=$DUR pids before="" after="" p
   [ "$s" = h ] && d=$DUR_H
-  pids=$(pids_of "$who" "$s")
+  pids=$(pids_of "$who" "$s"); settle
   for p in $pids; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done   # VmHWM := VmRSS
   [ "$who" = imgedge ] && before=$(tiers "$(port_of imgedge "$s")")
+  local busy0 srv0 kids0 busy1 srv1 kids1 others all; all=$(all_pids)
+  times > "$RES/times0"; busy0=$(busy_ticks); srv0=$(cpu_ticks $all)
   wrk_on "$who" "$s" "$d" > "$out"
+  busy1=$(busy_ticks); srv1=$(cpu_ticks $all); times > "$RES/times1"
+  kids0=$(child_ticks "$RES/times0"); kids1=$(child_ticks "$RES/times1")
+  others=$(awk -v b="$((busy1 - busy0))" -v s="$((srv1 - srv0))" -v k="$((kids1 - kids0))" -v d="$d" \
+    'BEGIN { o = (b - s - k) / d; printf "%d", o < 0 ? 0 : o }')   # % of one core
   [ "$who" = imgedge ] && after=$(tiers "$(port_of imgedge "$s")")
   local rss rps non2xx p99 reqs tmo tier="- - -"
   rss=$(for p in $pids; do hwm "$p"; echo; done | awk '{s += $1} END {print s + 0}')
@@ -167,8 +189,8 @@ run() { # who scenario rep
   p99=$(awk '$1 == "99%" {print $2}' "$out" | to_ms); reqs=$(awk '/requests in/{print $1}' "$out")
   tmo=$(awk '/Socket errors/{print $NF}' "$out")
   if [ -n "$before" ]; then tier=$(echo "$before $after" | awk '{print $4 - $1, $5 - $2, $6 - $3}'); fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$s" "$rps" "${non2xx:-0}" "$p99" "$rss" "$reqs" "${tmo:-0}" "$tier" >> "$RES/raw.tsv"
-  echo "  $who $s rep$3: $rps req/s, p99 $p99 ms, peak RSS $rss MB${non2xx:+, non-2xx $non2xx}${tmo:+, timeouts $tmo}$([ -n "$before" ] && echo ", tiers (memory store miss) $tier")"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$s" "$rps" "${non2xx:-0}" "$p99" "$rss" "$reqs" "${tmo:-0}" "$tier" "$others" >> "$RES/raw.tsv"
+  echo "  $who $s rep$3: $rps req/s, p99 $p99 ms, peak RSS $rss MB${non2xx:+, non-2xx $non2xx}${tmo:+, timeouts $tmo}$([ -n "$before" ] && echo ", tiers (memory store miss) $tier"), other processes $others % of a core"
 }
 
 echo "warm-up"
@@ -202,7 +224,7 @@ expected_tier() { case $1 in e) echo none;; f) echo hit-memory;; g) echo hit-sto
 {
   echo "$(date -Is) $(nproc) cpus; DUR=$DUR (h: $DUR_H) CONC=$CONC REPS=$REPS WRK_THREADS=$WT COPIES=$COPIES; imgedge $BIN"
   echo "req/s and p99 (ms): medians over reps; RSS: peak resident MB during the case's runs (thumbor, nginx: sum of their processes)"
-  printf '%-38s | %-22s | %-22s | %-22s | %-22s %7s %7s %7s\n' "" sharp thumbor nginx imgedge "" "" ""
+  printf '%-38s | %-22s | %-22s | %-22s | %s\n' "" sharp thumbor nginx imgedge
   printf '%-38s' scenario; for _ in 1 2 3 4; do printf ' | %8s %7s %5s' req/s p99 RSS; done; echo "  ×sharp ×faster  ×nginx"
   for s in $SCEN; do
     x=$(rps sharp "$s"); t=$(rps thumbor "$s"); n=$(rps nginx "$s"); y=$(rps imgedge "$s")
@@ -225,6 +247,7 @@ expected_tier() { case $1 in e) echo none;; f) echo hit-memory;; g) echo hit-sto
         ok = (want == "none") ? (seen == 0) : (other == 0 && seen >= n)
         printf "  (%s) wrk %d; hit-memory %d, hit-store %d, miss %d; expected %s: %s\n", s, n, m, st, mi, want, ok ? "ok" : "UNEXPECTED" }'
   done
+  awk -F'\t' '$10 > m { m = $10; w = $1 " " $2 } END { printf "CPU taken by other processes (neither the servers nor wrk) during a run: at most %d %% of a core%s\n", m, m ? " (" w ")" : "" }' "$RES/raw.tsv"
   grep -h Non-2xx "$RES"/*.txt | sort | uniq -c || true
   grep -h "Socket errors" "$RES"/*.rep*.txt | sort | uniq -c || true
 } | tee "$RES/table.txt"
