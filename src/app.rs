@@ -99,12 +99,16 @@ impl App {
         let db = db::connect(&config.database).await?;
         let store = storage::open(&config.storage).await?;
         // CACHE_MEMORY_MB bounds every cache of a replica: the URL memo (at most an eighth of
-        // it; useless without variants in memory anyway) comes out of the variant cache's share.
-        let memo = config.cache.url_memo_bytes.min(config.cache.memory_bytes / 8);
+        // it) comes out of the variant cache's share. With the variant cache off, the memo still
+        // answers store hits, within its own url_memo_mb.
+        let memo = match config.cache.memory_bytes {
+            0 => config.cache.url_memo_bytes,
+            memory => config.cache.url_memo_bytes.min(memory / 8),
+        };
         let parts = Parts {
             keys: BlobKeys::new(&config.storage),
             lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, memo),
-            memory: MemoryCache::new(config.cache.memory_bytes - memo),
+            memory: MemoryCache::new(config.cache.memory_bytes.saturating_sub(memo)),
             workers: WorkerPool::new(config.transform.workers, config.transform.queue)
                 .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
             hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),

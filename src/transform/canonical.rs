@@ -12,6 +12,16 @@ use crate::ids::ImageId;
 /// Bumped when the pipeline's output for the same ops changes, so old variants are not reused.
 const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
 
+/// A format's encoder revision, bumped when the same ops and quality make different bytes in
+/// that format alone (empty until then, so the other formats' keys stay as they are): AVIF's
+/// `q` was recalibrated to Sharp's scale.
+fn encoder_revision(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Avif => "\0avif-q-calibrated",
+        _ => "",
+    }
+}
+
 /// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
 /// `fmt_auto` keeps an `animated` source animated: WebP when accepted, else GIF.
 pub fn resolve_format(
@@ -99,6 +109,7 @@ impl VariantKey {
         hasher.update(b"\0");
         hasher.update(format.as_str().as_bytes());
         hasher.update(&quality.to_le_bytes());
+        hasher.update(encoder_revision(format).as_bytes());
         Self(*hasher.finalize().as_bytes())
     }
 
