@@ -95,7 +95,8 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
 /// photo → w600, luma SSIM against a Lanczos reference): Sharp at q 50, 60, 70, 80 matches ravif
 /// at 65, 82, 88, 94. Linear between those points and towards 1 and 100.
 pub fn avif_quality(q: u8) -> f32 {
-    const POINTS: [(f32, f32); 6] = [(1.0, 1.0), (50.0, 65.0), (60.0, 82.0), (70.0, 88.0), (80.0, 94.0), (100.0, 100.0)];
+    const POINTS: [(f32, f32); 6] =
+        [(1.0, 1.0), (50.0, 65.0), (60.0, 82.0), (70.0, 88.0), (80.0, 94.0), (100.0, 100.0)];
     let q = f32::from(q.clamp(1, 100));
     POINTS
         .windows(2)
