@@ -37,6 +37,7 @@ fn run(bytes: &[u8], format: ImageFormat, size: (u32, u32), ops: &str, out: Imag
         original: bytes,
         source_format: format,
         source_size: size,
+        source_frames: None,
         ops: &ops,
         format: out,
         watermark: None,

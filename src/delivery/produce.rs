@@ -162,6 +162,7 @@ impl Work {
             original: &self.original,
             source_format: self.spec.image.format,
             source_size: (self.spec.image.width, self.spec.image.height),
+            source_frames: self.spec.image.frames,
             ops: &self.spec.ops,
             format: self.spec.format,
             watermark: self.watermark.as_ref().map(|(bytes, format)| (bytes.as_ref(), *format)),

@@ -9,7 +9,7 @@
 use image::metadata::Orientation;
 use image::{DynamicImage, Rgba, RgbaImage};
 
-use super::decode::animation::{self, Info};
+use super::decode::animation;
 use super::decode::{self, Decoded};
 use super::encode::{self, Settings};
 use super::geometry::{self, Plan};
@@ -27,6 +27,9 @@ pub struct Job<'a> {
     pub source_format: ImageFormat,
     /// Its upright size as recorded at upload.
     pub source_size: (u32, u32),
+    /// Its frames as counted at upload; `None` (a row from before frames were counted) reads
+    /// them from the container.
+    pub source_frames: Option<u32>,
     /// What to do.
     pub ops: &'a Ops,
     /// Output format (already resolved).
@@ -63,9 +66,9 @@ pub struct Output {
 pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
     let probe = decode::probe(job.original, job.source_format)?;
-    let decoded = match kept_animation(job)? {
+    let decoded = match kept_frames(job)? {
         // Counted as every frame's canvas, as the limits count animations.
-        Some(info) => probe.canvas_bytes() * u64::from(info.frames),
+        Some(frames) => probe.canvas_bytes() * u64::from(frames),
         None => probe.bytes_at(probe.scale(plan.shrink())),
     };
     let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
@@ -86,8 +89,8 @@ pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
 /// `Decode` for corrupt originals, `Encode` when the encoder refuses.
 pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
-    if let Some(info) = kept_animation(job)? {
-        return run_animated(job, &plan, info);
+    if kept_frames(job)?.is_some() {
+        return run_animated(job, &plan);
     }
     // Shrink-on-load: a JPEG may be decoded up to 8× smaller, never below the output size (as
     // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
@@ -100,19 +103,24 @@ pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     Ok(Output { bytes, width: img.width(), height: img.height(), format: job.format })
 }
 
-/// The animation the output keeps: the source has several frames, the output format can hold
-/// them, and `still` was not asked for.
-fn kept_animation(job: &Job<'_>) -> Result<Option<Info>, PipelineError> {
+/// The frames the output keeps, when there are several: the source is animated, the output
+/// format can hold them, and `still` was not asked for. The count recorded at upload decides
+/// without reading the file (this runs before a worker is taken, too).
+fn kept_frames(job: &Job<'_>) -> Result<Option<u32>, PipelineError> {
     if job.ops.still || !job.source_format.can_animate() || !job.format.can_animate() {
         return Ok(None);
     }
-    let info = animation::info(job.original, job.source_format)?;
-    Ok(info.is_animated().then_some(info))
+    let frames = match job.source_frames {
+        Some(frames) => frames,
+        None => animation::info(job.original, job.source_format)?.frames,
+    };
+    Ok((frames > 1).then_some(frames))
 }
 
 /// One plan, many frames: each frame is shaped, filtered and handed to the encoder in turn,
 /// with the same crop anchor and watermark for all, and its own delay.
-fn run_animated(job: &Job<'_>, plan: &Plan, info: Info) -> Result<Output, PipelineError> {
+fn run_animated(job: &Job<'_>, plan: &Plan) -> Result<Output, PipelineError> {
+    let info = animation::info(job.original, job.source_format)?;
     let settings = settings(job);
     let (mut anchor, mut watermark, mut encoder) = (None, None, None);
     let frames = usize::try_from(info.frames).unwrap_or(usize::MAX);
