@@ -91,13 +91,13 @@ pub fn info(bytes: &[u8], format: ImageFormat) -> Result<Info, PipelineError> {
 fn gif_info(bytes: &[u8]) -> Result<Info, PipelineError> {
     let mut options = gif::DecodeOptions::new();
     options.skip_frame_decoding(true);
-    let mut decoder = options.read_info(Cursor::new(bytes)).map_err(gif_error)?;
+    let mut decoder = options.read_info(Cursor::new(bytes)).map_err(super::gif::error)?;
     let mut frames = 0u32;
-    while decoder.read_next_frame().map_err(gif_error)?.is_some() {
+    while decoder.read_next_frame().map_err(super::gif::error)?.is_some() {
         frames = frames.saturating_add(1);
     }
     if frames == 0 {
-        return Err(PipelineError::Decode("GIF has no frames".into()));
+        return Err(super::gif::no_frames());
     }
     Ok(Info { frames, loops: Loops::from_gif(decoder.repeat()) })
 }
@@ -145,9 +145,9 @@ pub fn frames<'a>(
 ) -> Result<Box<dyn Iterator<Item = Result<Frame, PipelineError>> + 'a>, PipelineError> {
     match format {
         ImageFormat::Gif => {
-            let decoder = GifDecoder::new(Cursor::new(bytes)).map_err(image_error)?;
+            let decoder = GifDecoder::new(Cursor::new(bytes)).map_err(super::decode_error)?;
             Ok(Box::new(decoder.into_frames().map(|frame| {
-                let frame = frame.map_err(image_error)?;
+                let frame = frame.map_err(super::decode_error)?;
                 let (numer, denom) = frame.delay().numer_denom_ms();
                 Ok(Frame { delay_ms: numer / denom.max(1), image: frame.into_buffer() })
             })))
@@ -238,14 +238,6 @@ impl Drop for WebpFrames<'_> {
         // SAFETY: created by WebPAnimDecoderNew, deleted once.
         unsafe { sys::WebPAnimDecoderDelete(self.decoder) };
     }
-}
-
-fn gif_error(e: gif::DecodingError) -> PipelineError {
-    PipelineError::Decode(e.to_string())
-}
-
-fn image_error(e: image::ImageError) -> PipelineError {
-    PipelineError::Decode(e.to_string())
 }
 
 #[cfg(test)]

@@ -104,11 +104,11 @@ fn decoder(bytes: &[u8]) -> Result<Decoder<Cursor<&[u8]>>, PipelineError> {
     options.read_info(Cursor::new(bytes)).map_err(error)
 }
 
-fn no_frames() -> PipelineError {
+pub(super) fn no_frames() -> PipelineError {
     PipelineError::Decode("GIF has no frames".into())
 }
 
-fn error(e: gif::DecodingError) -> PipelineError {
+pub(super) fn error(e: gif::DecodingError) -> PipelineError {
     PipelineError::Decode(e.to_string())
 }
 
