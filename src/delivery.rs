@@ -362,17 +362,11 @@ impl Delivery {
     /// of the same object costs one more read of a file or object, no work), and kept in memory
     /// when it fits, as the flight would; `None` when the store does not have it.
     async fn stored(&self, entry: &Remembered) -> Result<Option<Payload>, Error> {
-        let key = self.parts.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
-        let blob = match self.parts.store.get(&key).await {
-            Ok(blob) => blob,
-            Err(StorageError::NotFound) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if blob.len > MEMORY_LIMIT {
-            return Ok(Some(Payload::Stream(blob)));
-        }
-        let variant = produce::describe(blob.into_bytes().await?, entry.format);
-        Ok(Some(Payload::Bytes(self.parts.memory.keep(entry.key, variant).bytes.clone())))
+        let at = self.parts.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
+        Ok(self.read_stored(&at, entry.key, entry.format).await?.map(|stored| match stored {
+            produce::Stored::Kept(variant) => Payload::Bytes(variant.bytes.clone()),
+            produce::Stored::TooLarge(blob) => Payload::Stream(blob),
+        }))
     }
 
     /// Memory, else the store, else a transform; a `head` request learns a stored variant's

@@ -16,8 +16,8 @@ use super::{Delivery, VariantSpec};
 use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
-use crate::storage::StorageError;
-use crate::transform::{pipeline, Job, PipelineError};
+use crate::storage::{Blob, BlobKey, StorageError};
+use crate::transform::{pipeline, Job, PipelineError, VariantKey};
 use crate::workers::PoolError;
 
 /// What the flight for a variant found or made.
@@ -29,7 +29,34 @@ pub(super) enum Found {
     TooLargeToKeep,
 }
 
+/// A variant read back from the store.
+pub(super) enum Stored {
+    /// Kept in memory (when the cache is on) and ready to serve.
+    Kept(Arc<Variant>),
+    /// Too large to keep: the open object, to stream.
+    TooLarge(Blob),
+}
+
 impl Delivery {
+    /// The variant stored at `at`, kept in memory as `key` when it fits; `None` when the store
+    /// does not have it.
+    pub(super) async fn read_stored(
+        &self,
+        at: &BlobKey,
+        key: VariantKey,
+        format: ImageFormat,
+    ) -> Result<Option<Stored>, Error> {
+        match self.parts.store.get(at).await {
+            Ok(blob) if blob.len > super::MEMORY_LIMIT => Ok(Some(Stored::TooLarge(blob))),
+            Ok(blob) => {
+                let variant = describe(blob.into_bytes().await?, format);
+                Ok(Some(Stored::Kept(self.parts.memory.keep(key, variant))))
+            }
+            Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Runs (or joins) the flight for `spec`: memory, the store, else a transform. Waits at
     /// most the transform timeout for it.
     pub(super) async fn fetch_or_make(&self, spec: &VariantSpec) -> Result<Found, Error> {
@@ -70,14 +97,11 @@ impl Delivery {
         if let Some(hit) = p.memory.get(&spec.key) {
             return Ok(Found::Variant(hit, Tier::Memory));
         }
-        match p.store.get(&self.variant_key(spec)).await {
-            Ok(blob) if blob.len > super::MEMORY_LIMIT => return Ok(Found::TooLargeToKeep),
-            Ok(blob) => {
-                let variant = p.memory.keep(spec.key, describe(blob.into_bytes().await?, spec.format));
-                return Ok(Found::Variant(variant, Tier::Store));
-            }
-            Err(StorageError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+        match self.read_stored(&self.variant_key(spec), spec.key, spec.format).await? {
+            Some(Stored::Kept(variant)) => return Ok(Found::Variant(variant, Tier::Store)),
+            // A flight's result is shared, a stream is not: each request opens its own.
+            Some(Stored::TooLarge(_)) => return Ok(Found::TooLargeToKeep),
+            None => {}
         }
         let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
             Ok(charge) => charge,
