@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use imgedge::auth::SigningKey;
 use imgedge::format::ImageFormat;
 use imgedge::ids::ImageId;
-use imgedge::transform::{parse, VariantKey};
+use imgedge::transform::{geometry, parse, VariantKey};
 
 const SHORT: &str = "w_300,fmt_webp";
 const LONG: &str =
@@ -19,11 +19,14 @@ fn grammar(c: &mut Criterion) {
     c.bench_function("parse long ops", |b| b.iter(|| parse(black_box(LONG), 8192).unwrap()));
     let ops = parse(LONG, 8192).unwrap();
     c.bench_function("canonical string", |b| b.iter(|| black_box(&ops).to_string()));
-    c.bench_function("variant key", |b| b.iter(|| VariantKey::new(&id, black_box(&ops), ImageFormat::Webp)));
-    c.bench_function("parse + key + etag (short)", |b| {
+    let source = (4000, 3000);
+    let plan = geometry::plan(source, &ops, 8192).unwrap();
+    c.bench_function("variant key", |b| b.iter(|| VariantKey::new(&id, black_box(&ops), &plan, ImageFormat::Webp)));
+    c.bench_function("parse + plan + key + etag (short)", |b| {
         b.iter(|| {
             let ops = parse(black_box(SHORT), 8192).unwrap();
-            VariantKey::new(&id, &ops, ImageFormat::Webp).etag()
+            let plan = geometry::plan(source, &ops, 8192).unwrap();
+            VariantKey::new(&id, &ops, &plan, ImageFormat::Webp).etag()
         })
     });
     let key = SigningKey::generate();

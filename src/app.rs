@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
+use crate::accounts::Accounts;
 use crate::auth::limits::Guard;
 use crate::auth::JwtKeys;
 use crate::cache::{Lookups, MemoryCache};
@@ -19,7 +20,9 @@ use crate::http::router;
 use crate::library::Library;
 use crate::metrics::{Gauges, Metrics};
 use crate::parts::Parts;
+use crate::presets::Presets;
 use crate::quota::Quota;
+use crate::signing::Signing;
 use crate::storage::{self, BlobKeys, StorageError};
 use crate::workers::{MemoryBudget, WorkerPool};
 
@@ -33,6 +36,12 @@ pub struct AppState {
     pub library: Library,
     /// `/i` answers.
     pub delivery: Delivery,
+    /// Owners' accounts.
+    pub accounts: Accounts,
+    /// Owners' presets.
+    pub presets: Presets,
+    /// Signed URLs.
+    pub signing: Signing,
     /// Limits on failed logins and registrations.
     pub guard: Guard,
     /// Connection slots (`server.max_connections`).
@@ -75,6 +84,77 @@ pub enum StartupError {
     ShortSecret(String),
 }
 
+/// The domain services over one set of parts: what the server's handlers and the command line
+/// both call.
+pub struct Services {
+    /// Backends, caches, pool, quota, clock and counters.
+    pub parts: Parts,
+    /// Originals.
+    pub library: Library,
+    /// `/i` answers.
+    pub delivery: Delivery,
+    /// Owners' accounts.
+    pub accounts: Accounts,
+    /// Owners' presets.
+    pub presets: Presets,
+    /// Signed URLs.
+    pub signing: Signing,
+}
+
+impl Services {
+    /// Connects the backends (applying migrations) and builds every service on them.
+    ///
+    /// # Errors
+    /// A backend cannot be reached, or the JWT secret cannot be read or made.
+    pub async fn open(config: &Config, clock: Clock) -> Result<Self, StartupError> {
+        let secret = jwt_secret(config).await?;
+        let db = db::connect(&config.database).await?;
+        let store = storage::open(&config.storage).await?;
+        let cache = &config.cache;
+        // CACHE_MEMORY_MB bounds every cache of a replica: the URL memo (at most an eighth of
+        // it) comes out of the variant cache's share. With the variant cache off, the memo still
+        // answers store hits, within its own url_memo_mb.
+        let memo = match cache.memory_bytes {
+            0 => cache.url_memo_bytes,
+            memory => cache.url_memo_bytes.min(memory / 8),
+        };
+        let parts = Parts {
+            keys: BlobKeys::new(&config.storage),
+            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, memo, cache.presets_bytes),
+            memory: MemoryCache::new(cache.memory_bytes.saturating_sub(memo)),
+            workers: WorkerPool::new(config.transform.workers, config.transform.queue)
+                .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
+            hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
+            quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
+            jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),
+            metrics: Arc::new(Metrics::new(router::labels())),
+            limits: config.limits.clone(),
+            db,
+            store,
+            clock,
+        };
+        let library = Library::new(parts.clone(), config.transform.timeout);
+        let settings = DeliverySettings {
+            avif_speed: config.transform.avif_speed,
+            store_variants: cache.store_variants,
+            timeout: config.transform.timeout,
+            width_ladder: config.transform.width_ladder.clone(),
+            failure_ttl: cache.failure_ttl,
+            failure_memo_bytes: cache.failure_memo_bytes,
+            public_max_age: i64::from(cache.public_max_age_secs),
+        };
+        let delivery = Delivery::new(parts.clone(), settings);
+        Ok(Self {
+            accounts: Accounts::new(parts.clone(), library.clone()),
+            presets: Presets::new(parts.clone()),
+            signing: Signing::new(parts.clone(), delivery.clone()),
+            parts,
+            library,
+            delivery,
+        })
+    }
+}
+
 /// A bound, ready server.
 pub struct App {
     listener: TcpListener,
@@ -95,39 +175,7 @@ impl App {
     /// # Errors
     /// As [`App::build`].
     pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartupError> {
-        let secret = jwt_secret(&config).await?;
-        let db = db::connect(&config.database).await?;
-        let store = storage::open(&config.storage).await?;
-        // CACHE_MEMORY_MB bounds every cache of a replica: the URL memo (at most an eighth of
-        // it) comes out of the variant cache's share. With the variant cache off, the memo still
-        // answers store hits, within its own url_memo_mb.
-        let memo = match config.cache.memory_bytes {
-            0 => config.cache.url_memo_bytes,
-            memory => config.cache.url_memo_bytes.min(memory / 8),
-        };
-        let parts = Parts {
-            keys: BlobKeys::new(&config.storage),
-            lookups: Lookups::new(db.clone(), config.auth.lookup_ttl, memo),
-            memory: MemoryCache::new(config.cache.memory_bytes.saturating_sub(memo)),
-            workers: WorkerPool::new(config.transform.workers, config.transform.queue)
-                .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
-            hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
-            quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
-            jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),
-            metrics: Arc::new(Metrics::new(router::labels())),
-            limits: config.limits.clone(),
-            db,
-            store,
-            clock,
-        };
-        let library = Library::new(parts.clone(), config.transform.timeout);
-        let settings = DeliverySettings {
-            avif_speed: config.transform.avif_speed,
-            store_variants: config.cache.store_variants,
-            timeout: config.transform.timeout,
-            width_ladder: config.transform.width_ladder.clone(),
-        };
-        let delivery = Delivery::new(parts.clone(), settings);
+        let Services { parts, library, delivery, accounts, presets, signing } = Services::open(&config, clock).await?;
         let addr = SocketAddr::new(config.server.host, config.server.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -135,7 +183,7 @@ impl App {
         let auth = &config.auth;
         let guard = Guard::new(auth.login_failures_per_user, auth.login_failures_per_ip, auth.registrations_per_ip);
         let connections = Arc::new(tokio::sync::Semaphore::new(config.server.max_connections));
-        let state = AppState { config, parts, library, delivery, guard, connections };
+        let state = AppState { config, parts, library, delivery, accounts, presets, signing, guard, connections };
         Ok(Self { listener, state: Arc::new(state) })
     }
 

@@ -1,10 +1,13 @@
 //! Caches in front of the database and the object store: short-lived lookups of images and
-//! owner keys, the byte-bounded in-memory variant cache, and single flight for misses.
+//! owner keys, the byte-bounded in-memory variant cache, single flight for misses, and the
+//! variants whose transform failed.
 
+pub mod failures;
 pub mod flight;
 pub mod lookups;
 pub mod memory;
 
+pub use failures::Failures;
 pub use flight::Flights;
 pub use lookups::Lookups;
 pub use memory::{MemoryCache, Variant};

@@ -1,32 +1,48 @@
 //! The owner's tools on the command line, beside `serve`, `sweep` and `healthcheck`:
 //!
-//! - `imgedge sign --key HEX PATH [--expires-in S]` signs a `/i` path offline;
+//! - `imgedge sign PATH [--expires-in S]` signs a `/i` path offline, with the key from
+//!   `IMGEDGE_SIGNING_KEY`, `--key-file FILE` (`-` for standard input) or `--key HEX`;
 //! - `imgedge url ID OPS [--expires-in S]` signs a variant with the owner's key from the
-//!   configured database;
-//! - `imgedge user create NAME [--plan P]` (password on stdin), `user list`,
+//!   configured database, by the rules the API signs with;
+//! - `imgedge user create NAME [--plan P]` (password from `IMGEDGE_PASSWORD`,
+//!   `--password-file FILE` or the first line of standard input), `user list`,
 //!   `user set-plan NAME PLAN`, `user delete NAME` (with the user's images and presets);
 //! - `imgedge presets list USER`.
 //!
-//! Each prints its result on stdout; a bad input is one line on stderr and exit code 2, a
-//! backend failure exit code 1.
+//! Every verb but `sign` goes through the same domain services as the HTTP API. Each prints its
+//! result on stdout; a bad input is one line on stderr and exit code 2, a backend failure exit
+//! code 1. Secrets never need to be on the command line, where `ps` shows them.
 
 use std::fmt::Write as _;
 
+use crate::app::Services;
 use crate::auth::signature::MAX_EXPIRES_IN;
-use crate::auth::{password, SigningKey};
-use crate::clock::rfc3339;
+use crate::auth::SigningKey;
+use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
-use crate::db::{self, to_micros, Db, DbError, NewUser, User};
-use crate::ids::{ImageId, UserId};
-use crate::storage::{self, BlobKeys};
-use crate::transform::{self, grammar};
+use crate::error::Error;
+use crate::transform::grammar;
 
 /// Usage of the tools, for the binary's help text.
-pub const USAGE: &str = "       imgedge sign --key HEX PATH [--expires-in SECONDS]
+pub const USAGE: &str =
+    "       imgedge sign --key HEX PATH [--expires-in SECONDS]   (or the key from IMGEDGE_SIGNING_KEY
+                                                            or --key-file FILE, - for stdin)
        imgedge url IMAGE_ID OPS [--expires-in SECONDS] [--config PATH]
-       imgedge user create NAME [--plan PLAN] [--config PATH]   (password: first line of stdin)
+       imgedge user create NAME [--plan PLAN] [--config PATH]   (password from IMGEDGE_PASSWORD,
+                                                  --password-file FILE or the first line of stdin)
        imgedge user list|set-plan NAME PLAN|delete NAME [--config PATH]
        imgedge presets list USER [--config PATH]";
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// Given on the command line.
+    Given(String),
+    /// The first line of this file (`-`: standard input).
+    File(String),
+    /// The environment variable, else the first line of standard input (passwords) or nothing.
+    Default,
+}
 
 /// A tool and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +50,7 @@ pub enum Tool {
     /// Sign `path` with `key`.
     Sign {
         /// The signing key, 64 hex digits.
-        key: String,
+        key: Secret,
         /// A `/i/…` path.
         path: String,
         /// Seconds the signature lives; forever without.
@@ -55,6 +71,8 @@ pub enum Tool {
         name: String,
         /// Plan.
         plan: Option<String>,
+        /// The password.
+        password: Secret,
     },
     /// List users.
     UserList,
@@ -86,10 +104,26 @@ pub enum ToolError {
     Backend(String),
 }
 
-impl From<DbError> for ToolError {
-    fn from(e: DbError) -> Self {
-        Self::Backend(format!("database: {e}"))
+impl From<Error> for ToolError {
+    /// The caller's mistakes (4xx) are usage errors, the rest backend failures.
+    fn from(e: Error) -> Self {
+        if e.status().is_client_error() {
+            Self::Usage(e.to_string())
+        } else {
+            Self::Backend(format!("{e}: {}", chain(&e)))
+        }
     }
+}
+
+/// The causes of `e`, innermost last.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut causes = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        causes.push(c.to_string());
+        cause = c.source();
+    }
+    causes.join(": ")
 }
 
 /// Parses a tool's words (after the tool's name, `--config` already taken out); `None` when
@@ -102,7 +136,7 @@ pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
         return Ok(None);
     }
     let mut expires_in = None;
-    let mut key = None;
+    let (mut key, mut password) = (Secret::Default, Secret::Default);
     let mut plan = None;
     let mut words = Vec::new();
     let mut it = args.iter();
@@ -114,7 +148,11 @@ pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
                 expires_in =
                     Some(secs.ok_or_else(|| format!("--expires-in: `{v}` is not 1 to {MAX_EXPIRES_IN} seconds"))?);
             }
-            "--key" => key = Some(it.next().ok_or("--key needs 64 hex digits")?.clone()),
+            "--key" => key = Secret::Given(it.next().ok_or("--key needs 64 hex digits")?.clone()),
+            "--key-file" => key = Secret::File(it.next().ok_or("--key-file needs a file (- for stdin)")?.clone()),
+            "--password-file" => {
+                password = Secret::File(it.next().ok_or("--password-file needs a file (- for stdin)")?.clone());
+            }
             "--plan" => plan = Some(it.next().ok_or("--plan needs a name")?.clone()),
             other if other.starts_with("--") => return Err(format!("unknown option `{other}`")),
             word => words.push(word.to_owned()),
@@ -122,14 +160,11 @@ pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let tool = match (name, words.as_slice()) {
-        ("sign", [path]) => {
-            let key = key.ok_or("sign needs --key HEX (the owner's signing key)")?;
-            Tool::Sign { key, path: (*path).to_owned(), expires_in }
-        }
+        ("sign", [path]) => Tool::Sign { key, path: (*path).to_owned(), expires_in },
         ("sign", _) => return Err("sign takes one PATH, e.g. /i/ID/w_300,fmt_webp".into()),
         ("url", [id, ops]) => Tool::Url { id: (*id).to_owned(), ops: (*ops).to_owned(), expires_in },
         ("url", _) => return Err("url takes IMAGE_ID and OPS".into()),
-        ("user", ["create", name]) => Tool::UserCreate { name: (*name).to_owned(), plan },
+        ("user", ["create", name]) => Tool::UserCreate { name: (*name).to_owned(), plan, password },
         ("user", ["list"]) => Tool::UserList,
         ("user", ["set-plan", name, plan]) => Tool::UserSetPlan { name: (*name).to_owned(), plan: (*plan).to_owned() },
         ("user", ["delete", name]) => Tool::UserDelete { name: (*name).to_owned() },
@@ -141,124 +176,107 @@ pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
     Ok(Some(tool))
 }
 
-/// Runs `tool`; `stdin` is read only by `user create`. Returns what to print.
+/// Runs `tool`; `env` reads environment variables and `stdin` the first line of standard input
+/// (only when a secret comes from there). Returns what to print.
 ///
 /// # Errors
 /// [`ToolError::Usage`] for bad input, [`ToolError::Backend`] when a backend fails.
-pub async fn run(tool: Tool, config: &Config, stdin: impl FnOnce() -> String) -> Result<String, ToolError> {
+pub async fn run(
+    tool: Tool,
+    config: &Config,
+    env: impl Fn(&str) -> Option<String>,
+    stdin: impl FnOnce() -> String,
+) -> Result<String, ToolError> {
     let usage = |m: String| ToolError::Usage(m);
-    let now = chrono::Utc::now();
-    let exp = |secs: Option<u64>| secs.map(|s| now.timestamp() + i64::try_from(s).unwrap_or(0));
+    let now = chrono::Utc::now().timestamp();
+    let exp = |secs: Option<u64>| secs.map(|s| now + i64::try_from(s).unwrap_or(0));
     // The one tool that needs no database.
     let tool = match tool {
         Tool::Sign { key, path, expires_in } => {
-            let key = hex::decode(key).ok().and_then(|b| SigningKey::from_bytes(&b));
-            let key = key.ok_or_else(|| usage("--key must be 64 hex digits".into()))?;
-            if !path.starts_with("/i/") || path.contains('?') {
-                return Err(usage(format!("`{path}` is not an /i path without a query")));
-            }
+            let key = secret(key, env("IMGEDGE_SIGNING_KEY"), stdin, false)?.ok_or_else(|| {
+                usage("sign needs the owner's key: IMGEDGE_SIGNING_KEY, --key-file FILE or --key HEX".into())
+            })?;
+            let key = hex::decode(key.trim()).ok().and_then(|b| SigningKey::from_bytes(&b));
+            let key = key.ok_or_else(|| usage("the signing key must be 64 hex digits".into()))?;
+            check_path(&path, config.limits.max_dimension).map_err(usage)?;
             return Ok(key.signed_url(&path, exp(expires_in)));
         }
         other => other,
     };
-    let db = db::connect(&config.database).await?;
+    let services =
+        Services::open(config, Clock::system()).await.map_err(|e| ToolError::Backend(format!("{e}: {}", chain(&e))))?;
     match tool {
         Tool::Sign { .. } => Err(usage("sign needs no database".into())),
         Tool::Url { id, ops, expires_in } => {
-            let image_id = ImageId::parse(&id).ok_or_else(|| usage(format!("`{id}` is not an image id")))?;
-            let image = db.image(&image_id).await?.ok_or_else(|| usage(format!("no image `{id}`")))?;
-            let owner = db.owner_key(&image.owner).await?.ok_or_else(|| usage("the image has no owner".into()))?;
-            let path = variant_path(&db, &image.owner, &image_id, &ops, config.limits.max_dimension).await?;
-            Ok(owner.signing_key.signed_url(&path, exp(expires_in)))
+            let image = services.library.image(&id).await?;
+            Ok(services.signing.url(&image, &ops, expires_in).await?.url)
         }
-        Tool::UserCreate { name, plan } => {
-            let secret = stdin();
-            let secret = secret.trim_end_matches(['\r', '\n']);
-            password::check_username(&name).map_err(|m| usage(m.into()))?;
-            password::check_password(secret).map_err(|m| usage(m.into()))?;
-            let hash = password::hash(secret).map_err(|e| ToolError::Backend(format!("hashing: {e}")))?;
-            let new = NewUser {
-                id: UserId::generate(),
-                username: name.clone(),
-                password_hash: hash,
-                signing_key: SigningKey::generate(),
-                created_at: to_micros(now),
-            };
-            let user = db.create_user(&new).await.map_err(|e| match e {
-                DbError::Conflict => usage(format!("username `{name}` is taken")),
-                other => other.into(),
-            })?;
-            if let Some(plan) = plan {
-                db.set_plan(&user.id, &plan).await?;
-            }
+        Tool::UserCreate { name, plan, password } => {
+            let secret = secret(password, env("IMGEDGE_PASSWORD"), stdin, true)?.unwrap_or_default();
+            let user = services.accounts.register(&name, secret, plan.as_deref()).await?;
             Ok(format!("{}\t{}", user.id, user.username))
         }
         Tool::UserList => {
             let mut out = String::new();
-            for u in db.users().await? {
+            for u in services.accounts.list().await? {
                 let _ = writeln!(out, "{}\t{}\t{}\t{}", u.id, u.username, u.plan, rfc3339(u.created_at));
             }
             Ok(out.trim_end().to_owned())
         }
         Tool::UserSetPlan { name, plan } => {
-            let user = user_named(&db, &name).await?;
-            db.set_plan(&user.id, &plan).await?;
-            Ok(format!("{}\t{plan}", user.username))
+            let user = services.accounts.set_plan(&name, &plan).await?;
+            Ok(format!("{}\t{}", user.username, user.plan))
         }
         Tool::UserDelete { name } => {
-            let user = user_named(&db, &name).await?;
-            let images = every_image(&db, &user.id).await?;
-            db.delete_user(&user.id).await?;
-            let store = storage::open(&config.storage).await.map_err(|e| ToolError::Backend(format!("store: {e}")))?;
-            let keys = BlobKeys::new(&config.storage);
-            let mut left = 0;
-            for id in &images {
-                let original = store.delete(&keys.original(id)).await;
-                let variants = store.delete_prefix(&keys.variants_of(id)).await;
-                left += usize::from(original.is_err() || variants.is_err());
-            }
-            let note = if left > 0 { format!("; {left} left for `imgedge sweep`") } else { String::new() };
-            Ok(format!("deleted {} and {} images{note}", user.username, images.len()))
+            let removed = services.accounts.delete(&name).await?;
+            Ok(format!("deleted {} and {} images", removed.user.username, removed.images))
         }
         Tool::PresetsList { user } => {
-            let user = user_named(&db, &user).await?;
-            let mut out = String::new();
-            for p in db.presets(&user.id).await? {
-                let _ = writeln!(out, "{}\t{}\t{}", p.name, p.ops, if p.public { "public" } else { "private" });
+            let user = services.accounts.named(&user).await?;
+            let (mut out, mut cursor) = (String::new(), None);
+            loop {
+                let (page, next) = services.presets.list(&user.id, cursor.as_deref(), 100).await?;
+                for p in page {
+                    let _ = writeln!(out, "{}\t{}\t{}", p.name, p.ops, if p.public { "public" } else { "private" });
+                }
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok(out.trim_end().to_owned()),
+                }
             }
-            Ok(out.trim_end().to_owned())
         }
     }
 }
 
-/// The `/i` path of `ops` on an image: canonical ops, a preset kept by name.
-async fn variant_path(db: &Db, owner: &UserId, id: &ImageId, ops: &str, max: u32) -> Result<String, ToolError> {
-    let bad = |e: transform::OpsError| ToolError::Usage(format!("ops: {e}"));
-    let (preset, rest) = grammar::split_preset(ops).map_err(bad)?;
-    let rest = transform::parse(&rest, max).map_err(bad)?;
-    let ops = match preset {
-        Some(name) if db.preset(owner, name).await?.is_none() => {
-            return Err(ToolError::Usage(format!("ops: `p_{name}` is not a preset of this image's owner")));
-        }
-        Some(name) => grammar::with_preset(name, &rest),
-        None => rest.to_string(),
-    };
-    Ok(if ops.is_empty() { format!("/i/{id}") } else { format!("/i/{id}/{ops}") })
-}
-
-async fn user_named(db: &Db, name: &str) -> Result<User, ToolError> {
-    Ok(db.user_by_username(name).await?.ok_or_else(|| ToolError::Usage(format!("no user `{name}`")))?.0)
-}
-
-/// Ids of all of `owner`'s images.
-async fn every_image(db: &Db, owner: &UserId) -> Result<Vec<ImageId>, ToolError> {
-    let (mut ids, mut after) = (Vec::new(), None);
-    loop {
-        let page = db.list_images(owner, after.as_ref(), 500).await?;
-        let Some(last) = page.last() else { return Ok(ids) };
-        after = Some(db::PageAfter { created_at: last.created_at, id: last.id.clone() });
-        ids.extend(page.into_iter().map(|i| i.id));
+/// The secret from where the command line said (a file of `-` is standard input), else from
+/// `from_env`, else — when `stdin_by_default` — the first line of standard input; `None` when
+/// none of them has it.
+fn secret(
+    source: Secret,
+    from_env: Option<String>,
+    stdin: impl FnOnce() -> String,
+    stdin_by_default: bool,
+) -> Result<Option<String>, ToolError> {
+    let first_line = |text: String| text.lines().next().unwrap_or_default().trim_end_matches('\r').to_owned();
+    match source {
+        Secret::Given(value) => Ok(Some(value)),
+        Secret::File(path) if path == "-" => Ok(Some(first_line(stdin()))),
+        Secret::File(path) => std::fs::read_to_string(&path)
+            .map(|text| Some(first_line(text)))
+            .map_err(|e| ToolError::Usage(format!("cannot read {path}: {e}"))),
+        Secret::Default => Ok(from_env.or_else(|| stdin_by_default.then(|| first_line(stdin())))),
     }
+}
+
+/// Checks that `path` is a `/i` path delivery serves: an image id, and ops that parse.
+fn check_path(path: &str, max_dimension: u32) -> Result<(), String> {
+    let rest = path.strip_prefix("/i/").filter(|_| !path.contains('?'));
+    let rest = rest.ok_or_else(|| format!("`{path}` is not an /i path without a query"))?;
+    let (id, ops) = rest.split_once('/').unwrap_or((rest, ""));
+    crate::ids::ImageId::parse(id).ok_or_else(|| format!("`{id}` is not an image id"))?;
+    let (_, beside) = grammar::split_preset(ops).map_err(|e| format!("ops: {e}"))?;
+    grammar::parse_beside_preset(&beside, max_dimension).map_err(|e| format!("ops: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -272,13 +290,16 @@ mod tests {
     #[test]
     fn tools_parse_and_bad_input_is_named() {
         let sign = parse("sign", &args("--key ab /i/x/w_1 --expires-in 60")).unwrap();
-        assert_eq!(sign, Some(Tool::Sign { key: "ab".into(), path: "/i/x/w_1".into(), expires_in: Some(60) }));
+        let key = Secret::Given("ab".into());
+        assert_eq!(sign, Some(Tool::Sign { key, path: "/i/x/w_1".into(), expires_in: Some(60) }));
+        let from_file = parse("sign", &args("--key-file - /i/x")).unwrap();
+        assert!(matches!(from_file, Some(Tool::Sign { key: Secret::File(f), .. }) if f == "-"));
         assert_eq!(parse("user", &args("list")).unwrap(), Some(Tool::UserList));
         assert_eq!(parse("serve", &[]).unwrap(), None, "not a tool");
         assert_eq!(parse("sweep", &args("--grace-secs 0")).unwrap(), None, "its options are not ours");
         for (name, words) in [
-            ("sign", "/i/x"),
             ("sign", "--key ab"),
+            ("sign", "--key-file"),
             ("sign", "--key ab /i/x --expires-in 0"),
             ("url", "only-one"),
             ("user", "rename a b"),

@@ -50,6 +50,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
     ("MAX_PIXELS", "limits.max_pixels"),
     ("MAX_FRAMES", "limits.max_frames"),
+    ("MAX_PRESETS", "limits.max_presets"),
     ("MAX_DECODE_MB", "limits.max_decode_mb"),
     ("DECODE_BUDGET_MB", "limits.decode_budget_mb"),
     ("TRANSFORM_WORKERS", "transform.workers"),
@@ -57,6 +58,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("TRANSFORM_TIMEOUT_SECS", "transform.timeout_secs"),
     ("CACHE_MEMORY_MB", "cache.memory_mb"),
     ("CACHE_STORE_VARIANTS", "cache.store_variants"),
+    ("CACHE_FAILURE_TTL_SECS", "cache.failure_ttl_secs"),
     ("QUOTA_DAILY_LIMIT", "quota.daily_limit"),
     ("LOG_FORMAT", "log.format"),
     ("LOG_LEVEL", "log.level"),
@@ -153,6 +155,7 @@ sections! {
         max_upload_bytes: u64,
         max_pixels: u64,
         max_frames: u32,
+        max_presets: u32,
         max_dimension: u32,
         #[serde(rename = "max_decode_mb", deserialize_with = "mebibytes")]
         max_decode_bytes: u64,
@@ -175,6 +178,13 @@ sections! {
         store_variants: bool,
         #[serde(rename = "url_memo_mb", deserialize_with = "mebibytes")]
         url_memo_bytes: u64,
+        #[serde(rename = "failure_ttl_secs", deserialize_with = "secs")]
+        failure_ttl: Duration,
+        #[serde(rename = "failure_memo_mb", deserialize_with = "mebibytes")]
+        failure_memo_bytes: u64,
+        public_max_age_secs: u32,
+        #[serde(rename = "presets_mb", deserialize_with = "mebibytes")]
+        presets_bytes: u64,
     }
     /// `[quota]`: daily transform budgets, by plan.
     QuotaConfig {

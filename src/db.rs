@@ -27,6 +27,9 @@ pub enum DbError {
     /// A unique constraint rejected the write (e.g. a taken username).
     #[error("unique constraint violated")]
     Conflict,
+    /// The row a write refers to is gone (an image or preset of a deleted owner).
+    #[error("the row this refers to is gone")]
+    Orphan,
     /// No pooled connection became free within the checkout timeout.
     #[error("timed out waiting for a database connection")]
     PoolTimeout,
@@ -124,6 +127,8 @@ pub struct ImageRecord {
     /// Frames (1 for a still); `None` only for GIF and WebP rows uploaded before they were
     /// counted, until the backfill.
     pub frames: Option<u32>,
+    /// Published by its owner: servable without a signature through a public preset.
+    pub public: bool,
     /// Upload time (microsecond precision).
     pub created_at: DateTime<Utc>,
 }
@@ -219,6 +224,9 @@ pub trait Repository: Send + Sync + 'static {
     /// Deletes an image row; false when it was not there.
     async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError>;
 
+    /// Publishes or un-publishes an image; false when it is not there.
+    async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError>;
+
     /// Takes one transform from `user`'s budget for `day` in one conditional UPDATE.
     /// Returns the count used today after the charge, or `None` when the budget is spent
     /// (or the user is gone).
@@ -236,14 +244,15 @@ pub trait Repository: Send + Sync + 'static {
     /// Stores what the upload check computes (placeholders, frames); false when the row is gone.
     async fn set_inspection(&self, id: &ImageId, placeholder: &Placeholder, frames: u32) -> Result<bool, DbError>;
 
-    /// Creates or replaces a preset.
-    async fn put_preset(&self, preset: &Preset) -> Result<(), DbError>;
+    /// Replaces a preset, or creates it while its owner has fewer than `max` presets (atomically,
+    /// however many replicas write); false when the limit kept a new name out.
+    async fn put_preset(&self, preset: &Preset, max: u32) -> Result<bool, DbError>;
 
     /// One of `owner`'s presets.
     async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<Preset>, DbError>;
 
-    /// `owner`'s presets by name.
-    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError>;
+    /// Up to `limit` of `owner`'s presets by name, strictly after the name `after`.
+    async fn presets(&self, owner: &UserId, after: Option<&str>, limit: u32) -> Result<Vec<Preset>, DbError>;
 
     /// Deletes a preset; false when there was none.
     async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError>;

@@ -20,13 +20,14 @@ use http::HeaderValue;
 use self::access::{Access, Credentials};
 use self::hints::{Hints, Vary};
 use crate::cache::lookups::{accept_class, Remembered};
-use crate::cache::{Flights, Tier, Variant};
+use crate::cache::{Failures, Flights, Tier, Variant};
 use crate::db::{ImageRecord, OwnerKey};
 use crate::error::Error;
 use crate::format::ImageFormat;
 use crate::ids::ImageId;
 use crate::parts::Parts;
 use crate::storage::{Blob, BlobKey, StorageError};
+use crate::transform::geometry::Plan;
 use crate::transform::{self, geometry, relative_to_image, resolve_format, Ops, OpsError, VariantKey};
 
 /// Largest variant read from the store into memory (and kept there); larger ones stream.
@@ -85,6 +86,8 @@ pub struct VariantSpec {
     pub owner_plan: String,
     /// The normalised ops.
     pub ops: Ops,
+    /// Their geometry on this image.
+    pub plan: Plan,
     /// The resolved output format.
     pub format: ImageFormat,
     /// The variant key.
@@ -133,6 +136,13 @@ pub struct DeliverySettings {
     pub timeout: std::time::Duration,
     /// Widths `w_auto` rounds a hint up to, ascending.
     pub width_ladder: Vec<u32>,
+    /// How long a failed transform's error is answered again without a decode.
+    pub failure_ttl: std::time::Duration,
+    /// Bytes of remembered failures.
+    pub failure_memo_bytes: u64,
+    /// `max-age` of unsigned answers through a public preset (how long a shared cache may keep
+    /// an image after it is un-published).
+    pub public_max_age: i64,
 }
 
 /// Authorisation, cache policy and variant production for `/i`.
@@ -140,13 +150,15 @@ pub struct DeliverySettings {
 pub struct Delivery {
     parts: Parts,
     flights: Flights<VariantKey, Shared>,
+    failures: Failures,
     settings: DeliverySettings,
 }
 
 impl Delivery {
     /// Delivery over the given parts.
     pub fn new(parts: Parts, settings: DeliverySettings) -> Self {
-        Self { parts, flights: Flights::default(), settings }
+        let failures = Failures::new(settings.failure_ttl, settings.failure_memo_bytes);
+        Self { parts, flights: Flights::default(), failures, settings }
     }
 
     /// Authorises `ask` and works out the answer: the original, or the variant its ops make.
@@ -183,11 +195,14 @@ impl Delivery {
         let (access, ops) = self.authorise(ask, &credentials, &image, &owner).await?;
         let (ops, mut vary) = hints::fill(ops, &ask.hints, &self.settings.width_ladder, image.width);
         let mut spec = self.spec(image, &owner, ops, ask.accept).await?;
-        if ask.hints.save_data && !spec.ops.is_identity() {
+        if !spec.ops.is_identity() {
             if let Some(quality) = hints::save_data_quality(&spec.ops, spec.format) {
-                spec.ops.quality = Some(quality);
-                spec.key = variant_key(&spec.image, &spec.ops, spec.format);
+                // The answer depends on Save-Data whether or not this request sent it.
                 vary.save_data = true;
+                if ask.hints.save_data {
+                    spec.ops.quality = Some(quality);
+                    spec.key = variant_key(&spec.image, &spec.ops, &spec.plan, spec.format);
+                }
             }
         }
         if spec.ops.is_identity() {
@@ -218,7 +233,7 @@ impl Delivery {
                 key: spec.key,
                 etag: resolved.etag.clone(),
                 format: resolved.format,
-                vary: resolved.vary.accept,
+                vary: resolved.vary,
             };
             p.lookups.remember((ask.path, query, accept), generation, checked_at, remembered);
         }
@@ -226,8 +241,8 @@ impl Delivery {
     }
 
     /// How `ask` is authorised, and its ops with its preset expanded. The bare path of a public
-    /// preset (`/i/{id}/p_NAME`, nothing else) needs no credentials; any other use of a preset
-    /// does, and an unknown preset is then a 400 naming it.
+    /// preset (`/i/{id}/p_NAME`, exactly that spelling) needs no credentials on a published
+    /// image; any other use of a preset does, and an unknown preset is then a 400 naming it.
     async fn authorise(
         &self,
         ask: &Ask<'_>,
@@ -241,18 +256,22 @@ impl Delivery {
         let Some(name) = name else { return Ok((authorised?, transform::parse(&rest, p.limits.max_dimension)?)) };
         let preset = p.lookups.preset(&image.owner, name).await?.value;
         let access = match authorised {
-            Ok(access) => access,
+            Ok(access) => access.with_preset(),
             Err(refused) => {
-                let bare = rest.is_empty() && credentials.sig.is_none() && credentials.bearer.is_none();
+                let bare = ask.ops.and_then(|o| o.strip_prefix("p_")) == Some(name)
+                    && credentials.sig.is_none()
+                    && credentials.bearer.is_none();
                 match &preset {
-                    Some(preset) if preset.public && bare => Access::Signed { max_age: access::PRESET_MAX_AGE },
+                    Some(preset) if preset.public && image.public && bare => {
+                        Access::Signed { max_age: self.settings.public_max_age.min(access::PRESET_MAX_AGE) }
+                    }
                     _ => return Err(refused),
                 }
             }
         };
         let preset = preset.ok_or_else(|| Error::InvalidTransform(OpsError::UnknownPreset(name.to_owned())))?;
         let ops = transform::grammar::parse_with_preset(&rest, &preset.ops, p.limits.max_dimension)?;
-        Ok((access.with_preset(), ops))
+        Ok((access, ops))
     }
 
     /// The bytes of a resolved answer and, for variants, the cache tier they came from.
@@ -309,10 +328,15 @@ impl Delivery {
             }
         };
         let animated = image.is_animated() && !ops.still;
-        let format = resolve_format(ops.format, image.format, image.has_alpha, animated, accept);
+        let format = resolve_format(ops.format, image.format, image.has_alpha, animated, accept, plan.output);
+        if !format.holds(plan.output) {
+            let (width, height) = plan.output;
+            let max = format.max_side();
+            return Err(OpsError::TooLargeForFormat { width, height, format: format.as_str(), max }.into());
+        }
         let ops = relative_to_image(ops, &plan, image.has_alpha, image.is_animated(), format);
-        let key = variant_key(&image, &ops, format);
-        Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, format, key, watermark })
+        let key = variant_key(&image, &ops, &plan, format);
+        Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, plan, format, key, watermark })
     }
 
     /// The whole variant with its size, for the JSON transform API.
@@ -322,6 +346,9 @@ impl Delivery {
     pub async fn variant(&self, spec: &VariantSpec) -> Result<(Arc<Variant>, Tier), Error> {
         if let Some(hit) = self.cached(&spec.key) {
             return Ok((hit, Tier::Memory));
+        }
+        if let Some(failure) = self.failed(&spec.key) {
+            return Err(failure.into());
         }
         match self.fetch_or_make(spec).await? {
             produce::Found::Variant(variant, tier) => Ok((variant, tier)),
@@ -343,16 +370,23 @@ impl Delivery {
         };
         let source = match self.parts.memory.get(&entry.key) {
             Some(variant) => Source::Cached(variant),
-            None if self.settings.store_variants => match self.stored(&entry).await? {
-                Some(payload) => Source::Stored(payload),
-                None => return Ok(None),
-            },
-            None => return Ok(None),
+            None => {
+                if let Some(failure) = self.failed(&entry.key) {
+                    return Err(failure.into());
+                }
+                if !self.settings.store_variants {
+                    return Ok(None);
+                }
+                match self.stored(&entry).await? {
+                    Some(payload) => Source::Stored(payload),
+                    None => return Ok(None),
+                }
+            }
         };
         Ok(Some(Resolved {
             etag: entry.etag.clone(),
             cache_control: access.cache_control(),
-            vary: Vary { accept: entry.vary, ..Vary::default() },
+            vary: entry.vary,
             format: entry.format,
             source,
         }))
@@ -375,6 +409,9 @@ impl Delivery {
         if let Some(hit) = self.cached(&spec.key) {
             return Ok((Payload::Bytes(hit.bytes.clone()), Tier::Memory));
         }
+        if let Some(failure) = self.failed(&spec.key) {
+            return Err(failure.into());
+        }
         if head {
             match self.parts.store.size(&self.variant_key(spec)).await {
                 Ok(len) => {
@@ -391,6 +428,14 @@ impl Delivery {
                 Ok((Payload::Stream(self.parts.store.get(&self.variant_key(spec)).await?), Tier::Store))
             }
         }
+    }
+
+    /// The error `key`'s transform failed with, while it is remembered: asking again costs
+    /// this lookup, not a store read, a charge or a worker.
+    fn failed(&self, key: &VariantKey) -> Option<transform::PipelineError> {
+        let failure = self.failures.get(key)?;
+        self.parts.metrics.failure_remembered();
+        Some(failure)
     }
 
     /// The variant from this replica's memory, counted as a memory hit.
@@ -410,8 +455,8 @@ fn header(value: &str) -> Result<HeaderValue, Error> {
 }
 
 /// The variant's key; an output that keeps the source's animation has its own.
-fn variant_key(image: &ImageRecord, ops: &Ops, format: ImageFormat) -> VariantKey {
-    let key = VariantKey::new(&image.id, ops, format);
+fn variant_key(image: &ImageRecord, ops: &Ops, plan: &Plan, format: ImageFormat) -> VariantKey {
+    let key = VariantKey::new(&image.id, ops, plan, format);
     if image.is_animated() && !ops.still && format.can_animate() {
         key.animated()
     } else {

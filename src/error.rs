@@ -123,6 +123,8 @@ impl Error {
             Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            // A write for an owner deleted meanwhile: their token is as good as none.
+            Self::Db(DbError::Orphan) => StatusCode::UNAUTHORIZED,
             Self::Storage(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
@@ -155,6 +157,7 @@ impl Error {
             Self::Quota(_) => "quota_exceeded",
             Self::Overloaded { .. } => "overloaded",
             Self::Storage(e) if e.is_not_found() => "not_found",
+            Self::Db(DbError::Orphan) => "unauthorized",
             Self::Storage(StorageError::Full(_)) => "insufficient_storage",
             Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             Self::Db(_) | Self::Storage(_) | Self::Internal(_) => "internal",
@@ -175,6 +178,7 @@ impl Error {
                 other => other.to_string(),
             },
             StatusCode::NOT_FOUND if matches!(self, Self::Storage(_)) => "not found".to_owned(),
+            StatusCode::UNAUTHORIZED if matches!(self, Self::Db(_)) => "this account no longer exists".to_owned(),
             StatusCode::INSUFFICIENT_STORAGE => "the object store is full; nothing was stored".to_owned(),
             _ => self.to_string(),
         }

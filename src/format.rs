@@ -67,6 +67,23 @@ impl ImageFormat {
         !matches!(self, Self::Avif)
     }
 
+    /// The longest side an output in this format may have: what its encoders and the
+    /// browsers' decoders take (WebP 16383; AVIF 16384, libavif's default; JPEG and GIF their
+    /// 16-bit sizes; PNG's 2^31 - 1).
+    pub fn max_side(self) -> u32 {
+        match self {
+            Self::Jpeg | Self::Gif => 65_535,
+            Self::Webp => 16_383,
+            Self::Avif => 16_384,
+            Self::Png => i32::MAX.unsigned_abs(),
+        }
+    }
+
+    /// True when a `width` × `height` output fits this format.
+    pub fn holds(self, (width, height): (u32, u32)) -> bool {
+        width.max(height) <= self.max_side()
+    }
+
     /// True for the formats that hold animations (as sources and as outputs).
     pub fn can_animate(self) -> bool {
         matches!(self, Self::Gif | Self::Webp)

@@ -18,6 +18,7 @@ fn limits() -> Limits {
         max_upload_bytes: 1 << 20,
         max_pixels: 4_000_000,
         max_frames: 100,
+        max_presets: 100,
         max_dimension: 8192,
         max_decode_bytes: 64 << 20,
         decode_budget_bytes: 64 << 20,
@@ -55,7 +56,7 @@ pub fn image(data: &[u8]) {
     if let Ok(inspected) = crate::library::upload::inspect(data, &limits) {
         // An accepted animation: every frame, as a transform that keeps it reads them.
         if inspected.frames > 1 {
-            if let Ok(frames) = decode::animation::frames(data, inspected.format) {
+            if let Ok(frames) = decode::animation::frames(data, inspected.format, limits.max_decode_bytes) {
                 for frame in frames.take(inspected.frames as usize) {
                     if frame.is_err() {
                         break;

@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::telemetry;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
 /// Streams an HTTP/2 connection may have open at once.
 const H2_STREAMS: u32 = 64;
@@ -120,6 +121,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
+    // Every answer, JSON and errors included: no browser guesses another type for our bytes.
+    res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     let status = res.status();
     let elapsed = started.elapsed();
     state.parts.metrics.request(route, status.as_u16(), elapsed);

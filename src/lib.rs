@@ -13,8 +13,10 @@
 //! - [`auth`] holds passwords, JWTs and URL signatures.
 //! - [`db`] and [`storage`] are the pluggable backends (SQLite or PostgreSQL; files or S3).
 //! - [`format`] names image formats and recognises them from content.
-//! - [`library`] is the owner's originals: upload checks, list, delete; [`placeholder`]
-//!   computes their ThumbHash, BlurHash and average colour.
+//! - The domain services, called by the HTTP handlers and the command line alike:
+//!   [`accounts`] (register, log in, tokens, keys, plans), [`library`] (the owner's originals:
+//!   upload checks, list, publish, delete), [`presets`], [`signing`] (canonical signed URLs and
+//!   srcsets); [`placeholder`] computes ThumbHash, BlurHash and average colour.
 //! - [`delivery`] answers `/i`: authorisation, cache policy, variants from memory, store or a
 //!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
 //!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
@@ -22,6 +24,7 @@
 //!   removes orphaned objects; [`fuzzing`] holds the fuzz targets' entry points; [`allocator`]
 //!   tunes the process allocator.
 
+pub mod accounts;
 pub mod allocator;
 pub mod app;
 pub mod auth;
@@ -40,7 +43,9 @@ pub mod library;
 pub mod metrics;
 pub mod parts;
 pub mod placeholder;
+pub mod presets;
 pub mod quota;
+pub mod signing;
 pub mod storage;
 pub mod sweep;
 pub mod telemetry;

@@ -57,6 +57,7 @@ impl Library {
             has_alpha: inspected.has_alpha,
             placeholder: Some(inspected.placeholder),
             frames: Some(inspected.frames),
+            public: false,
             created_at: to_micros(p.clock.now()),
         };
         let key = p.keys.original(&record.id);
@@ -84,6 +85,15 @@ impl Library {
         Ok(record)
     }
 
+    /// The image `id`, whoever owns it (for the operator's tools).
+    ///
+    /// # Errors
+    /// 400 for a malformed id, 404 when there is no such image.
+    pub async fn image(&self, id: &str) -> Result<ImageRecord, Error> {
+        let id = ImageId::parse(id).ok_or_else(|| Error::InvalidRequest(format!("`{id}` is not an image id")))?;
+        self.parts.db.image(&id).await?.ok_or(Error::NotFound("image not found"))
+    }
+
     /// A page of `owner`'s images, newest first, and the cursor of the next page.
     ///
     /// # Errors
@@ -101,6 +111,22 @@ impl Library {
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(encode_cursor) } else { None };
         Ok((rows, next))
+    }
+
+    /// Publishes (or un-publishes) an image the caller owns: a public image is served without a
+    /// signature through its owner's public presets. Un-publishing holds on this replica at
+    /// once and on every replica within the lookup bound.
+    ///
+    /// # Errors
+    /// 404/403 as [`Library::owned`]; 5xx when the database fails.
+    pub async fn set_public(&self, owner: &UserId, id: &str, public: bool) -> Result<ImageRecord, Error> {
+        let record = self.owned(owner, id).await?;
+        if !self.parts.db.set_image_public(&record.id, public).await? {
+            return Err(Error::NotFound("image not found"));
+        }
+        self.parts.lookups.forget_image(&record.id);
+        tracing::info!(image_id = %record.id, public, "image visibility changed");
+        Ok(ImageRecord { public, ..record })
     }
 
     /// Deletes an image the caller owns: the row, then the original and every variant.
@@ -225,6 +251,7 @@ mod tests {
             has_alpha: false,
             placeholder: None,
             frames: Some(1),
+            public: false,
             created_at: to_micros(chrono::Utc::now()),
         };
         let after = decode_cursor(&encode_cursor(&record)).unwrap();

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             Command::Help | Command::Healthcheck => ExitCode::SUCCESS,
             Command::Tool(tool) => {
                 let stdin = || std::io::stdin().lines().next().and_then(Result::ok).unwrap_or_default();
-                match cli::run(tool, &config, stdin).await {
+                match cli::run(tool, &config, |name| std::env::var(name).ok(), stdin).await {
                     Ok(out) => {
                         if !out.is_empty() {
                             println!("{out}");

@@ -60,6 +60,7 @@ pub struct Metrics {
     transform_time: Histogram,
     quota_rejections: AtomicU64,
     overloaded: AtomicU64,
+    failures_remembered: AtomicU64,
     in_flight: AtomicU64,
     connections: AtomicU64,
 }
@@ -92,6 +93,7 @@ impl Metrics {
             transform_time: Histogram::default(),
             quota_rejections: AtomicU64::default(),
             overloaded: AtomicU64::default(),
+            failures_remembered: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             connections: AtomicU64::default(),
         }
@@ -160,6 +162,11 @@ impl Metrics {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request answered with the remembered error of its variant's failed transform.
+    pub fn failure_remembered(&self) {
+        self.failures_remembered.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -205,6 +212,11 @@ impl Metrics {
                 &self.quota_rejections,
             ),
             ("imgedge_overloaded_total", "Transforms refused by a full queue or a timeout.", &self.overloaded),
+            (
+                "imgedge_failures_remembered_total",
+                "Requests answered with the remembered error of a failed transform, without one.",
+                &self.failures_remembered,
+            ),
         ];
         for (name, help, value) in counters {
             let _ =

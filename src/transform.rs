@@ -60,6 +60,19 @@ pub enum OpsError {
     /// A `wm_` id that is not an image of the same owner.
     #[error("`wm_{0}` is not one of your images")]
     UnknownWatermark(String),
+    /// An output larger than its format can hold (WebP 16383 px a side, …), refused from the
+    /// plan before anything is decoded.
+    #[error("the output would be {width}x{height}; {format} holds at most {max} px a side")]
+    TooLargeForFormat {
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// The format's name.
+        format: &'static str,
+        /// Its longest side.
+        max: u32,
+    },
     /// A `p_` name that is not one of the image owner's presets.
     #[error("`p_{0}` is not a preset of this image's owner")]
     UnknownPreset(String),

@@ -64,4 +64,20 @@ mod tests {
         assert!(!verify("wrong horse", &phc));
         assert!(!verify("correct horse", "not a phc string"));
     }
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(check_username("alice_1.b-c").is_ok());
+        for bad in ["ab", "with space", "ünïcode", &"x".repeat(65), "a/b"] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_count_characters() {
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password("1234567").is_err());
+        assert!(check_password(&"é".repeat(256)).is_ok());
+        assert!(check_password(&"x".repeat(257)).is_err());
+    }
 }

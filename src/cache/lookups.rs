@@ -29,6 +29,13 @@ const CAPACITY: u64 = 100_000;
 /// Bytes a remembered URL is charged on top of its path and query.
 const URL_OVERHEAD: usize = 256;
 
+/// Bytes an owner's cached presets are charged for each preset, on top of its name and ops,
+/// and for the owner.
+const PRESET_OVERHEAD: usize = 128;
+
+/// One owner's presets by name.
+pub type OwnerPresets = std::collections::BTreeMap<String, Preset>;
+
 /// A database record (or its absence) and when it was read.
 #[derive(Debug, Clone)]
 pub struct Fetched<T> {
@@ -52,8 +59,8 @@ pub struct Remembered {
     pub etag: HeaderValue,
     /// Its format.
     pub format: ImageFormat,
-    /// Whether the response varies by `Accept`.
-    pub vary: bool,
+    /// The request headers the response varies by.
+    pub vary: crate::delivery::hints::Vary,
 }
 
 /// A remembered URL with what it is compared against on lookup.
@@ -77,16 +84,16 @@ pub struct Lookups {
     ttl: Duration,
     images: Option<Cache<ImageId, Fetched<ImageRecord>>>,
     owners: Option<Cache<UserId, Fetched<OwnerKey>>>,
-    presets: Option<Cache<(UserId, String), Fetched<Preset>>>,
+    presets: Option<Cache<UserId, Fetched<Arc<OwnerPresets>>>>,
     urls: Option<Cache<u64, Arc<Authorised>>>,
     generation: Arc<AtomicU64>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Lookups {
-    /// Caches over `db` for `ttl`, remembering at most `url_bytes` of checked URLs; a zero ttl
-    /// asks the database every time.
-    pub fn new(db: Db, ttl: Duration, url_bytes: u64) -> Self {
+    /// Caches over `db` for `ttl`, remembering at most `url_bytes` of checked URLs and
+    /// `preset_bytes` of owners' presets; a zero ttl asks the database every time.
+    pub fn new(db: Db, ttl: Duration, url_bytes: u64, preset_bytes: u64) -> Self {
         let urls = (!ttl.is_zero() && url_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(url_bytes)
@@ -96,12 +103,24 @@ impl Lookups {
                 .time_to_live(ttl)
                 .build()
         });
+        // An owner's presets are cached whole, so a name they do not have costs no query.
+        let presets = (!ttl.is_zero() && preset_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(preset_bytes)
+                .weigher(|_, e: &Fetched<Arc<OwnerPresets>>| {
+                    let presets = e.value.as_deref().into_iter().flat_map(|m| m.values());
+                    let bytes = presets.map(|p| p.name.len() + p.ops.len() + PRESET_OVERHEAD).sum::<usize>();
+                    u32::try_from(bytes + PRESET_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build()
+        });
         Self {
             db,
             ttl,
             images: cache(ttl),
             owners: cache(ttl),
-            presets: cache(ttl),
+            presets,
             urls,
             generation: Arc::default(),
             hasher: std::collections::hash_map::RandomState::new(),
@@ -124,20 +143,25 @@ impl Lookups {
         fetch(self.owners.as_ref(), id, self.ttl, &self.generation, || self.db.owner_key(id)).await
     }
 
-    /// One of `owner`'s presets, `None` when there is no such preset.
+    /// One of `owner`'s presets, `None` when there is no such preset. Read from the owner's
+    /// presets, cached whole: any name, known or not, costs one query per owner and ttl.
     ///
     /// # Errors
     /// The database call fails.
     pub async fn preset(&self, owner: &UserId, name: &str) -> Result<Fetched<Preset>, DbError> {
-        let key = (owner.clone(), name.to_owned());
-        fetch(self.presets.as_ref(), &key, self.ttl, &self.generation, || self.db.preset(owner, name)).await
+        let read = || async {
+            let all = self.db.presets(owner, None, u32::MAX).await?;
+            Ok(Some(Arc::new(all.into_iter().map(|p| (p.name.clone(), p)).collect::<OwnerPresets>())))
+        };
+        let all = fetch(self.presets.as_ref(), owner, self.ttl, &self.generation, read).await?;
+        Ok(Fetched { value: all.value.and_then(|m| m.get(name).cloned()), at: all.at })
     }
 
-    /// Forgets a preset (changed or deleted through this replica).
-    pub fn forget_preset(&self, owner: &UserId, name: &str) {
+    /// Forgets an owner's presets (one changed or was deleted through this replica).
+    pub fn forget_presets(&self, owner: &UserId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.presets {
-            cache.invalidate(&(owner.clone(), name.to_owned()));
+            cache.invalidate(owner);
         }
     }
 
@@ -288,6 +312,9 @@ mod tests {
         async fn delete_image(&self, id: &ImageId) -> Result<bool, DbError> {
             self.inner.delete_image(id).await
         }
+        async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError> {
+            self.inner.set_image_public(id, public).await
+        }
         async fn charge_quota(&self, u: &UserId, d: NaiveDate, l: u32) -> Result<Option<u32>, DbError> {
             self.inner.charge_quota(u, d, l).await
         }
@@ -306,14 +333,14 @@ mod tests {
         async fn delete_user(&self, id: &UserId) -> Result<bool, DbError> {
             self.inner.delete_user(id).await
         }
-        async fn put_preset(&self, p: &crate::db::Preset) -> Result<(), DbError> {
-            self.inner.put_preset(p).await
+        async fn put_preset(&self, p: &crate::db::Preset, max: u32) -> Result<bool, DbError> {
+            self.inner.put_preset(p, max).await
         }
         async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<crate::db::Preset>, DbError> {
             self.inner.preset(owner, name).await
         }
-        async fn presets(&self, owner: &UserId) -> Result<Vec<crate::db::Preset>, DbError> {
-            self.inner.presets(owner).await
+        async fn presets(&self, o: &UserId, a: Option<&str>, n: u32) -> Result<Vec<crate::db::Preset>, DbError> {
+            self.inner.presets(o, a, n).await
         }
         async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError> {
             self.inner.delete_preset(owner, name).await
@@ -355,11 +382,12 @@ mod tests {
             has_alpha: false,
             placeholder: None,
             frames: Some(1),
+            public: false,
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();
         let held = Arc::new(HeldReads { inner: Arc::clone(&inner), release: Semaphore::new(0) });
-        let lookups = Lookups::new(Arc::clone(&held) as Db, Duration::from_secs(60), 1 << 20);
+        let lookups = Lookups::new(Arc::clone(&held) as Db, Duration::from_secs(60), 1 << 20, 1 << 20);
         let in_flight = tokio::spawn({
             let (lookups, id) = (lookups.clone(), image.id.clone());
             async move { lookups.image(&id).await.unwrap().value }

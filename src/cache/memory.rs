@@ -113,7 +113,9 @@ mod tests {
     use super::*;
 
     fn key(format: ImageFormat) -> VariantKey {
-        VariantKey::new(&crate::ids::ImageId::generate(), &crate::transform::Ops::default(), format)
+        let ops = crate::transform::Ops::default();
+        let plan = crate::transform::geometry::plan((1, 1), &ops, 8192).unwrap();
+        VariantKey::new(&crate::ids::ImageId::generate(), &ops, &plan, format)
     }
 
     fn variant(len: usize) -> Variant {

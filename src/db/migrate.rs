@@ -36,6 +36,11 @@ pub const SQLITE: &[Migration] = &[
     },
     Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/sqlite/0004_presets.sql") },
     Migration { version: 5, name: "0005_frames.sql", sql: include_str!("../../migrations/sqlite/0005_frames.sql") },
+    Migration {
+        version: 6,
+        name: "0006_public_images.sql",
+        sql: include_str!("../../migrations/sqlite/0006_public_images.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -53,6 +58,11 @@ pub const POSTGRES: &[Migration] = &[
     },
     Migration { version: 4, name: "0004_presets.sql", sql: include_str!("../../migrations/postgres/0004_presets.sql") },
     Migration { version: 5, name: "0005_frames.sql", sql: include_str!("../../migrations/postgres/0005_frames.sql") },
+    Migration {
+        version: 6,
+        name: "0006_public_images.sql",
+        sql: include_str!("../../migrations/postgres/0006_public_images.sql"),
+    },
 ];
 
 #[cfg(test)]

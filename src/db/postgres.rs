@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations.
@@ -100,6 +100,8 @@ fn pg(e: tokio_postgres::Error) -> DbError {
     let unavailable = e.code().is_some_and(|c| ["08", "53", "57"].iter().any(|class| c.code().starts_with(class)));
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         DbError::Conflict
+    } else if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+        DbError::Orphan
     } else if unavailable || e.is_closed() || e.as_db_error().is_none() {
         DbError::Unavailable(e.into())
     } else {
@@ -143,6 +145,7 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
             row.try_get(11).map_err(pg)?,
         )),
         frames: row.try_get::<_, Option<i32>>(12).map_err(pg)?.map(|n| to_u32(i64::from(n), "frames")).transpose()?,
+        public: row.try_get(13).map_err(pg)?,
     })
 }
 
@@ -256,7 +259,7 @@ impl Repository for PgRepo {
         let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
             &format!(
-                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
             &[
                 &i.id.as_str(),
@@ -272,6 +275,7 @@ impl Repository for PgRepo {
                 &blurhash,
                 &color,
                 &i.frames.map(int),
+                &i.public,
             ],
         )
         .await
@@ -354,23 +358,39 @@ impl Repository for PgRepo {
         Ok(())
     }
 
+    async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let n =
+            conn.execute("UPDATE images SET public = $2 WHERE id = $1", &[&id.as_str(), &public]).await.map_err(pg)?;
+        Ok(n == 1)
+    }
+
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
         let rows = conn.query("SELECT id FROM images", &[]).await.map_err(pg)?;
         rows.iter().map(|r| parse_image_id(r.try_get(0).map_err(pg)?)).collect()
     }
 
-    async fn put_preset(&self, p: &Preset) -> Result<(), DbError> {
-        let conn = self.pool.get().await.map_err(pool)?;
-        conn.execute(
-            "INSERT INTO presets (owner_id, name, ops, public, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
-             updated_at = excluded.updated_at",
-            &[&p.owner.as_str(), &p.name, &p.ops, &p.public, &p.updated_at],
-        )
-        .await
-        .map_err(pg)?;
-        Ok(())
+    async fn put_preset(&self, p: &Preset, max: u32) -> Result<bool, DbError> {
+        let mut conn = self.pool.get().await.map_err(pool)?;
+        let tx = conn.transaction().await.map_err(pg)?;
+        // The owner's row is the lock: concurrent writes of new names count one after another,
+        // each in a statement that sees the others' committed rows.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&p.owner.as_str()]).await.map_err(pg)?;
+        let n = tx
+            .execute(
+                "INSERT INTO presets (owner_id, name, ops, public, updated_at) \
+                 SELECT $1, $2, $3, $4, $5 \
+                 WHERE EXISTS (SELECT 1 FROM presets WHERE owner_id = $1 AND name = $2) \
+                    OR (SELECT COUNT(*) FROM presets WHERE owner_id = $1) < $6 \
+                 ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
+                 updated_at = excluded.updated_at",
+                &[&p.owner.as_str(), &p.name, &p.ops, &p.public, &p.updated_at, &i64::from(max)],
+            )
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(n == 1)
     }
 
     async fn preset(&self, owner: &UserId, name: &str) -> Result<Option<Preset>, DbError> {
@@ -380,10 +400,12 @@ impl Repository for PgRepo {
         row.as_ref().map(preset_from).transpose()
     }
 
-    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError> {
+    async fn presets(&self, owner: &UserId, after: Option<&str>, limit: u32) -> Result<Vec<Preset>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
-        let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = $1 ORDER BY name");
-        let rows = conn.query(&sql, &[&owner.as_str()]).await.map_err(pg)?;
+        let sql =
+            format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = $1 AND name > $2 ORDER BY name LIMIT $3");
+        let after = after.unwrap_or_default();
+        let rows = conn.query(&sql, &[&owner.as_str(), &after, &i64::from(limit)]).await.map_err(pg)?;
         rows.iter().map(preset_from).collect()
     }
 

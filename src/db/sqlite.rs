@@ -27,7 +27,7 @@ pub struct SqliteRepo {
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -94,7 +94,15 @@ fn apply_migrations(conn: &mut Connection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// `SQLITE_CONSTRAINT_FOREIGNKEY`.
+const FOREIGN_KEY: std::ffi::c_int = 787;
+
 fn backend(e: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
+        if failure.extended_code == FOREIGN_KEY {
+            return DbError::Orphan;
+        }
+    }
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::ConstraintViolation) => DbError::Conflict,
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => DbError::PoolTimeout,
@@ -161,7 +169,7 @@ fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Pres
     Ok(Preset { owner: parse_user_id(&owner)?, name, ops, public, updated_at: from_micros(updated_at)? })
 }
 
-type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>);
+type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
@@ -177,11 +185,12 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         row.get(8)?,
         (row.get(9)?, row.get(10)?, row.get(11)?),
         row.get(12)?,
+        row.get(13)?,
     ))
 }
 
 fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
-    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames) = raw;
+    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames, public) = raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
         owner: parse_user_id(&owner)?,
@@ -194,6 +203,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         created_at: from_micros(created_at)?,
         placeholder: placeholder_from(placeholders),
         frames: frames.map(|n| to_u32(n, "frames")).transpose()?,
+        public,
     })
 }
 
@@ -322,7 +332,7 @@ impl Repository for SqliteRepo {
             let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 ),
                 params![
                     i.id.as_str(),
@@ -337,7 +347,8 @@ impl Repository for SqliteRepo {
                     thumbhash,
                     blurhash,
                     color,
-                    i.frames
+                    i.frames,
+                    i.public
                 ],
             )
             .map_err(backend)?;
@@ -394,6 +405,17 @@ impl Repository for SqliteRepo {
             .await
     }
 
+    async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError> {
+        let id = id.clone();
+        self.call(move |c| {
+            let n = c
+                .execute("UPDATE images SET public = ?2 WHERE id = ?1", params![id.as_str(), public])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn charge_quota(&self, user: &UserId, today: NaiveDate, limit: u32) -> Result<Option<u32>, DbError> {
         let (user, today) = (user.clone(), day(today));
         self.call(move |c| {
@@ -437,17 +459,22 @@ impl Repository for SqliteRepo {
         .await
     }
 
-    async fn put_preset(&self, preset: &Preset) -> Result<(), DbError> {
+    async fn put_preset(&self, preset: &Preset, max: u32) -> Result<bool, DbError> {
         let p = preset.clone();
+        // One connection: the count and the insert cannot interleave with another write.
         self.call(move |c| {
-            c.execute(
-                "INSERT INTO presets (owner_id, name, ops, public, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
-                 updated_at = excluded.updated_at",
-                params![p.owner.as_str(), p.name, p.ops, p.public, micros(p.updated_at)],
-            )
-            .map_err(backend)?;
-            Ok(())
+            let n = c
+                .execute(
+                    "INSERT INTO presets (owner_id, name, ops, public, updated_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5 \
+                     WHERE EXISTS (SELECT 1 FROM presets WHERE owner_id = ?1 AND name = ?2) \
+                        OR (SELECT COUNT(*) FROM presets WHERE owner_id = ?1) < ?6 \
+                     ON CONFLICT (owner_id, name) DO UPDATE SET ops = excluded.ops, public = excluded.public, \
+                     updated_at = excluded.updated_at",
+                    params![p.owner.as_str(), p.name, p.ops, p.public, micros(p.updated_at), max],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }
@@ -462,12 +489,14 @@ impl Repository for SqliteRepo {
         .await
     }
 
-    async fn presets(&self, owner: &UserId) -> Result<Vec<Preset>, DbError> {
-        let owner = owner.clone();
+    async fn presets(&self, owner: &UserId, after: Option<&str>, limit: u32) -> Result<Vec<Preset>, DbError> {
+        let (owner, after) = (owner.clone(), after.unwrap_or_default().to_owned());
         self.call(move |c| {
-            let sql = format!("SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = ?1 ORDER BY name");
+            let sql = format!(
+                "SELECT {PRESET_COLUMNS} FROM presets WHERE owner_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+            );
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt.query_map([owner.as_str()], raw_preset).map_err(backend)?;
+            let rows = stmt.query_map(params![owner.as_str(), after, limit], raw_preset).map_err(backend)?;
             rows.map(|r| preset_from(r.map_err(backend)?)).collect()
         })
         .await

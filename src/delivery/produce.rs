@@ -119,6 +119,9 @@ impl Delivery {
                 if let Err(refund) = p.quota.refund(&charge).await {
                     tracing::error!(error = ?refund, "could not refund the quota of a failed transform");
                 }
+                if let Error::Pipeline(failure) = &e {
+                    self.failures.remember(spec.key, failure.clone());
+                }
                 return Err(e);
             }
         };

@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
-use crate::auth::AuthError;
 use crate::error::Error;
 use crate::ids::UserId;
 
@@ -27,11 +26,32 @@ pub async fn json_body<T: DeserializeOwned>(state: &AppState, req: Request<Incom
     super::request::json(&parts.headers, body, server.max_json_bytes, server.body_timeout).await
 }
 
-/// The owner a `/v1` request is made by.
+/// `limit` (1–100, default 20) and `cursor` of a paged list's query.
 ///
 /// # Errors
-/// 401 when the bearer token is missing or invalid.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<UserId, Error> {
-    let token = super::request::bearer(headers).ok_or(AuthError::MissingToken)?;
-    Ok(state.parts.jwt.verify(token, state.parts.clock.unix())?)
+/// 400 for another parameter or a limit out of range.
+pub fn page(query: Option<&str>) -> Result<(u32, Option<String>), Error> {
+    let (mut limit, mut cursor) = (20u32, None);
+    for (name, value) in super::request::query(query)? {
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| Error::InvalidRequest(format!("`limit={value}` must be between 1 and 100")))?;
+            }
+            "cursor" => cursor = Some(value),
+            other => return Err(Error::InvalidRequest(format!("unknown query parameter `{other}`"))),
+        }
+    }
+    Ok((limit, cursor))
+}
+
+/// The owner a `/v1` request is made by, while they exist.
+///
+/// # Errors
+/// 401 when the bearer token is missing or invalid, or its owner is gone.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<UserId, Error> {
+    state.accounts.authenticate(super::request::bearer(headers)).await
 }

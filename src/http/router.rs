@@ -58,6 +58,7 @@ pub static ROUTES: &[Route] = &[
     r(Method::GET, "/v1/images", "images_list", to!(images::list)),
     r(Method::POST, "/v1/images", "images_create", to!(images::upload)),
     r(Method::GET, "/v1/images/{id}", "image_get", to!(images::get)),
+    r(Method::PATCH, "/v1/images/{id}", "image_patch", to!(images::patch)),
     r(Method::DELETE, "/v1/images/{id}", "image_delete", to!(images::delete)),
     r(Method::POST, "/v1/images/{id}/url", "image_url", to!(images::sign_url)),
     r(Method::POST, "/v1/images/{id}/srcset", "image_srcset", to!(images::srcset)),
@@ -157,7 +158,7 @@ mod tests {
     #[test]
     fn wrong_method_is_405_with_allow() {
         for (method, path, allow) in [
-            (Method::PUT, "/v1/images/x", "GET, HEAD, DELETE"),
+            (Method::PUT, "/v1/images/x", "GET, HEAD, PATCH, DELETE"),
             (Method::PUT, "/v1/images", "GET, HEAD, POST"),
             (Method::GET, "/v1/auth/login", "POST"),
             (Method::POST, "/i/abc", "GET, HEAD"),

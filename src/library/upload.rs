@@ -102,18 +102,22 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     if width == 0 || height == 0 {
         return Err(UploadError::Corrupt("zero width or height".into()));
     }
-    // An animation counts every frame (read from the container, no pixel decoded).
-    let frames = animation::info(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?.frames;
+    // An animation counts every frame, each at the larger of the screen and its own rectangle
+    // (read from the container, no pixel decoded): a frame reaching past a tiny screen is
+    // decoded whole, so it costs what its rectangle says.
+    let info = animation::info(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
+    let frames = info.frames;
     if frames > limits.max_frames {
         return Err(UploadError::TooManyFrames { frames, limit: limits.max_frames });
     }
-    let pixels = u64::from(width) * u64::from(height) * u64::from(frames);
+    let (extent, pixels) = (info.extent((width, height)), info.pixels((width, height)));
     if pixels > limits.max_pixels {
+        let (width, height) = extent;
         return Err(UploadError::TooManyPixels { width, height, frames, pixels, limit: limits.max_pixels });
     }
     let probe = decode::probe(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
-    let memory =
-        if frames > 1 { probe.check_bytes.max(probe.canvas_bytes() * u64::from(frames)) } else { probe.check_bytes };
+    let canvas = u64::from(extent.0) * u64::from(extent.1) * 4;
+    let memory = if frames > 1 { probe.check_bytes.max(canvas * u64::from(frames)) } else { probe.check_bytes };
     if memory > limits.max_decode_bytes {
         return Err(UploadError::TooLarge { needed: memory, limit: limits.max_decode_bytes });
     }

@@ -23,13 +23,15 @@ fn encoder_revision(format: ImageFormat) -> &'static str {
 }
 
 /// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
-/// `fmt_auto` keeps an `animated` source animated: WebP when accepted, else GIF.
+/// `fmt_auto` keeps an `animated` source animated (WebP when accepted, else GIF) and passes over
+/// formats that cannot hold an `output` that large.
 pub fn resolve_format(
     choice: Option<FormatChoice>,
     source: ImageFormat,
     has_alpha: bool,
     animated: bool,
     accept: Option<&str>,
+    output: (u32, u32),
 ) -> ImageFormat {
     match choice {
         Some(FormatChoice::Jpeg) => ImageFormat::Jpeg,
@@ -39,15 +41,16 @@ pub fn resolve_format(
         Some(FormatChoice::Gif) => ImageFormat::Gif,
         Some(FormatChoice::Auto) => {
             let accept = accept.unwrap_or_default();
+            let takes = |format: ImageFormat| format.holds(output) && accepts(accept, format.mime());
             if animated {
-                if accepts(accept, "image/webp") {
+                if takes(ImageFormat::Webp) {
                     ImageFormat::Webp
                 } else {
                     ImageFormat::Gif
                 }
-            } else if accepts(accept, "image/avif") {
+            } else if takes(ImageFormat::Avif) {
                 ImageFormat::Avif
-            } else if accepts(accept, "image/webp") {
+            } else if takes(ImageFormat::Webp) {
                 ImageFormat::Webp
             } else if has_alpha {
                 ImageFormat::Png
@@ -87,25 +90,26 @@ pub fn relative_to_image(mut ops: Ops, plan: &Plan, has_alpha: bool, animated: b
     ops
 }
 
-/// blake3 of image id, canonical ops, resolved format and effective quality.
+/// blake3 of what a transform produces: the image id, the ops that shape pixels, the geometry
+/// as the plan resolved it, the resolved format and the effective quality.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VariantKey([u8; 32]);
 
 impl VariantKey {
-    /// The key of `ops` applied to `image`, encoded as `format`.
-    pub fn new(image: &ImageId, ops: &Ops, format: ImageFormat) -> Self {
-        // Format and quality enter resolved, so `w_300` and `w_300,fmt_jpeg,q_80` on a JPEG
-        // are one variant, while `fmt_auto` splits by what the client accepts.
-        let mut geometry = ops.clone();
-        geometry.format = None;
-        geometry.quality = None;
+    /// The key of `ops`, whose geometry is `plan`, applied to `image` and encoded as `format`.
+    ///
+    /// Variants are named by what they are, not by how they were asked for: the box, ratio and
+    /// fit enter as the sizes the plan made of them, so `w_300,dpr_2` and `w_600`, or every width
+    /// above a small source, are one variant; format and quality enter resolved, so `w_300` and
+    /// `w_300,fmt_jpeg,q_80` on a JPEG are one, while `fmt_auto` splits by what the client takes.
+    pub fn new(image: &ImageId, ops: &Ops, plan: &Plan, format: ImageFormat) -> Self {
         let quality = effective_quality(format, ops.quality).map_or(0, u16::from);
         let mut hasher = blake3::Hasher::new();
         hasher.update(PIPELINE_VERSION.as_bytes());
         hasher.update(b"\0");
         hasher.update(image.as_str().as_bytes());
         hasher.update(b"\0");
-        hasher.update(geometry.to_string().as_bytes());
+        hasher.update(produced(ops, plan).as_bytes());
         hasher.update(b"\0");
         hasher.update(format.as_str().as_bytes());
         hasher.update(&quality.to_le_bytes());
@@ -140,14 +144,65 @@ impl fmt::Debug for VariantKey {
     }
 }
 
+/// What shapes the pixels, in one spelling: the ops other than the box, ratio, fit, gravity,
+/// format and quality (crop, rotation and flips stay: they move pixels the plan does not
+/// record), then the resampled size when it differs from the region, the window `cover` keeps
+/// (with the gravity that places it) and the canvas `contain` pads to. Without a resize this is
+/// the canonical ops alone, as it always was.
+fn produced(ops: &Ops, plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let shaping = Ops {
+        width: None,
+        width_hint: None,
+        height: None,
+        dpr: None,
+        dpr_hint: false,
+        fit: None,
+        gravity: None,
+        format: None,
+        quality: None,
+        ..ops.clone()
+    };
+    let mut out = shaping.to_string();
+    if plan.resized != plan.region {
+        let _ = write!(out, "|resized_{}x{}", plan.resized.0, plan.resized.1);
+    }
+    if let Some((w, h)) = plan.extract {
+        let gravity = ops.gravity.unwrap_or(super::grammar::Gravity::Center).token();
+        let _ = write!(out, "|extract_{w}x{h}|{gravity}");
+    }
+    if let Some((w, h)) = plan.pad {
+        let _ = write!(out, "|pad_{w}x{h}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transform::grammar::parse;
 
-    fn key(ops: &str, format: ImageFormat) -> VariantKey {
+    /// The key of `ops` on a `source`-sized image.
+    fn key_on(source: (u32, u32), ops: &str, format: ImageFormat) -> VariantKey {
         let id = ImageId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
-        VariantKey::new(&id, &parse(ops, 8192).unwrap(), format)
+        let ops = parse(ops, 8192).unwrap();
+        let plan = crate::transform::geometry::plan(source, &ops, 8192).unwrap();
+        VariantKey::new(&id, &ops, &plan, format)
+    }
+
+    fn key(ops: &str, format: ImageFormat) -> VariantKey {
+        key_on((4000, 3000), ops, format)
+    }
+
+    /// `resolve_format` for an output of 300×200.
+    fn resolve(
+        choice: Option<FormatChoice>,
+        source: ImageFormat,
+        alpha: bool,
+        animated: bool,
+        accept: Option<&str>,
+    ) -> ImageFormat {
+        resolve_format(choice, source, alpha, animated, accept, (300, 200))
     }
 
     #[test]
@@ -166,13 +221,18 @@ mod tests {
 
     #[test]
     fn keys_match_vectors_computed_with_the_reference_blake3() {
-        // python3 -c "import blake3; print(blake3.blake3(b'imgedge-pipeline-v1\0' + ID + b'\0w_300\0webp'
-        //   + (80).to_bytes(2, 'little')).hexdigest())"   (the Python `blake3` package)
+        // python3 -c "import blake3; print(blake3.blake3(b'imgedge-pipeline-v1\0' + ID
+        //   + b'\0|resized_300x225\0webp' + (80).to_bytes(2, 'little')).hexdigest())"
+        //   (the Python `blake3` package; ID is 22 × 'A', the source 4000×3000)
         let webp = key("w_300", ImageFormat::Webp);
-        assert_eq!(webp.hex(), "e75f45e6a6b4382450387ba9945a1f571ca6a3e5dad4668c53efc1b066c472ee");
-        assert_eq!(webp.etag(), "\"e75f45e6a6b4382450387ba9945a1f57\"");
+        assert_eq!(webp.hex(), "5f914c9ed351cf04ce5b70d5ef07fb05e97e083bc70c1acf722e8569c955e9f1");
+        assert_eq!(webp.etag(), "\"5f914c9ed351cf04ce5b70d5ef07fb05\"");
+        // b'\0|resized_300x225|extract_300x200|g_center\0png' + (0).to_bytes(2, 'little')
         let png = key("h_200,w_300", ImageFormat::Png);
-        assert_eq!(png.hex(), "772014e5ee6f1e41888ceffbcbf0f0eaf597b5e4932bed8fa370702072b23854");
+        assert_eq!(png.hex(), "5ff61544db46ee0f19cb50c82040bb6db2915d96d8d95c769de451f18b57b873");
+        // Without a resize the key is what it always was: b'\0gray\0jpeg' + (80).to_bytes(2, 'little').
+        let gray = key("gray", ImageFormat::Jpeg);
+        assert_eq!(gray.hex(), "22f1efb17cc006d2c95de7ce67048b18c2f7a97ada5aa98f612f5b24125539f9");
     }
 
     #[test]
@@ -198,6 +258,39 @@ mod tests {
     }
 
     #[test]
+    fn sizes_that_cannot_enlarge_are_one_variant() {
+        let small = |ops: &str| key_on((120, 80), ops, ImageFormat::Jpeg);
+        // Every width at or above the source's makes the source's size: one re-encoded variant.
+        assert_eq!(small("w_144"), small("w_4096"));
+        assert_eq!(small("w_144"), small("w_60,dpr_2"));
+        assert_eq!(small("w_144"), small("fmt_jpeg"));
+        assert_eq!(small("w_144,h_500,fit_inside"), small("h_80"));
+        assert_ne!(small("w_144"), small("w_112"));
+        // Ratios and boxes are named by the sizes they make.
+        assert_eq!(key("w_300,dpr_2", ImageFormat::Webp), key("w_600", ImageFormat::Webp));
+        assert_eq!(key("w_300,h_2000,fit_inside", ImageFormat::Webp), key("w_300", ImageFormat::Webp));
+        assert_eq!(key("w_300,h_225", ImageFormat::Webp), key("w_300", ImageFormat::Webp), "cover cuts nothing");
+        // What a resize cannot tell apart still is apart: the cut, its gravity, the padding.
+        assert_ne!(key("w_300,h_300", ImageFormat::Webp), key("w_300,h_300,g_north", ImageFormat::Webp));
+        assert_ne!(key("w_300,h_300,fit_fill", ImageFormat::Webp), key("w_300,h_300", ImageFormat::Webp));
+        assert_ne!(key("w_300,h_300,fit_contain", ImageFormat::Webp), key("w_300,h_225", ImageFormat::Webp));
+    }
+
+    #[test]
+    fn auto_passes_over_formats_too_small_for_the_output() {
+        let chrome = Some("image/avif,image/webp,*/*");
+        let auto = Some(FormatChoice::Auto);
+        assert_eq!(resolve_format(auto, ImageFormat::Jpeg, false, false, chrome, (16_384, 10)), ImageFormat::Avif);
+        assert_eq!(resolve_format(auto, ImageFormat::Jpeg, false, false, chrome, (16_385, 10)), ImageFormat::Jpeg);
+        assert_eq!(resolve_format(auto, ImageFormat::Png, true, false, chrome, (10, 16_400)), ImageFormat::Png);
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Webp), ImageFormat::Png, true, false, chrome, (10, 16_400)),
+            ImageFormat::Webp,
+            "an explicit format is refused later, not replaced"
+        );
+    }
+
+    #[test]
     fn etag_is_quoted_hex() {
         let etag = key("w_1", ImageFormat::Png).etag();
         assert_eq!(etag.len(), 34);
@@ -207,29 +300,20 @@ mod tests {
     #[test]
     fn auto_follows_accept() {
         let chrome = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
-        assert_eq!(
-            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(chrome)),
-            ImageFormat::Avif
-        );
+        assert_eq!(resolve(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(chrome)), ImageFormat::Avif);
         let webp_only = "image/webp,*/*";
         assert_eq!(
-            resolve_format(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(webp_only)),
+            resolve(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(webp_only)),
             ImageFormat::Webp
         );
         let refused = "image/avif;q=0, image/webp";
-        assert_eq!(
-            resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some(refused)),
-            ImageFormat::Webp
-        );
-        assert_eq!(
-            resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some("*/*")),
-            ImageFormat::Png
-        );
-        assert_eq!(resolve_format(Some(FormatChoice::Auto), ImageFormat::Png, false, false, None), ImageFormat::Jpeg);
-        assert_eq!(resolve_format(None, ImageFormat::Gif, false, false, Some(chrome)), ImageFormat::Gif);
+        assert_eq!(resolve(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some(refused)), ImageFormat::Webp);
+        assert_eq!(resolve(Some(FormatChoice::Auto), ImageFormat::Png, true, false, Some("*/*")), ImageFormat::Png);
+        assert_eq!(resolve(Some(FormatChoice::Auto), ImageFormat::Png, false, false, None), ImageFormat::Jpeg);
+        assert_eq!(resolve(None, ImageFormat::Gif, false, false, Some(chrome)), ImageFormat::Gif);
         let auto = Some(FormatChoice::Auto);
-        assert_eq!(resolve_format(auto, ImageFormat::Gif, true, true, Some(chrome)), ImageFormat::Webp, "animation");
-        assert_eq!(resolve_format(auto, ImageFormat::Gif, true, true, Some("image/avif")), ImageFormat::Gif);
-        assert_eq!(resolve_format(auto, ImageFormat::Webp, true, true, None), ImageFormat::Gif);
+        assert_eq!(resolve(auto, ImageFormat::Gif, true, true, Some(chrome)), ImageFormat::Webp, "animation");
+        assert_eq!(resolve(auto, ImageFormat::Gif, true, true, Some("image/avif")), ImageFormat::Gif);
+        assert_eq!(resolve(auto, ImageFormat::Webp, true, true, None), ImageFormat::Gif);
     }
 }

@@ -124,11 +124,6 @@ impl Probe {
         f64::from(self.width.max(self.height)) / f64::from(placeholder::SOURCE_SIDE)
     }
 
-    /// Bytes of one RGBA canvas at full size: what each frame of an animation is counted at.
-    pub fn canvas_bytes(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height) * 4
-    }
-
     /// Bytes of pixel buffers a decode at scale `k` holds at its peak.
     pub fn bytes_at(&self, k: u32) -> u64 {
         let (w, h) = (u64::from(self.width), u64::from(self.height));
@@ -243,7 +238,7 @@ pub fn check(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Check
         ImageFormat::Gif => gif::check(bytes)?.2,
         ImageFormat::Webp if animation::info(bytes, format)?.is_animated() => {
             let mut frames = 0u32;
-            for frame in animation::frames(bytes, format)? {
+            for frame in animation::frames(bytes, format, max_pixels.saturating_mul(4))? {
                 frame?;
                 frames = frames.saturating_add(1);
             }

@@ -10,11 +10,6 @@ use crate::format::ImageFormat;
 
 pub mod animation;
 
-/// Largest side libwebp encodes.
-const WEBP_MAX_SIDE: u32 = 16_383;
-/// Largest side baseline JPEG encodes.
-const JPEG_MAX_SIDE: u32 = 65_535;
-
 /// Quality used when `q_` is not given, per format; `None` for lossless formats.
 pub fn default_quality(format: ImageFormat) -> Option<u8> {
     match format {
@@ -42,19 +37,30 @@ pub struct Settings {
     pub avif_speed: u8,
 }
 
+/// Refuses a `size` the `format` cannot hold. The plan refuses such outputs before any decode
+/// ([`crate::transform::OpsError::TooLargeForFormat`]); this keeps the encoders safe on their own.
+///
+/// # Errors
+/// [`PipelineError::Encode`] naming the format's limit.
+pub fn check_size(format: ImageFormat, size: (u32, u32)) -> Result<(), PipelineError> {
+    if format.holds(size) {
+        Ok(())
+    } else {
+        Err(PipelineError::Encode(format!("{format} supports at most {} px per side", format.max_side())))
+    }
+}
+
 /// Encodes `img` (`Rgb8` or `Rgba8`).
 ///
 /// # Errors
 /// [`PipelineError::Encode`] when the encoder refuses (e.g. too large for the format).
 pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, PipelineError> {
     let (w, h) = (img.width(), img.height());
+    check_size(settings.format, (w, h))?;
     let quality = settings.quality.unwrap_or(80).clamp(1, 100);
     let mut out = Vec::new();
     match settings.format {
         ImageFormat::Jpeg => {
-            if w > JPEG_MAX_SIDE || h > JPEG_MAX_SIDE {
-                return Err(PipelineError::Encode(format!("JPEG supports at most {JPEG_MAX_SIDE} px per side")));
-            }
             let rgb = flatten(img, settings.background);
             let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
             let (w16, h16) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
@@ -66,9 +72,6 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
             encoder.write_image(bytes, w, h, color).map_err(encode_error)?;
         }
         ImageFormat::Webp => {
-            if w > WEBP_MAX_SIDE || h > WEBP_MAX_SIDE {
-                return Err(PipelineError::Encode(format!("WebP supports at most {WEBP_MAX_SIDE} px per side")));
-            }
             let memory = match img {
                 DynamicImage::ImageRgba8(buf) => {
                     webp::Encoder::from_rgba(buf.as_raw(), w, h).encode(f32::from(quality))

@@ -53,6 +53,24 @@ pub enum Gravity {
     Smart,
 }
 
+impl Gravity {
+    /// The `g_` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Center => "g_center",
+            Self::North => "g_north",
+            Self::South => "g_south",
+            Self::East => "g_east",
+            Self::West => "g_west",
+            Self::NorthEast => "g_northeast",
+            Self::NorthWest => "g_northwest",
+            Self::SouthEast => "g_southeast",
+            Self::SouthWest => "g_southwest",
+            Self::Smart => "g_smart",
+        }
+    }
+}
+
 /// Requested output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FormatChoice {
@@ -240,6 +258,16 @@ pub fn parse(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
 pub fn parse_with_preset(input: &str, preset: &str, max_dimension: u32) -> Result<Ops, OpsError> {
     let preset = parse_as_written(preset, max_dimension)?;
     Ok(parse_as_written(input, max_dimension)?.over(preset))
+}
+
+/// The tokens given beside a preset, checked but not normalised: each may override the
+/// preset's (a `dpr_2` beside `p_card` scales the card's box, a `fit_` its fit), so none may be
+/// dropped. Their `Display` is still the canonical order and spelling.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_beside_preset(input: &str, max_dimension: u32) -> Result<Ops, OpsError> {
+    parse_as_written(input, max_dimension)
 }
 
 /// The tokens of `input`, checked but not normalised.
@@ -602,18 +630,7 @@ impl fmt::Display for Ops {
         }
         if let Some(g) = self.gravity {
             sep.next(f)?;
-            f.write_str(match g {
-                Gravity::Center => "g_center",
-                Gravity::North => "g_north",
-                Gravity::South => "g_south",
-                Gravity::East => "g_east",
-                Gravity::West => "g_west",
-                Gravity::NorthEast => "g_northeast",
-                Gravity::NorthWest => "g_northwest",
-                Gravity::SouthEast => "g_southeast",
-                Gravity::SouthWest => "g_southwest",
-                Gravity::Smart => "g_smart",
-            })?;
+            f.write_str(g.token())?;
         }
         if let Some(s) = self.blur {
             sep.next(f)?;

@@ -66,9 +66,17 @@ pub struct Output {
 pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
     let plan = geometry::plan(job.source_size, job.ops, job.max_dimension)?;
     let probe = decode::probe(job.original, job.source_format)?;
+    let info = animation::info(job.original, job.source_format)?;
+    // Every frame at the larger of the screen and its rectangle, as the upload check counts
+    // them: an original stored before that rule is refused here, before any pixel.
+    let screen = (probe.width, probe.height);
+    if info.pixels(screen) > job.max_pixels {
+        let (w, h) = info.extent(screen);
+        return Err(PipelineError::Decode(format!("{w}x{h} x {} frames is more pixels than allowed", info.frames)));
+    }
     let decoded = match kept_frames(job)? {
         // Counted as every frame's canvas, as the limits count animations.
-        Some(frames) => probe.canvas_bytes() * u64::from(frames),
+        Some(frames) => canvas_bytes(&info, screen) * u64::from(frames),
         None => probe.bytes_at(probe.scale(plan.shrink())),
     };
     let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
@@ -124,7 +132,9 @@ fn run_animated(job: &Job<'_>, plan: &Plan) -> Result<Output, PipelineError> {
     let settings = settings(job);
     let (mut anchor, mut watermark, mut encoder) = (None, None, None);
     let frames = usize::try_from(info.frames).unwrap_or(usize::MAX);
-    for frame in animation::frames(job.original, job.source_format)?.take(frames) {
+    // The decoder's canvas, a frame's rectangle and the composite of the two.
+    let max_alloc = canvas_bytes(&info, job.source_size) * 3;
+    for frame in animation::frames(job.original, job.source_format, max_alloc)?.take(frames) {
         let frame = frame?;
         let decoded = Decoded {
             image: DynamicImage::ImageRgba8(frame.image),
@@ -145,6 +155,12 @@ fn run_animated(job: &Job<'_>, plan: &Plan) -> Result<Output, PipelineError> {
     let (encoder, (width, height)) =
         encoder.ok_or_else(|| PipelineError::Decode("the animation has no frames".into()))?;
     Ok(Output { bytes: encoder.finish()?, width, height, format: job.format })
+}
+
+/// Bytes of one RGBA frame counted at [`animation::Info::extent`].
+fn canvas_bytes(info: &animation::Info, screen: (u32, u32)) -> u64 {
+    let (w, h) = info.extent(screen);
+    u64::from(w) * u64::from(h) * 4
 }
 
 fn settings(job: &Job<'_>) -> Settings {

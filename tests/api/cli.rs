@@ -12,8 +12,14 @@ crate::for_backends!([Sqlite, Postgres] the_command_line_signs_and_manages_users
 
 /// Runs `imgedge ARGS` with `env`'s database and folder and `stdin`; (exit code, stdout, stderr).
 fn imgedge(env: &Env, args: &[&str], stdin: &str) -> (i32, String, String) {
+    imgedge_with(env, args, stdin, &[])
+}
+
+/// [`imgedge`] with more environment variables.
+fn imgedge_with(env: &Env, args: &[&str], stdin: &str, vars: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgedge"));
     cmd.args(args).current_dir(env.dir.path()).env("DATA_DIR", env.dir.path()).env_remove("DATABASE_URL");
+    cmd.env_remove("IMGEDGE_SIGNING_KEY").env_remove("IMGEDGE_PASSWORD").envs(vars.iter().copied());
     if let imgedge::config::DatabaseBackend::Postgres(url) = &env.database {
         cmd.env("DATABASE_URL", url).env("JWT_SECRET", JWT_SECRET);
     }
@@ -30,6 +36,9 @@ async fn the_command_line_signs_and_manages_users_and_presets(backend: Backend) 
 
     // Users: created with the password from stdin, listed, refused with one line and exit 2.
     let (code, out, err) = imgedge(env, &["user", "create", "carol", "--plan", "pro"], "password123\n");
+    let (code_env, _, err_env) =
+        imgedge_with(env, &["user", "create", "erin"], "", &[("IMGEDGE_PASSWORD", "password456")]);
+    assert_eq!(code_env, 0, "{err_env}");
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("\tcarol"), "{out}");
     for (args, stdin, says) in [
@@ -64,6 +73,15 @@ async fn the_command_line_signs_and_manages_users_and_presets(backend: Backend) 
     assert!(signed.starts_with(&format!("{path}?exp=")), "{signed}");
     let width = |bytes: &[u8]| image::GenericImageView::width(&decode(bytes));
     assert_eq!(width(&app.get(&signed).await.bytes().await.unwrap()), 100);
+    // The key need not be on the command line, where `ps` shows it: the environment or a file
+    // (here standard input) sign the same.
+    let hex_key = key["key"].as_str().unwrap();
+    let (_, from_env, err) = imgedge_with(env, &["sign", &path], "", &[("IMGEDGE_SIGNING_KEY", hex_key)]);
+    let (_, from_stdin, _) = imgedge(env, &["sign", "--key-file", "-", &path], &format!("{hex_key}\n"));
+    let (_, given, _) = imgedge(env, &["sign", "--key", hex_key, &path], "");
+    assert_eq!((from_env.as_str(), from_stdin.as_str()), (given.as_str(), given.as_str()), "{err}");
+    assert_eq!(imgedge(env, &["sign", &path], "").0, 2, "no key anywhere");
+    assert_eq!(imgedge(env, &["sign", "--key", hex_key, &format!("/i/{id}/w_x")], "").0, 2, "ops that do not parse");
     let (code, url, err) = imgedge(env, &["url", &id, "fmt_png,w_50"], "");
     assert_eq!(code, 0, "{err}");
     assert!(url.starts_with(&format!("/i/{id}/w_50,fmt_png?sig=")), "canonical: {url}");
@@ -80,6 +98,10 @@ async fn the_command_line_signs_and_manages_users_and_presets(backend: Backend) 
     let (_, url, _) = imgedge(env, &["url", &id, "p_thumb"], "");
     assert!(url.starts_with(&format!("/i/{id}/p_thumb?sig=")), "{url}");
     assert_eq!(width(&app.get(&url).await.bytes().await.unwrap()), 200);
+    // Tokens beside the preset are kept, as the API keeps them.
+    let (_, url, _) = imgedge(env, &["url", &id, "dpr_1.5,p_thumb"], "");
+    assert!(url.starts_with(&format!("/i/{id}/p_thumb,dpr_1.5?sig=")), "{url}");
+    assert_eq!(width(&app.get(&url).await.bytes().await.unwrap()), 300);
     assert_eq!(imgedge(env, &["url", &id, "p_nope"], "").0, 2);
 
     // Plans and deletion: the user, their images' rows and objects go.

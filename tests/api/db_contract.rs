@@ -35,6 +35,7 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
             color: "#102030".to_owned(),
         }),
         frames: Some(7),
+        public: false,
         created_at: db::to_micros(created_at),
     }
 }
@@ -93,6 +94,12 @@ async fn images_page_newest_first(repo: &dyn Repository) {
     }
     assert_eq!(seen, made);
     assert_eq!(repo.image(&made[0].id).await.unwrap(), Some(made[0].clone()));
+    // Published and un-published; the rest of the row stays.
+    assert!(repo.set_image_public(&made[1].id, true).await.unwrap());
+    assert_eq!(repo.image(&made[1].id).await.unwrap(), Some(ImageRecord { public: true, ..made[1].clone() }));
+    assert!(repo.set_image_public(&made[1].id, false).await.unwrap());
+    assert_eq!(repo.image(&made[1].id).await.unwrap(), Some(made[1].clone()));
+    assert!(!repo.set_image_public(&ImageId::generate(), true).await.unwrap());
     assert!(repo.delete_image(&made[0].id).await.unwrap());
     assert!(!repo.delete_image(&made[0].id).await.unwrap());
     assert_eq!(repo.image(&made[0].id).await.unwrap(), None);
@@ -134,23 +141,30 @@ async fn presets_are_per_owner_and_replaced_by_name(repo: &dyn Repository) {
         public,
         updated_at: db::to_micros(Utc::now()),
     };
-    repo.put_preset(&preset("thumb", "w_100", false)).await.unwrap();
-    repo.put_preset(&preset("card", "w_400,h_300", true)).await.unwrap();
+    assert!(repo.put_preset(&preset("thumb", "w_100", false), 2).await.unwrap());
+    assert!(repo.put_preset(&preset("card", "w_400,h_300", true), 2).await.unwrap());
+    // At the limit a new name is kept out, while an existing one is still replaced.
+    assert!(!repo.put_preset(&preset("hero", "w_900", true), 2).await.unwrap());
     let replaced = preset("thumb", "w_200,fmt_webp", true);
-    repo.put_preset(&replaced).await.unwrap();
+    assert!(repo.put_preset(&replaced, 2).await.unwrap());
     assert_eq!(repo.preset(&owner.id, "thumb").await.unwrap(), Some(replaced.clone()));
-    let names: Vec<String> = repo.presets(&owner.id).await.unwrap().into_iter().map(|p| p.name).collect();
-    assert_eq!(names, vec!["card", "thumb"]);
+    assert_eq!(repo.preset(&owner.id, "hero").await.unwrap(), None);
+    let names = |page: Vec<Preset>| page.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(names(repo.presets(&owner.id, None, 10).await.unwrap()), vec!["card", "thumb"]);
+    // Pages by name, strictly after the cursor.
+    assert_eq!(names(repo.presets(&owner.id, None, 1).await.unwrap()), vec!["card"]);
+    assert_eq!(names(repo.presets(&owner.id, Some("card"), 1).await.unwrap()), vec!["thumb"]);
+    assert!(repo.presets(&owner.id, Some("thumb"), 10).await.unwrap().is_empty());
     assert_eq!(repo.preset(&other.id, "thumb").await.unwrap(), None, "per owner");
-    assert!(repo.presets(&other.id).await.unwrap().is_empty());
+    assert!(repo.presets(&other.id, None, 10).await.unwrap().is_empty());
     assert!(repo.delete_preset(&owner.id, "thumb").await.unwrap());
     assert!(!repo.delete_preset(&owner.id, "thumb").await.unwrap());
-    assert_eq!(repo.presets(&owner.id).await.unwrap().len(), 1);
+    assert_eq!(repo.presets(&owner.id, None, 10).await.unwrap().len(), 1);
     // Deleting a user takes their presets with them.
     assert!(repo.users().await.unwrap().iter().any(|u| u.id == owner.id));
     assert!(repo.delete_user(&owner.id).await.unwrap());
     assert!(!repo.delete_user(&owner.id).await.unwrap());
-    assert!(repo.presets(&owner.id).await.unwrap().is_empty());
+    assert!(repo.presets(&owner.id, None, 10).await.unwrap().is_empty());
     assert!(!repo.users().await.unwrap().iter().any(|u| u.id == owner.id));
 }
 

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod config;
+mod costs;
 mod db_contract;
 mod db_tls;
 mod delivery;

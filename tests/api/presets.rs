@@ -53,8 +53,13 @@ async fn presets_expand_into_variants_and_public_ones_need_no_signature(backend:
     let bare = format!("/i/{id}/p_thumb");
     assert_error(app.get(&bare).await, 401, "unauthorized").await;
     put_preset(&app, &alice, "thumb", json!({"ops": "w_150,fmt_webp", "public": true})).await;
+    assert_error(app.get(&bare).await, 401, "unauthorized").await;
+    // The image is published too: the bare path opens, for a short max-age.
+    let publish = json!({"public": true});
+    let res = app.client.patch(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).json(&publish).send();
+    assert_eq!(res.await.unwrap().status(), 200);
     let open = fetch(&app, &bare).await;
-    assert_eq!((open.0, open.1, open.2.as_str()), (200, 150, "public, max-age=600"), "the change applies at once here");
+    assert_eq!((open.0, open.1, open.2.as_str()), (200, 150, "public, max-age=60"), "the change applies at once here");
     assert_error(app.get(&format!("/i/{id}/p_thumb,w_100")).await, 401, "unauthorized").await;
     let bob = app.register("bob").await;
     let bobs = app.upload(&bob, jpeg).await["id"].as_str().unwrap().to_owned();

@@ -13,7 +13,8 @@ use crate::harness::{assert_error, spawn_with, wait_until, Backend, Gate, Owner,
 async fn budget(backend: Backend, limit: u32) -> (TestApp, Owner, String) {
     let app = spawn_with(backend, |c| c.quota.daily_limit = limit).await;
     let alice = app.register("alice").await;
-    let image = app.upload(&alice, halves_jpeg(64, 32)).await;
+    // Wider than any width the tests ask for: every `w_N` is a variant of its own.
+    let image = app.upload(&alice, halves_jpeg(256, 32)).await;
     (app, alice, image["id"].as_str().unwrap().to_owned())
 }
 

@@ -24,7 +24,8 @@ async fn pair(limit: u32) -> (TestApp, TestApp) {
 async fn quota_is_exact_across_replicas() {
     let (a, b) = pair(20).await;
     let alice = a.register("alice").await;
-    let id = a.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    // Wider than every width asked for: each `w_N` is a variant of its own.
+    let id = a.upload(&alice, halves_jpeg(128, 32)).await["id"].as_str().unwrap().to_owned();
     let (a, b) = (Arc::new(a), Arc::new(b));
     let requests = (1..=100).map(|w| {
         let app = if w % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
@@ -128,6 +129,9 @@ async fn preset_changes_reach_the_other_replica_within_the_bound() {
         a.client.put(a.url("/v1/presets/card")).bearer_auth(&alice.token).json(&body).send()
     };
     let width = |bytes: &[u8]| image::GenericImageView::width(&crate::fixtures::decode(bytes));
+    let publish = serde_json::json!({"public": true});
+    let res = a.client.patch(a.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).json(&publish).send();
+    assert_eq!(res.await.unwrap().status(), 200);
     let bare = format!("/i/{id}/p_card");
     assert_eq!(put("w_200,fmt_png").await.unwrap().status(), 200);
     assert_eq!(width(&b.get(&bare).await.bytes().await.unwrap()), 200, "b reads the preset");

@@ -176,6 +176,7 @@ async fn an_upload_finishing_during_a_sweep_loses_nothing() {
             has_alpha: false,
             placeholder: None,
             frames: Some(1),
+            public: false,
             created_at: imgedge::db::to_micros(chrono::Utc::now()),
         };
         db.insert_image(&record).await.unwrap();

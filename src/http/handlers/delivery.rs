@@ -14,7 +14,6 @@ use crate::http::body::Body;
 use crate::http::request::{self, Params};
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
 /// `/i/{id}/{ops}`: a variant.
 pub async fn variant(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
@@ -56,7 +55,6 @@ async fn deliver(
     let (payload, tier) = state.delivery.serve(resolved, head).await?;
     out.insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
     out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
-    out.insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     if let Some(tier) = tier {
         out.insert(X_CACHE.clone(), HeaderValue::from_static(tier.header()));
     }

@@ -1,71 +1,69 @@
-//! The owner's images: upload, list, read, delete, sign URLs and srcsets, transform, download.
+//! The owner's images: upload, list, read, publish, delete, sign URLs and srcsets, transform,
+//! download.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::views::{ImagePage, ImageView, SignedUrl, Srcset, SrcsetUrl, Transformed};
-use super::{authenticate, json_body};
+use super::{authenticate, json_body, page};
 use crate::app::AppState;
-use crate::auth::signature::MAX_EXPIRES_IN;
-use crate::auth::AuthError;
 use crate::clock::rfc3339;
-use crate::db::{ImageRecord, OwnerKey};
+use crate::db::ImageRecord;
 use crate::error::Error;
 use crate::format::ImageFormat;
 use crate::http::body::Body;
 use crate::http::request;
 use crate::http::request::Params;
 use crate::http::response::{empty, json, redirect};
-use crate::ids::UserId;
-use crate::transform::{self, Ops};
+use crate::transform;
 
 /// `POST /v1/images`: multipart field `file`, or the raw bytes.
 pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let (parts, body) = req.into_parts();
     let bytes =
         request::upload(&parts.headers, body, state.config.limits.max_upload_bytes, state.config.server.body_timeout)
             .await?;
     let record = state.library.upload(&owner, bytes).await?;
-    let key = owner_key(state, &owner).await?;
-    Ok(json(StatusCode::CREATED, &ImageView::new(&record, &key.signing_key)))
+    view(state, StatusCode::CREATED, &record).await
 }
 
 /// `GET /v1/images?limit=&cursor=`.
 pub async fn list(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
-    let (mut limit, mut cursor) = (20u32, None);
-    for (name, value) in request::query(req.uri().query())? {
-        match name.as_str() {
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| Error::InvalidRequest(format!("`limit={value}` must be between 1 and 100")))?;
-            }
-            "cursor" => cursor = Some(value),
-            other => return Err(Error::InvalidRequest(format!("unknown query parameter `{other}`"))),
-        }
-    }
+    let owner = authenticate(state, req.headers()).await?;
+    let (limit, cursor) = page(req.uri().query())?;
     let (items, next_cursor) = state.library.list(&owner, cursor.as_deref(), limit).await?;
-    let key = owner_key(state, &owner).await?;
+    let key = state.accounts.key(&owner).await?;
     let items = items.iter().map(|i| ImageView::new(i, &key.signing_key)).collect();
     Ok(json(StatusCode::OK, &ImagePage { items, next_cursor }))
 }
 
 /// `GET /v1/images/{id}`.
 pub async fn get(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
-    let key = owner_key(state, &owner).await?;
-    Ok(json(StatusCode::OK, &ImageView::new(&record, &key.signing_key)))
+    view(state, StatusCode::OK, &record).await
+}
+
+/// Body of `PATCH /v1/images/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImagePatch {
+    public: bool,
+}
+
+/// `PATCH /v1/images/{id}` `{"public": bool}`: publishes or un-publishes the image.
+pub async fn patch(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers()).await?;
+    let body: ImagePatch = json_body(state, req).await?;
+    let record = state.library.set_public(&owner, params.get("id"), body.public).await?;
+    view(state, StatusCode::OK, &record).await
 }
 
 /// `DELETE /v1/images/{id}`: the original and every cached variant.
 pub async fn delete(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     state.library.delete(&owner, params.get("id")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -80,33 +78,12 @@ struct UrlRequest {
 
 /// `POST /v1/images/{id}/url`: a signed `/i` URL for ops, in canonical form.
 pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let body: UrlRequest = json_body(state, req).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
-    let key = owner_key(state, &owner).await?;
-    let max_dimension = state.config.limits.max_dimension;
-    let (preset, rest) = transform::grammar::split_preset(&body.ops)?;
-    let ops = transform::parse(&rest, max_dimension)?;
-    let exp = expiry(state, body.expires_in)?;
-    let path = match preset {
-        // The URL names the preset, so it follows later changes to it; the expanded ops are
-        // checked against this image now.
-        Some(name) => {
-            let unknown = || Error::InvalidTransform(transform::OpsError::UnknownPreset(name.to_owned()));
-            let preset = state.parts.db.preset(&owner, name).await?.ok_or_else(unknown)?;
-            let expanded = transform::grammar::parse_with_preset(&rest, &preset.ops, max_dimension)?;
-            state.delivery.spec(record.clone(), &key, expanded, None).await?;
-            format!("/i/{}/{}", record.id, transform::grammar::with_preset(name, &ops))
-        }
-        // Checks the crop and watermark against this image, and drops what changes nothing.
-        None => {
-            let spec = state.delivery.spec(record, &key, ops, None).await?;
-            variant_path(&spec.image, &spec.ops)
-        }
-    };
-    let url = key.signing_key.signed_url(&path, exp);
-    let expires_at = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
-    Ok(json(StatusCode::OK, &SignedUrl { url, expires_at }))
+    let signed = state.signing.url(&record, &body.ops, body.expires_in).await?;
+    let expires_at = signed.exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
+    Ok(json(StatusCode::OK, &SignedUrl { url: signed.url, expires_at }))
 }
 
 /// Body of `POST /v1/images/{id}/srcset`.
@@ -119,60 +96,27 @@ struct SrcsetRequest {
     expires_in: Option<u64>,
 }
 
-/// Most widths one srcset may list.
-const MAX_SRCSET_WIDTHS: usize = 32;
-
 /// `POST /v1/images/{id}/srcset`: one signed URL per width (capped at the source's width,
 /// deduplicated), and the `srcset` attribute that lists them.
 pub async fn srcset(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let body: SrcsetRequest = json_body(state, req).await?;
-    let max_dimension = state.config.limits.max_dimension;
-    if body.widths.is_empty() || body.widths.len() > MAX_SRCSET_WIDTHS {
-        return Err(Error::InvalidRequest(format!("widths must list 1 to {MAX_SRCSET_WIDTHS} widths")));
-    }
-    if let Some(bad) = body.widths.iter().find(|w| !(1..=max_dimension).contains(*w)) {
-        return Err(Error::InvalidRequest(format!("width {bad} is outside 1 to {max_dimension}")));
-    }
     let record = state.library.owned(&owner, params.get("id")).await?;
-    let key = owner_key(state, &owner).await?;
-    let ops = if body.ops.is_empty() { Ops::default() } else { transform::parse(&body.ops, max_dimension)? };
-    if ops.dpr.is_some() {
-        return Err(Error::InvalidRequest(
-            "a srcset lists widths: the browser applies the pixel ratio, drop `dpr_`".into(),
-        ));
-    }
-    let exp = expiry(state, body.expires_in)?;
-    let source = (record.width, record.height);
-    let widths =
-        transform::geometry::srcset(source, &ops, &body.widths, max_dimension).map_err(Error::InvalidTransform)?;
-    let mut urls = Vec::with_capacity(widths.len());
-    for (width, ops) in widths {
-        let spec = state.delivery.spec(record.clone(), &key, ops, None).await?;
-        urls.push(SrcsetUrl { width, url: key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), exp) });
-    }
+    let urls = state.signing.srcset(&record, &body.ops, &body.widths, body.expires_in).await?;
+    let urls: Vec<SrcsetUrl> = urls.into_iter().map(|(width, url)| SrcsetUrl { width, url }).collect();
     let srcset = urls.iter().map(|u| format!("{} {}w", u.url, u.width)).collect::<Vec<_>>().join(", ");
     Ok(json(StatusCode::OK, &Srcset { srcset, urls }))
 }
 
-/// The expiry time of a URL that lives `expires_in` seconds; `None` never expires.
-fn expiry(state: &AppState, expires_in: Option<u64>) -> Result<Option<i64>, Error> {
-    match expires_in {
-        None => Ok(None),
-        Some(secs @ 1..=MAX_EXPIRES_IN) => Ok(Some(state.parts.clock.unix() + i64::try_from(secs).unwrap_or(0))),
-        Some(_) => Err(Error::InvalidRequest(format!("expires_in must be an integer from 1 to {MAX_EXPIRES_IN}"))),
-    }
-}
-
 /// `POST /v1/images/{id}/transform`, the roadmap.sh shape: same pipeline, cache and quota as `/i`.
 pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let body: TransformRequest = json_body(state, req).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
-    let key = owner_key(state, &owner).await?;
+    let key = state.accounts.key(&owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
     let spec = state.delivery.spec(record, &key, ops, None).await?;
-    let url = key.signing_key.signed_url(&variant_path(&spec.image, &spec.ops), None);
+    let url = state.signing.variant_url(&spec).await?;
     let image = &spec.image;
     if spec.ops.is_identity() {
         let (width, height, format, size_bytes) = (image.width, image.height, image.format.as_str(), image.size_bytes);
@@ -186,7 +130,7 @@ pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<
 /// `GET /v1/images/{id}/download`: 302 to a presigned store URL, or to a short-lived signed
 /// `/i/{id}` URL when the store has none (local folder).
 pub async fn download(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
+    let owner = authenticate(state, req.headers()).await?;
     let record = state.library.owned(&owner, params.get("id")).await?;
     let ttl = state.config.storage.presign_ttl;
     if let Some(url) =
@@ -194,24 +138,14 @@ pub async fn download(state: &AppState, req: Request<Incoming>, params: Params<'
     {
         return Ok(redirect(&url));
     }
-    let key = owner_key(state, &owner).await?;
-    let exp = state.parts.clock.unix() + i64::try_from(ttl.as_secs()).unwrap_or(300);
-    Ok(redirect(&key.signing_key.signed_url(&format!("/i/{}", record.id), Some(exp))))
+    let signed = state.signing.url(&record, "", Some(ttl.as_secs().max(1))).await?;
+    Ok(redirect(&signed.url))
 }
 
-/// The `/i` path of `ops` on `image`: canonical ops, or the original when they change nothing.
-fn variant_path(image: &ImageRecord, ops: &Ops) -> String {
-    if ops.is_identity() {
-        format!("/i/{}", image.id)
-    } else {
-        format!("/i/{}/{ops}", image.id)
-    }
-}
-
-/// The owner's current key and plan, read from the database (not the lookup cache): URLs are
-/// signed with the key a rotation on any replica just set.
-async fn owner_key(state: &AppState, owner: &UserId) -> Result<OwnerKey, Error> {
-    Ok(state.parts.db.owner_key(owner).await?.ok_or(AuthError::InvalidToken)?)
+/// The `Image` JSON of `record`, its original's URL signed with the owner's current key.
+async fn view(state: &AppState, status: StatusCode, record: &ImageRecord) -> Result<Response<Body>, Error> {
+    let key = state.accounts.key(&record.owner).await?;
+    Ok(json(status, &ImageView::new(record, &key.signing_key)))
 }
 
 /// Body of `POST /v1/images/{id}/transform`.

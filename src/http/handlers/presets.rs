@@ -5,14 +5,12 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::views::{PresetList, PresetView};
-use super::{authenticate, json_body};
+use super::{authenticate, json_body, page};
 use crate::app::AppState;
-use crate::db::{to_micros, Preset};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::Params;
 use crate::http::response::{empty, json};
-use crate::transform::{self, grammar};
 
 /// Body of `PUT /v1/presets/{name}`.
 #[derive(Debug, Deserialize)]
@@ -26,52 +24,23 @@ struct PresetRequest {
 /// `PUT /v1/presets/{name}`: creates or replaces a preset; its ops are stored in canonical
 /// form. Every replica applies the change within the lookup bound (10 s).
 pub async fn put(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
-    let name = preset_name(params.get("name"))?;
+    let owner = authenticate(state, req.headers()).await?;
     let body: PresetRequest = json_body(state, req).await?;
-    if grammar::split_preset(&body.ops)?.0.is_some() {
-        return Err(Error::InvalidRequest("a preset cannot use another preset (`p_`)".into()));
-    }
-    let ops = transform::parse(&body.ops, state.config.limits.max_dimension)?.to_string();
-    if ops.is_empty() {
-        return Err(Error::InvalidRequest("these ops change nothing: a preset needs at least one".into()));
-    }
-    let preset = Preset {
-        owner,
-        name: name.to_owned(),
-        ops,
-        public: body.public,
-        updated_at: to_micros(state.parts.clock.now()),
-    };
-    state.parts.db.put_preset(&preset).await?;
-    state.parts.lookups.forget_preset(&preset.owner, &preset.name);
+    let preset = state.presets.put(&owner, params.get("name"), &body.ops, body.public).await?;
     Ok(json(StatusCode::OK, &PresetView::new(&preset)))
 }
 
-/// `GET /v1/presets`: the owner's presets by name.
+/// `GET /v1/presets?limit=&cursor=`: the owner's presets by name, a page at a time.
 pub async fn list(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
-    let presets = state.parts.db.presets(&owner).await?;
-    Ok(json(StatusCode::OK, &PresetList { items: presets.iter().map(PresetView::new).collect() }))
+    let owner = authenticate(state, req.headers()).await?;
+    let (limit, cursor) = page(req.uri().query())?;
+    let (items, next_cursor) = state.presets.list(&owner, cursor.as_deref(), limit).await?;
+    Ok(json(StatusCode::OK, &PresetList { items: items.iter().map(PresetView::new).collect(), next_cursor }))
 }
 
 /// `DELETE /v1/presets/{name}`.
 pub async fn delete(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    let owner = authenticate(state, req.headers())?;
-    let name = preset_name(params.get("name"))?;
-    let deleted = state.parts.db.delete_preset(&owner, name).await?;
-    state.parts.lookups.forget_preset(&owner, name);
-    if deleted {
-        Ok(empty(StatusCode::NO_CONTENT))
-    } else {
-        Err(Error::NotFound("preset not found"))
-    }
-}
-
-fn preset_name(name: &str) -> Result<&str, Error> {
-    if grammar::is_preset_name(name) {
-        Ok(name)
-    } else {
-        Err(Error::InvalidRequest(format!("preset names are 1 to 32 of [a-z0-9_-], not `{name}`")))
-    }
+    let owner = authenticate(state, req.headers()).await?;
+    state.presets.delete(&owner, params.get("name")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -76,6 +76,8 @@ pub struct ImageView {
     /// Frames: 1 for a still, more for an animated GIF or WebP; `null` only for a GIF or WebP
     /// uploaded before frames were counted, until the start-up backfill reaches it.
     pub frames: Option<u32>,
+    /// Published: served without a signature through the owner's public presets.
+    pub public: bool,
 }
 
 impl ImageView {
@@ -92,6 +94,7 @@ impl ImageView {
             url: key.signed_url(&format!("/i/{}", image.id), None),
             placeholder: image.placeholder.clone(),
             frames: image.frames,
+            public: image.public,
         }
     }
 }
@@ -151,6 +154,8 @@ impl PresetView {
 pub struct PresetList {
     /// By name.
     pub items: Vec<PresetView>,
+    /// Cursor of the next page, `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/images/{id}/srcset`.

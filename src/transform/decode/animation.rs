@@ -64,14 +64,30 @@ pub struct Info {
     pub frames: u32,
     /// Loop count.
     pub loops: Loops,
+    /// The widest and the tallest frame rectangle (GIF frames may reach past the screen, and a
+    /// decoder allocates and decodes their whole rectangle); (0, 0) where frames always lie
+    /// within the canvas.
+    pub largest_frame: (u32, u32),
 }
 
 impl Info {
-    const STILL: Self = Self { frames: 1, loops: Loops::Forever };
+    const STILL: Self = Self { frames: 1, loops: Loops::Forever, largest_frame: (0, 0) };
 
     /// More than one frame.
     pub fn is_animated(&self) -> bool {
         self.frames > 1
+    }
+
+    /// What each frame is counted at, for pixels, memory and decode work: the larger of the
+    /// `screen` (or canvas) and the largest frame rectangle, on each side.
+    pub fn extent(&self, screen: (u32, u32)) -> (u32, u32) {
+        (screen.0.max(self.largest_frame.0), screen.1.max(self.largest_frame.1))
+    }
+
+    /// Pixels of every frame, each counted at [`Info::extent`].
+    pub fn pixels(&self, screen: (u32, u32)) -> u64 {
+        let (w, h) = self.extent(screen);
+        u64::from(w) * u64::from(h) * u64::from(self.frames)
     }
 }
 
@@ -92,14 +108,15 @@ fn gif_info(bytes: &[u8]) -> Result<Info, PipelineError> {
     let mut options = gif::DecodeOptions::new();
     options.skip_frame_decoding(true);
     let mut decoder = options.read_info(Cursor::new(bytes)).map_err(super::gif::error)?;
-    let mut frames = 0u32;
-    while decoder.read_next_frame().map_err(super::gif::error)?.is_some() {
+    let (mut frames, mut largest_frame) = (0u32, (0, 0));
+    while let Some(frame) = decoder.read_next_frame().map_err(super::gif::error)? {
         frames = frames.saturating_add(1);
+        largest_frame = (largest_frame.0.max(u32::from(frame.width)), largest_frame.1.max(u32::from(frame.height)));
     }
     if frames == 0 {
         return Err(super::gif::no_frames());
     }
-    Ok(Info { frames, loops: Loops::from_gif(decoder.repeat()) })
+    Ok(Info { frames, loops: Loops::from_gif(decoder.repeat()), largest_frame })
 }
 
 /// Walks the RIFF chunks: `ANIM` holds the loop count, each `ANMF` is a frame. A file without
@@ -121,7 +138,8 @@ fn webp_info(bytes: &[u8]) -> Info {
         at = at.saturating_add(8).saturating_add(len).saturating_add(len & 1);
     }
     if frames > 1 {
-        Info { frames, loops }
+        // libwebp refuses frames that leave the canvas.
+        Info { frames, loops, largest_frame: (0, 0) }
     } else {
         Info::STILL
     }
@@ -135,17 +153,23 @@ pub struct Frame {
     pub delay_ms: u32,
 }
 
-/// The frames of an animated GIF or WebP, in order.
+/// The frames of an animated GIF or WebP, in order. The GIF decoder allocates at most
+/// `max_alloc` bytes at once (its canvases and a frame's rectangle): a frame past it is an error,
+/// not an allocation.
 ///
 /// # Errors
 /// [`PipelineError::Decode`] when the file cannot be opened; each frame may fail on its own.
 pub fn frames<'a>(
     bytes: &'a [u8],
     format: ImageFormat,
+    max_alloc: u64,
 ) -> Result<Box<dyn Iterator<Item = Result<Frame, PipelineError>> + 'a>, PipelineError> {
     match format {
         ImageFormat::Gif => {
-            let decoder = GifDecoder::new(Cursor::new(bytes)).map_err(super::decode_error)?;
+            let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(super::decode_error)?;
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(max_alloc);
+            image::ImageDecoder::set_limits(&mut decoder, limits).map_err(super::decode_error)?;
             Ok(Box::new(decoder.into_frames().map(|frame| {
                 let frame = frame.map_err(super::decode_error)?;
                 let (numer, denom) = frame.delay().numer_denom_ms();

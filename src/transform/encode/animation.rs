@@ -4,13 +4,11 @@
 use image::DynamicImage;
 use libwebp_sys as sys;
 
-use super::{Settings, WEBP_MAX_SIDE};
+use super::{check_size, Settings};
 use crate::format::ImageFormat;
 use crate::transform::decode::animation::Loops;
 use crate::transform::PipelineError;
 
-/// Largest side of a GIF.
-const GIF_MAX_SIDE: u32 = 65_535;
 /// NeuQuant's speed for each frame's palette (1 best … 30 fastest), as the still GIF encoder.
 const GIF_SPEED: i32 = 10;
 
@@ -32,21 +30,17 @@ impl Encoder {
     /// [`PipelineError::Encode`] for another format or a size the format cannot hold.
     pub fn new(settings: &Settings, size: (u32, u32), loops: Loops) -> Result<Self, PipelineError> {
         let (w, h) = size;
+        check_size(settings.format, size)?;
         let inner = match settings.format {
             ImageFormat::Gif => {
                 let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-                    return Err(PipelineError::Encode(format!("GIF supports at most {GIF_MAX_SIDE} px per side")));
+                    return Err(PipelineError::Internal("a GIF side past the format's limit"));
                 };
                 let mut encoder = gif::Encoder::new(Vec::new(), w16, h16, &[]).map_err(encode_error)?;
                 encoder.set_repeat(loops.to_gif()).map_err(encode_error)?;
                 Inner::Gif(encoder)
             }
-            ImageFormat::Webp => {
-                if w > WEBP_MAX_SIDE || h > WEBP_MAX_SIDE {
-                    return Err(PipelineError::Encode(format!("WebP supports at most {WEBP_MAX_SIDE} px per side")));
-                }
-                Inner::Webp(WebpAnimation::new(size, loops, settings.quality.unwrap_or(80))?)
-            }
+            ImageFormat::Webp => Inner::Webp(WebpAnimation::new(size, loops, settings.quality.unwrap_or(80))?),
             other => return Err(PipelineError::Encode(format!("{other} cannot hold an animation"))),
         };
         Ok(Self { size, inner })
