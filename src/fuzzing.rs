@@ -77,6 +77,88 @@ pub fn image(data: &[u8]) {
     }
 }
 
+/// GIFs built from the fuzzer's bytes — the logical screen, each frame's rectangle (which may
+/// reach far past the screen), interlacing, disposal and pixels — through the same checks and
+/// decodes as [`image`]: whatever the container announces, nothing may allocate past the decode
+/// limit (the fuzzer runs under a malloc limit at the budget).
+///
+/// The bytes are read as: screen width and height (u16 LE each), a frame count (0–7), then per
+/// frame left, top, width and height (u16 LE each) and a flags byte (bit 0 interlaced, bits 1–3
+/// disposal, bit 4 raw data); the rest feeds the frames' pixels. A frame of at most 64 K pixels
+/// gets valid LZW of pixels taken from the input, a larger one (or one flagged raw) the input
+/// itself as its LZW data, which a decoder must refuse or cut short.
+pub fn gif(data: &[u8]) {
+    if let Some(built) = build_gif(data) {
+        image(&built);
+    }
+}
+
+/// The GIF [`gif`] describes; `None` when the input is too short for its header.
+pub fn build_gif(data: &[u8]) -> Option<Vec<u8>> {
+    let mut input = data.iter().copied();
+    let u16_le = |input: &mut dyn Iterator<Item = u8>| Some(u16::from_le_bytes([input.next()?, input.next()?]));
+    let (width, height) = (u16_le(&mut input)?, u16_le(&mut input)?);
+    let frames = input.next()? % 8;
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    // A global palette of four colours, then a NETSCAPE loop.
+    out.extend_from_slice(&[0x81, 0, 0, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255]);
+    out.extend_from_slice(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00");
+    for _ in 0..frames {
+        let (left, top) = (u16_le(&mut input)?, u16_le(&mut input)?);
+        let (w, h) = (u16_le(&mut input)?, u16_le(&mut input)?);
+        let flags = input.next()?;
+        let disposal = (flags >> 1) & 0x07;
+        out.extend_from_slice(&[0x21, 0xF9, 0x04, disposal << 2, 10, 0, 0, 0]);
+        out.push(0x2C);
+        for v in [left, top, w, h] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(if flags & 1 == 1 { 0x40 } else { 0 });
+        out.push(2); // LZW minimum code size
+        let pixels = u64::from(w) * u64::from(h);
+        let lzw = if flags & 0x10 == 0 && pixels <= 1 << 16 {
+            literal_lzw((0..pixels).map(|_| input.next().unwrap_or(0) & 3))
+        } else {
+            input.by_ref().take(4096).collect()
+        };
+        for block in lzw.chunks(255) {
+            out.push(u8::try_from(block.len()).unwrap_or(255));
+            out.extend_from_slice(block);
+        }
+        out.push(0);
+    }
+    out.push(0x3B);
+    Some(out)
+}
+
+/// Valid GIF LZW (minimum code size 2) of `indices` (each 0–3) without compression: every code
+/// a literal, a clear code every two so the codes stay 3 bits wide.
+fn literal_lzw(indices: impl Iterator<Item = u8>) -> Vec<u8> {
+    const CLEAR: u32 = 4;
+    const END: u32 = 5;
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
+    let mut put = |code: u32, out: &mut Vec<u8>| {
+        acc |= code << bits;
+        bits += 3;
+        while bits >= 8 {
+            out.push((acc & 0xFF) as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    };
+    for (i, index) in indices.enumerate() {
+        if i % 2 == 0 {
+            put(CLEAR, &mut out);
+        }
+        put(u32::from(index), &mut out);
+    }
+    put(END, &mut out);
+    put(0, &mut out); // flushes the last bits
+    out
+}
+
 /// Multipart and raw upload bodies: the first line is the `Content-Type`, the rest the body,
 /// cut into chunks at every `\x00`.
 pub fn upload_body(data: &[u8]) {

@@ -273,6 +273,32 @@ class ConsoleWalkThrough(unittest.TestCase):
         self.assertEqual(listing["status"], 200)
         self.assertEqual(listing["body"]["items"], [], "the API lists no image")
 
+        # Three more uploads with at most two transforms of the day's four left: the console
+        # holds back the thumbnails the quota cannot pay for, and says so.
+        left = 4 - int(self.fetch_json("/v1/me")["body"]["quota"]["used"])
+        self.assertIn(left, (1, 2))
+        for i in range(3):
+            path = os.path.join(self.tmp.name, f"more-{i}.png")
+            with open(path, "wb") as f:
+                f.write(png_bytes(300 + 10 * i, 200))
+            d.find_element(By.ID, "file-input").send_keys(path)
+        self.until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#gallery .tile[data-image-id]")) == 3, "three tiles")
+        self.visible("thumbs-paused")
+        self.assertIn("daily quota", d.find_element(By.ID, "thumbs-paused-text").text)
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, "#gallery .tile button.tile-load"), "a tile offers to load")
+        asked = self.js("return document.querySelectorAll('#gallery img.thumb[src]').length")
+        held = len(d.find_elements(By.CSS_SELECTOR, "#gallery .tile button.tile-load"))
+        self.assertEqual((asked, held), (left, 3 - left), "thumbnails asked for: as many as the quota left")
+
+        # The publish switch on a tile: the API says the image is public, then private again.
+        switch = d.find_element(By.CSS_SELECTOR, "#gallery .tile .publish input")
+        published_id = switch.find_element(By.XPATH, "ancestor::figure").get_attribute("data-image-id")
+        switch.click()
+        self.until(lambda _: self.fetch_json(f"/v1/images/{published_id}")["body"]["public"] is True, "published")
+        self.until(lambda _: switch.is_enabled(), "the switch is ready again")
+        switch.click()
+        self.until(lambda _: self.fetch_json(f"/v1/images/{published_id}")["body"]["public"] is False, "un-published")
+
         # Nothing went wrong in the page: no JS error, no CSP violation, no failed load.
         severe = self.severe_logs()
         self.assertEqual(severe, [], f"browser log has SEVERE entries: {severe}")

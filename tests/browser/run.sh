@@ -79,8 +79,9 @@ log="$work/server.log"
 (
   cd "$work"
   unset IMGEDGE_CONFIG DATABASE_URL AWS_S3_BUCKET JWT_SECRET
+  # A daily quota of 4: the walk-through spends it and sees the console hold thumbnails back.
   exec env HOST=127.0.0.1 PORT="${IMGEDGE_PORT:-0}" DATA_DIR="$work/data" LOG_LEVEL="${LOG_LEVEL:-info}" \
-    "$bin" serve
+    QUOTA_DAILY_LIMIT=4 "$bin" serve
 ) >"$log" 2>&1 &
 server_pid=$!
 

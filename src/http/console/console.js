@@ -5,7 +5,8 @@
 
 (() => {
   const TOKEN_KEY = "imgedge.console.token";
-  const PAGE_SIZE = 24;
+  // A page fills a laptop screen; thumbnails load only as their tiles scroll into view.
+  const PAGE_SIZE = 12;
   const THUMB_OPS = "w_240,h_240,fit_cover";
   const SRCSET_WIDTHS = [320, 640, 960, 1280, 1920];
   const PREVIEW_DEBOUNCE_MS = 400;
@@ -24,6 +25,11 @@
     uploading: false,
     uploadQueue: [],
     presets: [],
+    // Thumbnails not yet asked for, waiting for their tile to scroll into view or for quota.
+    waitingThumbs: new Map(), // tile media element → load function
+    thumbsAsked: 0, // thumbnails asked for since the quota was last read (each may cost one)
+    thumbsForced: false, // the owner chose to load past the quota
+    thumbObserver: null,
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -304,6 +310,10 @@
     state.cursor = null;
     state.presets = [];
     state.previewSeq++;
+    state.waitingThumbs.clear();
+    state.thumbsAsked = 0;
+    state.thumbsForced = false;
+    show($("thumbs-paused"), false);
     closeBuilder();
     $("gallery").replaceChildren();
     $("upload-list").replaceChildren();
@@ -336,8 +346,10 @@
     try {
       const me = await api("GET", "/v1/me");
       state.me = me;
+      state.thumbsAsked = 0;
       renderUser(me);
       renderQuota(me.quota);
+      pumpThumbs();
     } catch (err) {
       if (err.status !== 401) $("quota-text").textContent = "Quota unavailable";
     }
@@ -439,10 +451,103 @@
       h("span", { class: "fmt" }, image.format, image.frames > 1 ? h("span", { class: "anim", title: `${image.frames} frames` }, " · anim") : null),
       h("span", {}, formatBytes(image.size_bytes)),
     );
-    const tile = h("figure", { class: "tile", dataset: { imageId: image.id } }, button, caption);
+    const toggle = h("input", { type: "checkbox", ".checked": Boolean(image.public) });
+    toggle.addEventListener("change", () => setPublic(image.id, toggle));
+    const publish = h(
+      "label",
+      { class: "publish", title: "Public images are served without a signature through your public presets" },
+      toggle,
+      "Public",
+    );
+    const tile = h("figure", { class: "tile", dataset: { imageId: image.id } }, button, caption, publish);
     if (prepend) $("gallery").prepend(tile);
     else $("gallery").append(tile);
-    loadThumb(image, thumb, media);
+    deferThumb(media, () => loadThumb(image, thumb, media));
+  }
+
+  async function setPublic(id, toggle) {
+    const wanted = toggle.checked;
+    toggle.disabled = true;
+    try {
+      const image = await api("PATCH", `/v1/images/${encodeURIComponent(id)}`, { public: wanted });
+      state.images.set(id, image);
+      toggle.checked = Boolean(image.public);
+      toast(image.public ? "Published: your public presets serve it without a signature" : "No longer public");
+    } catch (err) {
+      toggle.checked = !wanted;
+      if (err.status !== 401) toast(`Could not change it: ${describe(err)}`, true);
+    } finally {
+      toggle.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- thumbnail budget
+  //
+  // A thumbnail is a signed variant: the first view of each costs one transform of the daily
+  // quota. So the console asks only for the thumbnails on screen, and never for more than the
+  // quota left today unless the owner says so (thumbnails made before are free, but the page
+  // cannot tell which those are).
+
+  function deferThumb(media, load) {
+    state.waitingThumbs.set(media, load);
+    if (!state.thumbObserver && "IntersectionObserver" in window) {
+      state.thumbObserver = new IntersectionObserver(
+        (entries) => {
+          for (const entry of entries) {
+            if (entry.isIntersecting) {
+              entry.target.dataset.visible = "true";
+              state.thumbObserver.unobserve(entry.target);
+            }
+          }
+          pumpThumbs();
+        },
+        { rootMargin: "100px" },
+      );
+    }
+    if (state.thumbObserver) state.thumbObserver.observe(media);
+    else media.dataset.visible = "true";
+    pumpThumbs();
+  }
+
+  /** Asks for the visible thumbnails the quota allows; says so when it holds some back. */
+  function pumpThumbs() {
+    const quota = state.me && state.me.quota;
+    const remaining = quota ? Number(quota.remaining) || 0 : 0;
+    let held = 0;
+    for (const [media, load] of state.waitingThumbs) {
+      if (!media.isConnected) {
+        state.waitingThumbs.delete(media);
+        continue;
+      }
+      if (media.dataset.visible !== "true") continue;
+      if (!quota && !state.thumbsForced) continue; // the quota is not known yet
+      const tile = media.closest(".tile");
+      if (state.thumbsForced || state.thumbsAsked < remaining) {
+        state.waitingThumbs.delete(media);
+        tile?.querySelector(".tile-load")?.remove();
+        state.thumbsAsked += 1;
+        load();
+      } else {
+        held += 1;
+        if (tile && !tile.querySelector(".tile-load")) {
+          // Beside the tile's button, not inside it: one control per click target.
+          const button = h("button", { type: "button", class: "btn ghost small tile-load" }, "Load thumbnail");
+          button.addEventListener("click", () => {
+            state.waitingThumbs.delete(media);
+            button.remove();
+            load();
+            pumpThumbs();
+          });
+          tile.append(button);
+        }
+      }
+    }
+    if (held > 0) {
+      $("thumbs-paused-text").textContent =
+        `${held} thumbnail${held === 1 ? "" : "s"} paused: each may cost one of the ${remaining} transform` +
+        `${remaining === 1 ? "" : "s"} left of your daily quota (thumbnails made before are free).`;
+    }
+    show($("thumbs-paused"), held > 0);
   }
 
   async function loadThumb(image, thumb, media) {
@@ -1001,6 +1106,10 @@
     $("register").addEventListener("click", () => authenticate("register"));
     $("logout").addEventListener("click", logout);
     $("load-more").addEventListener("click", () => loadImages(false));
+    $("thumbs-resume").addEventListener("click", () => {
+      state.thumbsForced = true;
+      pumpThumbs();
+    });
     setupDropzone();
 
     for (const field of Object.values(FIELDS)) {
