@@ -6,14 +6,14 @@ use crate::auth::{password, AuthError, SigningKey};
 use crate::db::{to_micros, DbError, NewUser, OwnerKey, PageAfter, User};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
-use crate::library::Library;
-use crate::parts::Parts;
+use crate::images::Images;
+use crate::shared::Shared;
 
-/// Accounts over the shared parts.
+/// Accounts over the shared collaborators.
 #[derive(Clone)]
 pub struct Accounts {
-    parts: Parts,
-    library: Library,
+    shared: Shared,
+    images: Images,
 }
 
 /// What deleting an owner removed.
@@ -35,9 +35,9 @@ pub fn check_credentials(username: &str, secret: &str) -> Result<(), Error> {
 }
 
 impl Accounts {
-    /// Accounts over `parts`; an owner's images are removed through `library`.
-    pub fn new(parts: Parts, library: Library) -> Self {
-        Self { parts, library }
+    /// Accounts over `shared`; an owner's images are removed through `images`.
+    pub fn new(shared: Shared, images: Images) -> Self {
+        Self { shared, images }
     }
 
     /// Creates an owner with a fresh signing key (password hashed on its own pool), on `plan`
@@ -48,20 +48,20 @@ impl Accounts {
     /// the hashing pool is full, 5xx when the database fails.
     pub async fn register(&self, username: &str, secret: String, plan: Option<&str>) -> Result<User, Error> {
         check_credentials(username, &secret)?;
-        let hash = self.parts.hashing.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
+        let hash = self.shared.hashing.run(move || password::hash(&secret)).await?.map_err(Error::internal)?;
         let new = NewUser {
             id: UserId::generate(),
             username: username.to_owned(),
             password_hash: hash,
             signing_key: SigningKey::generate(),
-            created_at: to_micros(self.parts.clock.now()),
+            created_at: to_micros(self.shared.clock.now()),
         };
-        let mut user = self.parts.db.create_user(&new).await.map_err(|e| match e {
+        let mut user = self.shared.db.create_user(&new).await.map_err(|e| match e {
             DbError::Conflict => Error::Conflict("username is taken"),
             other => other.into(),
         })?;
         if let Some(plan) = plan {
-            self.parts.db.set_plan(&user.id, plan).await?;
+            self.shared.db.set_plan(&user.id, plan).await?;
             plan.clone_into(&mut user.plan);
         }
         tracing::info!(user_id = %user.id, "owner registered");
@@ -75,8 +75,8 @@ impl Accounts {
     /// 401 `BadCredentials` for an unknown name or a wrong password, 503 when the hashing pool
     /// is full, 5xx when the database fails.
     pub async fn login(&self, username: &str, secret: String) -> Result<User, Error> {
-        let found = self.parts.db.user_by_username(username).await?;
-        let hashing = &self.parts.hashing;
+        let found = self.shared.db.user_by_username(username).await?;
+        let hashing = &self.shared.hashing;
         let Some((user, hash)) = found else {
             hashing.run(move || password::verify_dummy(&secret)).await?;
             return Err(AuthError::BadCredentials.into());
@@ -93,7 +93,7 @@ impl Accounts {
     /// # Errors
     /// 5xx when the token cannot be signed.
     pub fn token(&self, user: &User) -> Result<String, Error> {
-        self.parts.jwt.issue(&user.id, self.parts.clock.unix()).map_err(Error::internal)
+        self.shared.jwt.issue(&user.id, self.shared.clock.unix()).map_err(Error::internal)
     }
 
     /// The owner a bearer token names, while they exist: a deleted owner's token stops working
@@ -105,19 +105,21 @@ impl Accounts {
     /// when the lookup fails.
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<UserId, Error> {
         let token = bearer.ok_or(AuthError::MissingToken)?;
-        let id = self.parts.jwt.verify(token, self.parts.clock.unix())?;
-        match self.parts.lookups.owner(&id).await?.value {
+        let id = self.shared.jwt.verify(token, self.shared.clock.unix())?;
+        match self.shared.lookups.owner(&id).await?.value {
             Some(_) => Ok(id),
             None => Err(AuthError::InvalidToken.into()),
         }
     }
 
-    /// The owner `id`.
+    /// The owner `id` and their quota today.
     ///
     /// # Errors
     /// 401 when they are gone, 5xx when the database fails.
-    pub async fn user(&self, id: &UserId) -> Result<User, Error> {
-        Ok(self.parts.db.user(id).await?.ok_or(AuthError::InvalidToken)?)
+    pub async fn me(&self, id: &UserId) -> Result<(User, crate::quota::Status), Error> {
+        let user = self.shared.db.user(id).await?.ok_or(AuthError::InvalidToken)?;
+        let quota = self.shared.quota.status(&user);
+        Ok((user, quota))
     }
 
     /// The owner's current signing key and plan, from the database (not the lookup cache): a
@@ -126,7 +128,7 @@ impl Accounts {
     /// # Errors
     /// 401 when the owner is gone, 5xx when the database fails.
     pub async fn key(&self, id: &UserId) -> Result<OwnerKey, Error> {
-        Ok(self.parts.db.owner_key(id).await?.ok_or(AuthError::InvalidToken)?)
+        Ok(self.shared.db.owner_key(id).await?.ok_or(AuthError::InvalidToken)?)
     }
 
     /// Gives the owner a new signing key: URLs signed with the old one stop working.
@@ -135,10 +137,10 @@ impl Accounts {
     /// 401 when the owner is gone, 5xx when the database fails.
     pub async fn rotate_key(&self, id: &UserId) -> Result<SigningKey, Error> {
         let key = SigningKey::generate();
-        if !self.parts.db.set_signing_key(id, &key).await? {
+        if !self.shared.db.set_signing_key(id, &key).await? {
             return Err(AuthError::InvalidToken.into());
         }
-        self.parts.lookups.forget_owner(id);
+        self.shared.lookups.forget_owner(id);
         tracing::info!(user_id = %id, "signing key rotated");
         Ok(key)
     }
@@ -148,7 +150,7 @@ impl Accounts {
     /// # Errors
     /// 404 when there is none, 5xx when the database fails.
     pub async fn named(&self, username: &str) -> Result<User, Error> {
-        let found = self.parts.db.user_by_username(username).await?;
+        let found = self.shared.db.user_by_username(username).await?;
         found.map(|(user, _)| user).ok_or(Error::NotFound("no user by that name"))
     }
 
@@ -157,7 +159,7 @@ impl Accounts {
     /// # Errors
     /// 5xx when the database fails.
     pub async fn list(&self) -> Result<Vec<User>, Error> {
-        Ok(self.parts.db.users().await?)
+        Ok(self.shared.db.users().await?)
     }
 
     /// Moves `username` to `plan`.
@@ -166,8 +168,8 @@ impl Accounts {
     /// 404 when there is no such owner, 5xx when the database fails.
     pub async fn set_plan(&self, username: &str, plan: &str) -> Result<User, Error> {
         let mut user = self.named(username).await?;
-        self.parts.db.set_plan(&user.id, plan).await?;
-        self.parts.lookups.forget_owner(&user.id);
+        self.shared.db.set_plan(&user.id, plan).await?;
+        self.shared.lookups.forget_owner(&user.id);
         plan.clone_into(&mut user.plan);
         Ok(user)
     }
@@ -180,12 +182,12 @@ impl Accounts {
     pub async fn delete(&self, username: &str) -> Result<Removed, Error> {
         let user = self.named(username).await?;
         let images = self.every_image(&user.id).await?;
-        self.parts.db.delete_user(&user.id).await?;
-        self.parts.lookups.forget_owner(&user.id);
-        self.parts.lookups.forget_presets(&user.id);
+        self.shared.db.delete_user(&user.id).await?;
+        self.shared.lookups.forget_owner(&user.id);
+        self.shared.lookups.forget_presets(&user.id);
         for id in &images {
-            self.parts.lookups.forget_image(id);
-            self.library.remove_objects(id).await;
+            self.shared.lookups.forget_image(id);
+            self.images.remove_objects(id).await;
         }
         tracing::info!(user_id = %user.id, images = images.len(), "owner deleted");
         Ok(Removed { user, images: images.len() })
@@ -194,7 +196,7 @@ impl Accounts {
     async fn every_image(&self, owner: &UserId) -> Result<Vec<ImageId>, DbError> {
         let (mut ids, mut after) = (Vec::new(), None);
         loop {
-            let page = self.parts.db.list_images(owner, after.as_ref(), 500).await?;
+            let page = self.shared.db.list_images(owner, after.as_ref(), 500).await?;
             let Some(last) = page.last() else { return Ok(ids) };
             after = Some(PageAfter { created_at: last.created_at, id: last.id.clone() });
             ids.extend(page.into_iter().map(|i| i.id));

@@ -15,12 +15,12 @@
 
 use std::fmt::Write as _;
 
-use crate::app::Services;
 use crate::auth::signature::MAX_EXPIRES_IN;
 use crate::auth::SigningKey;
 use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
 use crate::error::Error;
+use crate::services::Services;
 use crate::transform::grammar;
 
 /// Usage of the tools, for the binary's help text.
@@ -203,12 +203,14 @@ pub async fn run(
         }
         other => other,
     };
-    let services =
-        Services::open(config, Clock::system()).await.map_err(|e| ToolError::Backend(format!("{e}: {}", chain(&e))))?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(Vec::new()));
+    let services = Services::open(config, Clock::system(), metrics)
+        .await
+        .map_err(|e| ToolError::Backend(format!("{e}: {}", chain(&e))))?;
     match tool {
         Tool::Sign { .. } => Err(usage("sign needs no database".into())),
         Tool::Url { id, ops, expires_in } => {
-            let image = services.library.image(&id).await?;
+            let image = services.images.image(&id).await?;
             Ok(services.signing.url(&image, &ops, expires_in).await?.url)
         }
         Tool::UserCreate { name, plan, password } => {

@@ -10,6 +10,8 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 pub struct Clock {
     /// Offset added to the system time, in seconds; tests move it forward.
     offset_secs: Arc<AtomicI64>,
+    /// A time that does not run (tests): "now" is it plus the offset.
+    frozen: Option<DateTime<Utc>>,
 }
 
 impl Clock {
@@ -26,9 +28,15 @@ impl Clock {
         clock
     }
 
+    /// A clock that stands at `at` until it is moved with [`Clock::advance`] (tests that want
+    /// exact answers, such as the seconds to midnight).
+    pub fn frozen_at(at: DateTime<Utc>) -> Self {
+        Self { frozen: Some(at), ..Self::default() }
+    }
+
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + TimeDelta::seconds(self.offset_secs.load(Ordering::Relaxed))
+        self.frozen.unwrap_or_else(Utc::now) + TimeDelta::seconds(self.offset_secs.load(Ordering::Relaxed))
     }
 
     /// Today's UTC date.

@@ -14,56 +14,20 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::cidr::Cidr;
+pub use self::database::{DatabaseBackend, PostgresUrl, Verify};
+pub use self::env::{ENV, OTHER};
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use toml::{Table, Value};
 
+mod cidr;
+mod database;
+mod env;
+
 /// Every key and its default value.
 const DEFAULTS: &str = include_str!("config/defaults.toml");
-
-/// Every environment variable and the `section.key` it sets.
-pub const ENV: &[(&str, &str)] = &[
-    ("HOST", "server.host"),
-    ("PORT", "server.port"),
-    ("HEADER_TIMEOUT_SECS", "server.header_read_timeout_secs"),
-    ("IDLE_TIMEOUT_SECS", "server.idle_timeout_secs"),
-    ("BODY_TIMEOUT_SECS", "server.body_timeout_secs"),
-    ("MAX_CONNECTIONS", "server.max_connections"),
-    ("TRUSTED_PROXIES", "server.trusted_proxies"),
-    ("SHUTDOWN_GRACE_SECS", "server.shutdown_grace_secs"),
-    ("DATABASE_URL", "database.url"),
-    ("DATABASE_POOL_SIZE", "database.pool_size"),
-    ("DATA_DIR", "storage.data_dir"),
-    ("AWS_S3_BUCKET", "storage.s3.bucket"),
-    ("AWS_REGION", "storage.s3.region"),
-    ("AWS_ENDPOINT_URL", "storage.s3.endpoint"),
-    ("AWS_S3_FORCE_PATH_STYLE", "storage.s3.force_path_style"),
-    ("AWS_ACCESS_KEY_ID", "storage.s3.access_key_id"),
-    ("AWS_SECRET_ACCESS_KEY", "storage.s3.secret_access_key"),
-    ("JWT_SECRET", "auth.jwt_secret"),
-    ("JWT_TTL_SECS", "auth.jwt_ttl_secs"),
-    ("LOOKUP_TTL_SECS", "auth.lookup_ttl_secs"),
-    ("HASH_WORKERS", "auth.hash_workers"),
-    ("LOGIN_FAILURES_PER_USER", "auth.login_failures_per_user"),
-    ("LOGIN_FAILURES_PER_IP", "auth.login_failures_per_ip"),
-    ("REGISTRATIONS_PER_IP", "auth.registrations_per_ip"),
-    ("MAX_UPLOAD_BYTES", "limits.max_upload_bytes"),
-    ("MAX_PIXELS", "limits.max_pixels"),
-    ("MAX_FRAMES", "limits.max_frames"),
-    ("MAX_PRESETS", "limits.max_presets"),
-    ("MAX_DECODE_MB", "limits.max_decode_mb"),
-    ("DECODE_BUDGET_MB", "limits.decode_budget_mb"),
-    ("TRANSFORM_WORKERS", "transform.workers"),
-    ("TRANSFORM_QUEUE", "transform.queue"),
-    ("TRANSFORM_TIMEOUT_SECS", "transform.timeout_secs"),
-    ("CACHE_MEMORY_MB", "cache.memory_mb"),
-    ("CACHE_STORE_VARIANTS", "cache.store_variants"),
-    ("CACHE_FAILURE_TTL_SECS", "cache.failure_ttl_secs"),
-    ("QUOTA_DAILY_LIMIT", "quota.daily_limit"),
-    ("LOG_FORMAT", "log.format"),
-    ("LOG_LEVEL", "log.level"),
-    ("ACCESS_LOG", "log.access_log"),
-];
 
 /// Declares the sections of `config.toml`: deserialized as they are, unknown keys refused.
 macro_rules! sections {
@@ -99,7 +63,7 @@ sections! {
         #[serde(rename = "body_timeout_secs", deserialize_with = "secs")]
         body_timeout: Duration,
         max_connections: usize,
-        trusted_proxies: Vec<crate::http::client::Cidr>,
+        trusted_proxies: Vec<Cidr>,
         #[serde(rename = "shutdown_grace_secs", deserialize_with = "secs")]
         shutdown_grace: Duration,
         max_json_bytes: usize,
@@ -111,6 +75,7 @@ sections! {
         pool_size: u32,
         #[serde(rename = "pool_timeout_secs", deserialize_with = "secs")]
         pool_timeout: Duration,
+        sslrootcert: String,
     }
     /// `[storage]`: the data folder, key prefixes, and the bucket when one is named.
     StorageConfig {
@@ -197,16 +162,6 @@ sections! {
         level: String,
         access_log: bool,
     }
-}
-
-/// Which database holds users, images and quota.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum DatabaseBackend {
-    /// Embedded SQLite file (an empty URL: `imgedge.db` in the data folder).
-    Sqlite(PathBuf),
-    /// PostgreSQL connection string.
-    Postgres(String),
 }
 
 /// Log output format.
@@ -357,24 +312,6 @@ impl Config {
             self.transform.workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         }
         Ok(self)
-    }
-}
-
-impl TryFrom<String> for DatabaseBackend {
-    type Error = String;
-
-    fn try_from(url: String) -> Result<Self, String> {
-        let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            crate::db::tls::parse(url, None)?;
-            return Ok(Self::Postgres(url.to_owned()));
-        }
-        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(|p| p.split('?').next()) {
-            _ if url.is_empty() => Ok(Self::Sqlite(PathBuf::new())),
-            Some(Some(path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            Some(_) => Err("a sqlite URL needs a file path, e.g. sqlite://./data/imgedge.db".into()),
-            None => Err("the database URL must start with postgres://, postgresql:// or sqlite://".into()),
-        }
     }
 }
 

@@ -266,7 +266,8 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
     match &config.backend {
         DatabaseBackend::Sqlite(path) => Ok(Arc::new(sqlite::SqliteRepo::open(path).await?)),
         DatabaseBackend::Postgres(url) => {
-            Ok(Arc::new(postgres::PgRepo::connect(url, config.pool_size, config.pool_timeout).await?))
+            let repo = postgres::PgRepo::connect(url, &config.sslrootcert, config.pool_size, config.pool_timeout);
+            Ok(Arc::new(repo.await?))
         }
     }
 }

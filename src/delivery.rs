@@ -9,6 +9,7 @@
 //! memory; concurrent misses for one variant share one transform and one charge.
 
 pub mod access;
+pub mod flight;
 pub mod hints;
 mod produce;
 
@@ -18,14 +19,15 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use self::access::{Access, Credentials};
+use self::flight::Flights;
 use self::hints::{Hints, Vary};
-use crate::cache::lookups::{accept_class, Remembered};
-use crate::cache::{Failures, Flights, Tier, Variant};
+use crate::cache::{Failures, Tier, Variant};
 use crate::db::{ImageRecord, OwnerKey};
 use crate::error::Error;
 use crate::format::ImageFormat;
 use crate::ids::ImageId;
-use crate::parts::Parts;
+use crate::lookups::{accept_class, Remembered};
+use crate::shared::Shared;
 use crate::storage::{Blob, BlobKey, StorageError};
 use crate::transform::geometry::Plan;
 use crate::transform::{self, geometry, relative_to_image, resolve_format, Ops, OpsError, VariantKey};
@@ -123,7 +125,7 @@ impl Payload {
 }
 
 /// Result shared by the requests of one flight.
-type Shared = Result<produce::Found, Arc<Error>>;
+type Flight = Result<produce::Found, Arc<Error>>;
 
 /// Settings of [`Delivery`].
 #[derive(Debug, Clone)]
@@ -148,40 +150,29 @@ pub struct DeliverySettings {
 /// Authorisation, cache policy and variant production for `/i`.
 #[derive(Clone)]
 pub struct Delivery {
-    parts: Parts,
-    flights: Flights<VariantKey, Shared>,
+    shared: Shared,
+    flights: Flights<VariantKey, Flight>,
+    reads: Flights<VariantKey, produce::Read>,
     failures: Failures,
     settings: DeliverySettings,
 }
 
 impl Delivery {
-    /// Delivery over the given parts.
-    pub fn new(parts: Parts, settings: DeliverySettings) -> Self {
+    /// Delivery over the shared collaborators.
+    pub fn new(shared: Shared, settings: DeliverySettings) -> Self {
         let failures = Failures::new(settings.failure_ttl, settings.failure_memo_bytes);
-        Self { parts, flights: Flights::default(), failures, settings }
+        Self { shared, flights: Flights::default(), reads: Flights::default(), failures, settings }
     }
 
     /// Authorises `ask` and works out the answer: the original, or the variant its ops make.
-    ///
-    /// A signed variant URL this replica checked within the lookup bound, whose bytes are in
-    /// memory, is answered from a memo: no lookups, HMAC or parsing.
+    /// (Ask [`Delivery::remembered`] first: a URL checked moments ago needs none of this.)
     ///
     /// # Errors
     /// 400 for a malformed query or ops, 401/403 for missing or bad credentials, 404 for an
     /// unknown image, 5xx when a lookup fails.
     pub async fn resolve(&self, ask: &Ask<'_>) -> Result<Resolved, Error> {
         let accept = accept_class(ask.accept);
-        // Answers that depend on hints or on a preset (which may change) are not remembered by URL.
-        let dynamic = ask.hints.save_data
-            || ask.ops.is_some_and(|o| {
-                o.contains("w_auto") || o.contains("dpr_auto") || o.starts_with("p_") || o.contains(",p_")
-            });
-        if !dynamic {
-            if let Some(resolved) = self.remembered(ask, accept).await? {
-                return Ok(resolved);
-            }
-        }
-        let p = &self.parts;
+        let p = &self.shared;
         // Taken before the checks, so a local delete or rotation racing with them voids the memo.
         let generation = p.lookups.generation();
         let not_found = || Error::NotFound("image not found");
@@ -225,7 +216,7 @@ impl Delivery {
             format: spec.format,
             source: Source::Variant(Box::new(spec)),
         };
-        let query = ask.query.filter(|_| !dynamic);
+        let query = ask.query.filter(|_| rememberable(ask));
         if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, query) {
             let remembered = Remembered {
                 exp,
@@ -250,8 +241,8 @@ impl Delivery {
         image: &ImageRecord,
         owner: &OwnerKey,
     ) -> Result<(Access, Ops), Error> {
-        let p = &self.parts;
-        let authorised = access::authorize(credentials, image, owner, &p.jwt, p.clock.unix());
+        let p = &self.shared;
+        let authorised = access::authorise(credentials, image, owner, &p.jwt, p.clock.unix());
         let (name, rest) = transform::grammar::split_preset(ask.ops.unwrap_or_default())?;
         let Some(name) = name else { return Ok((authorised?, transform::parse(&rest, p.limits.max_dimension)?)) };
         let preset = p.lookups.preset(&image.owner, name).await?.value;
@@ -281,14 +272,14 @@ impl Delivery {
     /// transform times out, 422 when the original cannot be decoded, 404 when the original's
     /// object is gone, 5xx for backends.
     pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<(Payload, Option<Tier>), Error> {
-        let original = |image: &ImageRecord| self.parts.keys.original(&image.id);
+        let original = |image: &ImageRecord| self.shared.keys.original(&image.id);
         match resolved.source {
             Source::Original(image) if head => {
-                Ok((Payload::Length(self.parts.store.size(&original(&image)).await?), None))
+                Ok((Payload::Length(self.shared.store.size(&original(&image)).await?), None))
             }
-            Source::Original(image) => Ok((Payload::Stream(self.parts.store.get(&original(&image)).await?), None)),
+            Source::Original(image) => Ok((Payload::Stream(self.shared.store.get(&original(&image)).await?), None)),
             Source::Cached(variant) => {
-                self.parts.metrics.cache(Tier::Memory);
+                self.shared.metrics.cache(Tier::Memory);
                 Ok((Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
             }
             Source::Variant(spec) => {
@@ -296,7 +287,7 @@ impl Delivery {
                 Ok((payload, Some(tier)))
             }
             Source::Stored(payload) => {
-                self.parts.metrics.cache(Tier::Store);
+                self.shared.metrics.cache(Tier::Store);
                 Ok((payload, Some(Tier::Store)))
             }
         }
@@ -314,13 +305,13 @@ impl Delivery {
         ops: Ops,
         accept: Option<&str>,
     ) -> Result<VariantSpec, Error> {
-        let plan = geometry::plan((image.width, image.height), &ops, self.parts.limits.max_dimension)
+        let plan = geometry::plan((image.width, image.height), &ops, self.shared.limits.max_dimension)
             .map_err(Error::InvalidTransform)?;
         let watermark = match &ops.watermark {
             None => None,
             Some(id) => {
                 let unknown = || Error::InvalidTransform(OpsError::UnknownWatermark(id.to_string()));
-                let wm = self.parts.lookups.image(id).await?.value.ok_or_else(unknown)?;
+                let wm = self.shared.lookups.image(id).await?.value.ok_or_else(unknown)?;
                 if wm.owner != image.owner {
                     return Err(unknown());
                 }
@@ -353,22 +344,31 @@ impl Delivery {
         match self.fetch_or_make(spec).await? {
             produce::Found::Variant(variant, tier) => Ok((variant, tier)),
             produce::Found::TooLargeToKeep => {
-                let bytes = self.parts.store.get_bytes(&self.variant_key(spec)).await?;
+                let bytes = self.shared.store.get_bytes(&self.stored_at(spec)).await?;
                 Ok((Arc::new(produce::describe(bytes, spec.format)), Tier::Store))
             }
         }
     }
 
-    /// A remembered answer for a signed URL whose variant is in memory or, when variants are
-    /// stored, in the store; `None` sends the request down the full path.
-    async fn remembered(&self, ask: &Ask<'_>, accept: u8) -> Result<Option<Resolved>, Error> {
+    /// The answer to a signed variant URL this replica checked within the lookup bound, when its
+    /// bytes are in memory or, with stored variants, in the store: no lookups, HMAC or parsing.
+    /// `None` sends the request to [`Delivery::resolve`].
+    ///
+    /// # Errors
+    /// 403 when the remembered URL has expired since; the remembered error of a variant whose
+    /// transform failed; 5xx when the store fails.
+    pub async fn remembered(&self, ask: &Ask<'_>) -> Result<Option<Resolved>, Error> {
         let (Some(_), Some(query)) = (ask.ops, ask.query) else { return Ok(None) };
-        let Some(entry) = self.parts.lookups.authorised(ask.path, query, accept) else { return Ok(None) };
+        if !rememberable(ask) {
+            return Ok(None);
+        }
+        let accept = accept_class(ask.accept);
+        let Some(entry) = self.shared.lookups.authorised(ask.path, query, accept) else { return Ok(None) };
         let access = match entry.exp {
-            Some(exp) if exp < self.parts.clock.unix() => return Err(crate::auth::AuthError::SignatureExpired.into()),
-            exp => Access::signed(exp, self.parts.clock.unix()),
+            Some(exp) if exp < self.shared.clock.unix() => return Err(crate::auth::AuthError::SignatureExpired.into()),
+            exp => Access::signed(exp, self.shared.clock.unix()),
         };
-        let source = match self.parts.memory.get(&entry.key) {
+        let source = match self.shared.memory.get(&entry.key) {
             Some(variant) => Source::Cached(variant),
             None => {
                 if let Some(failure) = self.failed(&entry.key) {
@@ -392,15 +392,15 @@ impl Delivery {
         }))
     }
 
-    /// A remembered variant read straight from the store, without a flight (a concurrent read
-    /// of the same object costs one more read of a file or object, no work), and kept in memory
-    /// when it fits, as the flight would; `None` when the store does not have it.
+    /// A remembered variant from the store (one read however many ask at once), kept in memory
+    /// when it fits; `None` when the store does not have it.
     async fn stored(&self, entry: &Remembered) -> Result<Option<Payload>, Error> {
-        let at = self.parts.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
-        Ok(self.read_stored(&at, entry.key, entry.format).await?.map(|stored| match stored {
-            produce::Stored::Kept(variant) => Payload::Bytes(variant.bytes.clone()),
-            produce::Stored::TooLarge(blob) => Payload::Stream(blob),
-        }))
+        let at = self.shared.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
+        Ok(match self.read_stored(&at, entry.key, entry.format).await? {
+            Some(produce::Stored::Kept(variant)) => Some(Payload::Bytes(variant.bytes.clone())),
+            Some(produce::Stored::TooLarge) => Some(Payload::Stream(self.shared.store.get(&at).await?)),
+            None => None,
+        })
     }
 
     /// Memory, else the store, else a transform; a `head` request learns a stored variant's
@@ -413,9 +413,9 @@ impl Delivery {
             return Err(failure.into());
         }
         if head {
-            match self.parts.store.size(&self.variant_key(spec)).await {
+            match self.shared.store.size(&self.stored_at(spec)).await {
                 Ok(len) => {
-                    self.parts.metrics.cache(Tier::Store);
+                    self.shared.metrics.cache(Tier::Store);
                     return Ok((Payload::Length(len), Tier::Store));
                 }
                 Err(StorageError::NotFound) => {}
@@ -425,7 +425,7 @@ impl Delivery {
         match self.fetch_or_make(spec).await? {
             produce::Found::Variant(variant, tier) => Ok((Payload::Bytes(variant.bytes.clone()), tier)),
             produce::Found::TooLargeToKeep => {
-                Ok((Payload::Stream(self.parts.store.get(&self.variant_key(spec)).await?), Tier::Store))
+                Ok((Payload::Stream(self.shared.store.get(&self.stored_at(spec)).await?), Tier::Store))
             }
         }
     }
@@ -434,20 +434,30 @@ impl Delivery {
     /// this lookup, not a store read, a charge or a worker.
     fn failed(&self, key: &VariantKey) -> Option<transform::PipelineError> {
         let failure = self.failures.get(key)?;
-        self.parts.metrics.failure_remembered();
+        self.shared.metrics.failure_remembered();
         Some(failure)
     }
 
     /// The variant from this replica's memory, counted as a memory hit.
     fn cached(&self, key: &VariantKey) -> Option<Arc<Variant>> {
-        let hit = self.parts.memory.get(key)?;
-        self.parts.metrics.cache(Tier::Memory);
+        let hit = self.shared.memory.get(key)?;
+        self.shared.metrics.cache(Tier::Memory);
         Some(hit)
     }
 
-    fn variant_key(&self, spec: &VariantSpec) -> BlobKey {
-        self.parts.keys.variant(&spec.image.id, &spec.key.hex(), spec.format.extension())
+    /// Where `spec` is kept in the object store.
+    fn stored_at(&self, spec: &VariantSpec) -> BlobKey {
+        self.shared.keys.variant(&spec.image.id, &spec.key.hex(), spec.format.extension())
     }
+}
+
+/// Whether the answer to `ask` may be remembered by URL: not when it depends on hints or on a
+/// preset (which may change).
+fn rememberable(ask: &Ask<'_>) -> bool {
+    !ask.hints.save_data
+        && !ask
+            .ops
+            .is_some_and(|o| o.contains("w_auto") || o.contains("dpr_auto") || o.starts_with("p_") || o.contains(",p_"))
 }
 
 fn header(value: &str) -> Result<HeaderValue, Error> {

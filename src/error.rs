@@ -9,7 +9,7 @@ use http::StatusCode;
 
 use crate::auth::AuthError;
 use crate::db::DbError;
-use crate::library::upload::UploadError;
+use crate::images::upload::UploadError;
 use crate::quota::QuotaError;
 use crate::storage::StorageError;
 use crate::transform::{OpsError, PipelineError};
@@ -91,76 +91,44 @@ impl Error {
 
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Shared(e) => e.status(),
-            Self::InvalidRequest(_) | Self::InvalidTransform(_) => StatusCode::BAD_REQUEST,
-            Self::Auth(AuthError::TooManyAttempts { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Auth(AuthError::BadSignature | AuthError::SignatureExpired) | Self::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
-            Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Upload(UploadError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Upload(UploadError::MissingFile(_)) => StatusCode::BAD_REQUEST,
-            Self::Upload(
-                UploadError::TooManyPixels { .. }
-                | UploadError::TooManyFrames { .. }
-                | UploadError::TooLarge { .. }
-                | UploadError::Corrupt(_),
-            ) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Pipeline(PipelineError::InvalidOps(_)) => StatusCode::BAD_REQUEST,
-            Self::Pipeline(
-                PipelineError::Decode(_)
-                | PipelineError::Encode(_)
-                | PipelineError::Panicked
-                | PipelineError::TooLarge { .. },
-            ) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Pipeline(PipelineError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            // A write for an owner deleted meanwhile: their token is as good as none.
-            Self::Db(DbError::Orphan) => StatusCode::UNAUTHORIZED,
-            Self::Storage(e) if e.is_not_found() => StatusCode::NOT_FOUND,
-            Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
-            Self::Db(_) | Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.contract().0
     }
 
     /// The contract's snake_case code.
     pub fn code(&self) -> &'static str {
+        self.contract().1
+    }
+
+    /// The one table of the contract: each failure's status and code, side by side.
+    fn contract(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
         match self {
-            Self::Shared(e) => e.code(),
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidTransform(_) => "invalid_transform",
-            Self::Auth(AuthError::BadSignature) => "bad_signature",
-            Self::Auth(AuthError::SignatureExpired) => "signature_expired",
-            Self::Auth(AuthError::TooManyAttempts { .. }) => "too_many_requests",
-            Self::Auth(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::RequestTimeout => "request_timeout",
-            Self::Upload(UploadError::Unsupported) => "unsupported_media_type",
-            Self::Upload(UploadError::MissingFile(_)) => "invalid_request",
-            Self::Upload(_) => "unprocessable_image",
-            Self::Pipeline(PipelineError::InvalidOps(_)) => "invalid_transform",
-            Self::Pipeline(PipelineError::Internal(_)) => "internal",
-            Self::Pipeline(_) => "unprocessable_image",
-            Self::Quota(_) => "quota_exceeded",
-            Self::Overloaded { .. } => "overloaded",
-            Self::Storage(e) if e.is_not_found() => "not_found",
-            Self::Db(DbError::Orphan) => "unauthorized",
-            Self::Storage(StorageError::Full(_)) => "insufficient_storage",
-            Self::Db(_) | Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            Self::Db(_) | Self::Storage(_) | Self::Internal(_) => "internal",
+            Self::Shared(e) => e.contract(),
+            Self::InvalidRequest(_) | Self::Upload(UploadError::MissingFile(_)) => (S::BAD_REQUEST, "invalid_request"),
+            Self::InvalidTransform(_) | Self::Pipeline(PipelineError::InvalidOps(_)) => {
+                (S::BAD_REQUEST, "invalid_transform")
+            }
+            Self::Auth(AuthError::BadSignature) => (S::FORBIDDEN, "bad_signature"),
+            Self::Auth(AuthError::SignatureExpired) => (S::FORBIDDEN, "signature_expired"),
+            Self::Auth(AuthError::TooManyAttempts { .. }) => (S::TOO_MANY_REQUESTS, "too_many_requests"),
+            // A write for an owner deleted meanwhile: their token is as good as none.
+            Self::Auth(_) | Self::Db(DbError::Orphan) => (S::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict(_) => (S::CONFLICT, "conflict"),
+            Self::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Upload(UploadError::Unsupported) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Pipeline(PipelineError::Internal(_)) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Upload(_) | Self::Pipeline(_) => (S::UNPROCESSABLE_ENTITY, "unprocessable_image"),
+            Self::Quota(_) => (S::TOO_MANY_REQUESTS, "quota_exceeded"),
+            Self::Overloaded { .. } => (S::SERVICE_UNAVAILABLE, "overloaded"),
+            Self::Db(e) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Storage(e) if e.is_not_found() => (S::NOT_FOUND, "not_found"),
+            Self::Storage(e) if e.is_unavailable() => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Storage(StorageError::Full(_)) => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
+            Self::Db(_) | Self::Storage(_) | Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 

@@ -53,7 +53,7 @@ pub fn signed_url(data: &[u8]) {
 /// every scale a transform may use, within the decode limit.
 pub fn image(data: &[u8]) {
     let limits = limits();
-    if let Ok(inspected) = crate::library::upload::inspect(data, &limits) {
+    if let Ok(inspected) = crate::images::upload::inspect(data, &limits) {
         // An accepted animation: every frame, as a transform that keeps it reads them.
         if inspected.frames > 1 {
             if let Ok(frames) = decode::animation::frames(data, inspected.format, limits.max_decode_bytes) {

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod state;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,7 +26,7 @@ use tokio::net::TcpListener;
 use self::body::Body;
 use self::conn::{Activity, Deadlines, Guarded, Tracked};
 use self::router::ROUTES;
-use crate::app::AppState;
+use self::state::AppState;
 use crate::error::Error;
 use crate::telemetry;
 
@@ -68,7 +69,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let open = state.parts.metrics.connection_opened();
+        let open = state.shared.metrics.connection_opened();
         let activity = Activity::default();
         let io = TokioIo::new(Guarded::new(stream, deadlines, activity.clone()));
         let state = Arc::clone(&state);
@@ -101,7 +102,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
 /// the boundary logs carry it with method and path.
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let _in_flight = state.parts.metrics.request_started();
+    let _in_flight = state.shared.metrics.request_started();
     let request_id: Arc<str> = request_id(&req).into();
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -125,7 +126,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     let status = res.status();
     let elapsed = started.elapsed();
-    state.parts.metrics.request(route, status.as_u16(), elapsed);
+    state.shared.metrics.request(route, status.as_u16(), elapsed);
     if state.config.log.access_log {
         // The query is left out: it carries signatures.
         tracing::info!(

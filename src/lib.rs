@@ -4,25 +4,17 @@
 //! transformation (`/i/<id>/w_300,fmt_webp?sig=…`). The server checks the signature, the owner's
 //! atomic daily quota, transforms on a cache miss and serves CDN-friendly bytes.
 //!
-//! One concern per module:
-//! - [`app`] builds every part from the [`config`] and runs the server; [`cli`] is the owner's
-//!   command line (sign, url, user, presets); [`telemetry`] sets up
-//!   logs; [`clock`] is the injectable time source; [`ids`] the identifier newtypes.
-//! - [`http`] serves: accept loop, the route table, request and response helpers, handlers.
-//! - [`error`] maps every failure to the contract's status, code and message.
-//! - [`auth`] holds passwords, JWTs and URL signatures.
-//! - [`db`] and [`storage`] are the pluggable backends (SQLite or PostgreSQL; files or S3).
-//! - [`format`] names image formats and recognises them from content.
-//! - The domain services, called by the HTTP handlers and the command line alike:
-//!   [`accounts`] (register, log in, tokens, keys, plans), [`library`] (the owner's originals:
-//!   upload checks, list, publish, delete), [`presets`], [`signing`] (canonical signed URLs and
-//!   srcsets); [`placeholder`] computes ThumbHash, BlurHash and average colour.
-//! - [`delivery`] answers `/i`: authorisation, cache policy, variants from memory, store or a
-//!   transform; [`transform`] parses ops and moves pixels; [`cache`] keeps variants and
-//!   lookups; [`quota`] charges the daily budget; [`workers`] bounds the CPU work.
-//! - [`parts`] bundles the shared collaborators; [`metrics`] counts for `/metrics`; [`sweep`]
-//!   removes orphaned objects; [`fuzzing`] holds the fuzz targets' entry points; [`allocator`]
-//!   tunes the process allocator.
+//! Layers, each depending only on those below it (the README's "Architecture" draws them):
+//! - front doors: [`app`] (the server), [`http`] (accept loop, route table, handlers that parse,
+//!   call one service and map the result) and [`cli`] (the owner's tools);
+//! - the domain services, opened together by [`services`] and called by both front doors:
+//!   [`accounts`], [`images`], [`presets`], [`signing`] and [`delivery`] (`/i`);
+//! - what they share ([`shared`]): [`db`] and [`storage`] (SQLite or PostgreSQL; files or S3),
+//!   [`lookups`] (cached records, remembered URLs), [`cache`] (variants), [`workers`], [`quota`],
+//!   [`auth`], [`metrics`]; [`transform`] moves pixels and knows nothing of HTTP or databases;
+//!   [`format`], [`placeholder`], [`sweep`];
+//! - the ground: [`config`] (depends on nothing above it), [`error`] (the one contract table),
+//!   [`clock`], [`ids`], [`telemetry`], [`allocator`], [`fuzzing`].
 
 pub mod accounts;
 pub mod allocator;
@@ -39,12 +31,14 @@ pub mod format;
 pub mod fuzzing;
 pub mod http;
 pub mod ids;
-pub mod library;
+pub mod images;
+pub mod lookups;
 pub mod metrics;
-pub mod parts;
 pub mod placeholder;
 pub mod presets;
 pub mod quota;
+pub mod services;
+pub mod shared;
 pub mod signing;
 pub mod storage;
 pub mod sweep;

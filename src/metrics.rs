@@ -61,6 +61,7 @@ pub struct Metrics {
     quota_rejections: AtomicU64,
     overloaded: AtomicU64,
     failures_remembered: AtomicU64,
+    store_reads: AtomicU64,
     in_flight: AtomicU64,
     connections: AtomicU64,
 }
@@ -94,6 +95,7 @@ impl Metrics {
             quota_rejections: AtomicU64::default(),
             overloaded: AtomicU64::default(),
             failures_remembered: AtomicU64::default(),
+            store_reads: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             connections: AtomicU64::default(),
         }
@@ -167,6 +169,11 @@ impl Metrics {
         self.failures_remembered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a variant read whole from the object store (not a streamed one's repeated reads).
+    pub fn store_read(&self) {
+        self.store_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -217,6 +224,7 @@ impl Metrics {
                 "Requests answered with the remembered error of a failed transform, without one.",
                 &self.failures_remembered,
             ),
+            ("imgedge_store_reads_total", "Variants read from the object store.", &self.store_reads),
         ];
         for (name, help, value) in counters {
             let _ =

@@ -5,19 +5,19 @@
 use crate::db::{to_micros, Preset};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::parts::Parts;
+use crate::shared::Shared;
 use crate::transform::grammar;
 
-/// Presets over the shared parts.
+/// Presets over the shared collaborators.
 #[derive(Clone)]
 pub struct Presets {
-    parts: Parts,
+    shared: Shared,
 }
 
 impl Presets {
-    /// Presets over `parts`.
-    pub fn new(parts: Parts) -> Self {
-        Self { parts }
+    /// Presets over `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self { shared }
     }
 
     /// Creates or replaces `owner`'s preset `name`; its ops are stored in canonical form.
@@ -30,7 +30,7 @@ impl Presets {
         if grammar::split_preset(ops)?.0.is_some() {
             return Err(Error::InvalidRequest("a preset cannot use another preset (`p_`)".into()));
         }
-        let ops = crate::transform::parse(ops, self.parts.limits.max_dimension)?.to_string();
+        let ops = crate::transform::parse(ops, self.shared.limits.max_dimension)?.to_string();
         if ops.is_empty() {
             return Err(Error::InvalidRequest("these ops change nothing: a preset needs at least one".into()));
         }
@@ -39,10 +39,10 @@ impl Presets {
             name: name.to_owned(),
             ops,
             public,
-            updated_at: to_micros(self.parts.clock.now()),
+            updated_at: to_micros(self.shared.clock.now()),
         };
-        let stored = self.parts.db.put_preset(&preset, self.parts.limits.max_presets).await?;
-        self.parts.lookups.forget_presets(owner);
+        let stored = self.shared.db.put_preset(&preset, self.shared.limits.max_presets).await?;
+        self.shared.lookups.forget_presets(owner);
         if !stored {
             return Err(Error::Conflict("you have as many presets as allowed (limits.max_presets); delete one first"));
         }
@@ -61,7 +61,7 @@ impl Presets {
     ) -> Result<(Vec<Preset>, Option<String>), Error> {
         let after = cursor.map(decode_cursor).transpose()?;
         // One extra row tells whether another page exists.
-        let mut rows = self.parts.db.presets(owner, after.as_deref(), limit + 1).await?;
+        let mut rows = self.shared.db.presets(owner, after.as_deref(), limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(|p| encode_cursor(&p.name)) } else { None };
@@ -74,8 +74,8 @@ impl Presets {
     /// 400 for a bad name, 404 when there is no such preset, 5xx when the database fails.
     pub async fn delete(&self, owner: &UserId, name: &str) -> Result<(), Error> {
         check_name(name)?;
-        let deleted = self.parts.db.delete_preset(owner, name).await?;
-        self.parts.lookups.forget_presets(owner);
+        let deleted = self.shared.db.delete_preset(owner, name).await?;
+        self.shared.lookups.forget_presets(owner);
         if deleted {
             Ok(())
         } else {

@@ -11,16 +11,16 @@ use crate::auth::signature::MAX_EXPIRES_IN;
 use crate::db::{ImageRecord, OwnerKey};
 use crate::delivery::{Delivery, VariantSpec};
 use crate::error::Error;
-use crate::parts::Parts;
+use crate::shared::Shared;
 use crate::transform::{self, geometry, grammar, Ops, OpsError};
 
 /// Most widths one srcset may list.
 pub const MAX_SRCSET_WIDTHS: usize = 32;
 
-/// Signs URLs over the shared parts, checking them as `delivery` will.
+/// Signs URLs over the shared collaborators, checking them as `delivery` will.
 #[derive(Clone)]
 pub struct Signing {
-    parts: Parts,
+    shared: Shared,
     delivery: Delivery,
 }
 
@@ -34,9 +34,9 @@ pub struct Signed {
 }
 
 impl Signing {
-    /// Signing over `parts`, checking ops as `delivery` does.
-    pub fn new(parts: Parts, delivery: Delivery) -> Self {
-        Self { parts, delivery }
+    /// Signing over `shared`, checking ops as `delivery` does.
+    pub fn new(shared: Shared, delivery: Delivery) -> Self {
+        Self { shared, delivery }
     }
 
     /// The unix time a URL living `expires_in` seconds expires at; `None` never expires.
@@ -46,7 +46,7 @@ impl Signing {
     pub fn expiry(&self, expires_in: Option<u64>) -> Result<Option<i64>, Error> {
         match expires_in {
             None => Ok(None),
-            Some(secs @ 1..=MAX_EXPIRES_IN) => Ok(Some(self.parts.clock.unix() + i64::try_from(secs).unwrap_or(0))),
+            Some(secs @ 1..=MAX_EXPIRES_IN) => Ok(Some(self.shared.clock.unix() + i64::try_from(secs).unwrap_or(0))),
             Some(_) => Err(Error::InvalidRequest(format!("expires_in must be an integer from 1 to {MAX_EXPIRES_IN}"))),
         }
     }
@@ -76,7 +76,7 @@ impl Signing {
         widths: &[u32],
         expires_in: Option<u64>,
     ) -> Result<Vec<(u32, String)>, Error> {
-        let max_dimension = self.parts.limits.max_dimension;
+        let max_dimension = self.shared.limits.max_dimension;
         if widths.is_empty() || widths.len() > MAX_SRCSET_WIDTHS {
             return Err(Error::InvalidRequest(format!("widths must list 1 to {MAX_SRCSET_WIDTHS} widths")));
         }
@@ -101,6 +101,20 @@ impl Signing {
         Ok(urls)
     }
 
+    /// Where an owner downloads `image`'s original: a presigned object-store URL, or, when the
+    /// store has none (the local folder), a signed `/i/{id}` URL; either lives
+    /// `storage.presign_ttl_secs`.
+    ///
+    /// # Errors
+    /// 5xx when the store or the owner's key cannot be read.
+    pub async fn download(&self, image: &ImageRecord, ttl: std::time::Duration) -> Result<String, Error> {
+        let at = self.shared.keys.original(&image.id);
+        if let Some(url) = self.shared.store.presign_get(&at, ttl, image.format.mime()).await? {
+            return Ok(url);
+        }
+        Ok(self.url(image, "", Some(ttl.as_secs().max(1))).await?.url)
+    }
+
     /// The signed path of a variant already checked by [`Delivery::spec`] (no expiry).
     ///
     /// # Errors
@@ -112,7 +126,7 @@ impl Signing {
 
     /// The canonical `/i` path of `ops` on `image`, checked as a request for it will be.
     async fn path(&self, image: &ImageRecord, owner: &OwnerKey, ops: &str) -> Result<String, Error> {
-        let max_dimension = self.parts.limits.max_dimension;
+        let max_dimension = self.shared.limits.max_dimension;
         let (preset, rest) = grammar::split_preset(ops)?;
         let Some(name) = preset else {
             let spec = self.delivery.spec(image.clone(), owner, transform::parse(&rest, max_dimension)?, None).await?;
@@ -120,7 +134,7 @@ impl Signing {
         };
         let beside = grammar::parse_beside_preset(&rest, max_dimension)?;
         let unknown = || Error::InvalidTransform(OpsError::UnknownPreset(name.to_owned()));
-        let preset = self.parts.db.preset(&image.owner, name).await?.ok_or_else(unknown)?;
+        let preset = self.shared.db.preset(&image.owner, name).await?.ok_or_else(unknown)?;
         let expanded = grammar::parse_with_preset(&rest, &preset.ops, max_dimension)?;
         self.delivery.spec(image.clone(), owner, expanded, None).await?;
         Ok(format!("/i/{}/{}", image.id, grammar::with_preset(name, &beside)))
@@ -129,7 +143,7 @@ impl Signing {
     /// The owner's current key, from the database: a rotation on any replica is seen at once.
     async fn owner_key(&self, image: &ImageRecord) -> Result<OwnerKey, Error> {
         let gone = || Error::NotFound("image not found");
-        self.parts.db.owner_key(&image.owner).await?.ok_or_else(gone)
+        self.shared.db.owner_key(&image.owner).await?.ok_or_else(gone)
     }
 }
 

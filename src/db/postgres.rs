@@ -33,14 +33,14 @@ const IMAGE_COLUMNS: &str =
     "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public";
 
 impl PgRepo {
-    /// Builds the pool, checks the server answers and applies pending migrations.
+    /// Builds the pool, checks the server answers and applies pending migrations; `root_cert` is
+    /// the default root certificate file for TLS (`PGSSLROOTCERT`; empty: the system's).
     ///
     /// # Errors
     /// The server cannot be reached within `timeout`, or a migration fails.
-    pub async fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<Self, DbError> {
-        let root_cert = std::env::var("PGSSLROOTCERT").ok();
+    pub async fn connect(url: &str, root_cert: &str, pool_size: u32, timeout: Duration) -> Result<Self, DbError> {
         let tls::Target { mut config, tls, .. } =
-            tls::target(url, root_cert.as_deref()).map_err(|e| DbError::Unavailable(e.into()))?;
+            tls::target(url, Some(root_cert)).map_err(|e| DbError::Unavailable(e.into()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
         }

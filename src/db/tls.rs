@@ -15,19 +15,10 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// How much of the server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
-    /// Nothing: encryption only.
-    Nothing,
-    /// The chain up to a trusted root.
-    Chain,
-    /// The chain and that it names the host.
-    ChainAndHost,
-}
+use crate::config::PostgresUrl;
+pub use crate::config::Verify;
 
 /// A PostgreSQL URL with the TLS parameters taken out and understood.
 pub struct Target {
@@ -39,53 +30,19 @@ pub struct Target {
     pub verify: Verify,
 }
 
-/// Reads `url`, with `root_cert_env` the value of `PGSSLROOTCERT`, and builds the connector.
+/// Reads `url`, with `root_cert` the configured default root certificate file
+/// (`PGSSLROOTCERT`), and builds the connector.
 ///
 /// # Errors
 /// A message naming the bad parameter or the unreadable certificate file.
-pub fn target(url: &str, root_cert_env: Option<&str>) -> Result<Target, String> {
-    let (config, verify, root_cert) = parse(url, root_cert_env)?;
+pub fn target(url: &str, root_cert: Option<&str>) -> Result<Target, String> {
+    let PostgresUrl { config, verify, root_cert } = PostgresUrl::read(url, root_cert)?;
     let roots = match (&root_cert, verify) {
         (_, Verify::Nothing) => RootCertStore::empty(),
         (Some(path), _) => roots_from(Path::new(path))?,
         (None, _) => system_roots()?,
     };
     Ok(Target { config, tls: MakeRustlsConnect::new(client_config(roots, verify)?), verify })
-}
-
-/// Reads `url` without touching any file: the connection settings, what TLS checks, and the
-/// root certificate file to check with.
-///
-/// # Errors
-/// A message naming the bad parameter.
-pub fn parse(
-    url: &str,
-    root_cert_env: Option<&str>,
-) -> Result<(tokio_postgres::Config, Verify, Option<String>), String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let (mut mode, mut root_cert) = (None, root_cert_env.filter(|p| !p.is_empty()).map(str::to_owned));
-    let mut rest = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("sslmode", value)) => mode = Some(value.to_owned()),
-            Some(("sslrootcert", value)) => root_cert = Some(value.replace("%2F", "/")),
-            _ => rest.push(pair),
-        }
-    }
-    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
-    let (ssl_mode, verify) = match mode.as_deref().unwrap_or("prefer") {
-        "disable" => (SslMode::Disable, Verify::Nothing),
-        "prefer" | "allow" => (SslMode::Prefer, Verify::Nothing),
-        // As libpq: `require` with a root certificate checks the chain.
-        "require" if root_cert.is_some() => (SslMode::Require, Verify::Chain),
-        "require" => (SslMode::Require, Verify::Nothing),
-        "verify-ca" => (SslMode::Require, Verify::Chain),
-        "verify-full" => (SslMode::Require, Verify::ChainAndHost),
-        other => return Err(format!("sslmode `{other}` is not disable, prefer, require, verify-ca or verify-full")),
-    };
-    config.ssl_mode(ssl_mode);
-    Ok((config, verify, root_cert))
 }
 
 fn roots_from(path: &Path) -> Result<RootCertStore, String> {
@@ -217,6 +174,8 @@ impl ServerCertVerifier for ChainOnly {
 
 #[cfg(test)]
 mod tests {
+    use tokio_postgres::config::SslMode;
+
     use super::*;
 
     #[test]

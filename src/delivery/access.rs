@@ -73,7 +73,7 @@ pub struct Credentials<'a> {
 /// # Errors
 /// 401 without credentials or with a bad token, 403 `bad_signature` / `signature_expired`, or
 /// 403 when the token is another owner's.
-pub fn authorize(
+pub fn authorise(
     credentials: &Credentials<'_>,
     image: &ImageRecord,
     owner: &OwnerKey,

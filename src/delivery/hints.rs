@@ -3,10 +3,13 @@
 //! `Save-Data: on` lowers the default quality. The answer names in `Vary` exactly the headers
 //! it depended on.
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
+#[cfg(test)]
+use http::HeaderValue;
 
+pub use crate::cache::Vary;
 use crate::format::ImageFormat;
-use crate::transform::encode::default_quality;
+use crate::transform::quality::default_quality;
 use crate::transform::{FormatChoice, Ops};
 
 /// Device pixel ratios `dpr_auto` rounds to, in hundredths.
@@ -44,40 +47,6 @@ impl Hints {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("on")));
         Self { width, dpr, save_data }
-    }
-}
-
-/// The request headers an answer depends on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Vary {
-    /// `Accept` (`fmt_auto`).
-    pub accept: bool,
-    /// `Sec-CH-Width` and `Width` (`w_auto`).
-    pub width: bool,
-    /// `Sec-CH-DPR` and `DPR` (`dpr_auto`).
-    pub dpr: bool,
-    /// `Save-Data` (it lowered the quality).
-    pub save_data: bool,
-}
-
-impl Vary {
-    /// True when the answer depends on a hint (such answers are not remembered by URL).
-    pub fn has_hints(self) -> bool {
-        self.width || self.dpr || self.save_data
-    }
-
-    /// The `Vary` header, `None` when the answer depends on no request header.
-    pub fn header(self) -> Option<HeaderValue> {
-        let names: Vec<&str> = [
-            (self.accept, "Accept"),
-            (self.width, "Sec-CH-Width, Width"),
-            (self.dpr, "Sec-CH-DPR, DPR"),
-            (self.save_data, "Save-Data"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect();
-        (!names.is_empty()).then(|| HeaderValue::from_str(&names.join(", ")).ok()).flatten()
     }
 }
 

@@ -16,7 +16,7 @@ use super::{Delivery, VariantSpec};
 use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
-use crate::storage::{Blob, BlobKey, StorageError};
+use crate::storage::{BlobKey, StorageError};
 use crate::transform::{pipeline, Job, PipelineError, VariantKey};
 use crate::workers::PoolError;
 
@@ -30,31 +30,52 @@ pub(super) enum Found {
 }
 
 /// A variant read back from the store.
+#[derive(Clone)]
 pub(super) enum Stored {
     /// Kept in memory (when the cache is on) and ready to serve.
     Kept(Arc<Variant>),
-    /// Too large to keep: the open object, to stream.
-    TooLarge(Blob),
+    /// Too large to keep: each request streams it from the store.
+    TooLarge,
 }
+
+/// Result shared by the requests of one store read.
+pub(super) type Read = Result<Option<Stored>, Arc<Error>>;
 
 impl Delivery {
     /// The variant stored at `at`, kept in memory as `key` when it fits; `None` when the store
-    /// does not have it.
+    /// does not have it. Concurrent reads of one variant — from the transform flight or from
+    /// remembered URLs — share one read of the object and one copy in memory.
     pub(super) async fn read_stored(
         &self,
         at: &BlobKey,
         key: VariantKey,
         format: ImageFormat,
     ) -> Result<Option<Stored>, Error> {
-        match self.parts.store.get(at).await {
-            Ok(blob) if blob.len > super::MEMORY_LIMIT => Ok(Some(Stored::TooLarge(blob))),
-            Ok(blob) => {
-                let variant = describe(blob.into_bytes().await?, format);
-                Ok(Some(Stored::Kept(self.parts.memory.keep(key, variant))))
-            }
-            Err(StorageError::NotFound) => Ok(None),
-            Err(e) => Err(e.into()),
+        let (this, at) = (self.clone(), at.clone());
+        let read = move || async move { this.read_once(&at, key, format).await.map_err(Arc::new) };
+        match self.reads.run(key, read).await.0 {
+            Some(Ok(stored)) => Ok(stored),
+            Some(Err(e)) => Err(Error::Shared(e)),
+            None => Err(Error::internal("store read task failed")),
         }
+    }
+
+    async fn read_once(&self, at: &BlobKey, key: VariantKey, format: ImageFormat) -> Result<Option<Stored>, Error> {
+        // A read that ended just before this one began has kept the variant already.
+        if let Some(kept) = self.shared.memory.get(&key) {
+            return Ok(Some(Stored::Kept(kept)));
+        }
+        let blob = match self.shared.store.get(at).await {
+            Ok(blob) => blob,
+            Err(StorageError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.shared.metrics.store_read();
+        if blob.len > super::MEMORY_LIMIT {
+            return Ok(Some(Stored::TooLarge));
+        }
+        let variant = describe(blob.into_bytes().await?, format);
+        Ok(Some(Stored::Kept(self.shared.memory.keep(key, variant))))
     }
 
     /// Runs (or joins) the flight for `spec`: memory, the store, else a transform. Waits at
@@ -73,8 +94,8 @@ impl Delivery {
         };
         let flight = self.flights.run(spec.key, work);
         let Ok((result, _leader)) = tokio::time::timeout(self.settings.timeout, flight).await else {
-            self.parts.metrics.cache(Tier::Miss);
-            self.parts.metrics.overloaded();
+            self.shared.metrics.cache(Tier::Miss);
+            self.shared.metrics.overloaded();
             return Err(Error::Overloaded { reason: "the image is still being made; retry shortly", retry_after: 5 });
         };
         let found = match result {
@@ -82,7 +103,7 @@ impl Delivery {
             Some(Err(e)) => return Err(Error::Shared(e)),
             None => return Err(Error::internal("transform task failed")),
         };
-        self.parts.metrics.cache(match &found {
+        self.shared.metrics.cache(match &found {
             Found::Variant(_, tier) => *tier,
             Found::TooLargeToKeep => Tier::Store,
         });
@@ -93,14 +114,14 @@ impl Delivery {
     /// charge, transform, store, cache; refund on failure.
     #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), image_id = %spec.image.id, ops = %spec.ops, format = %spec.format))]
     async fn find_or_make(&self, spec: &VariantSpec) -> Result<Found, Error> {
-        let p = &self.parts;
+        let p = &self.shared;
         if let Some(hit) = p.memory.get(&spec.key) {
             return Ok(Found::Variant(hit, Tier::Memory));
         }
-        match self.read_stored(&self.variant_key(spec), spec.key, spec.format).await? {
+        match self.read_stored(&self.stored_at(spec), spec.key, spec.format).await? {
             Some(Stored::Kept(variant)) => return Ok(Found::Variant(variant, Tier::Store)),
             // A flight's result is shared, a stream is not: each request opens its own.
-            Some(Stored::TooLarge(_)) => return Ok(Found::TooLargeToKeep),
+            Some(Stored::TooLarge) => return Ok(Found::TooLargeToKeep),
             None => {}
         }
         let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
@@ -132,7 +153,7 @@ impl Delivery {
             "transformed"
         );
         if self.settings.store_variants {
-            if let Err(e) = p.store.put(&self.variant_key(spec), variant.bytes.clone(), spec.format.mime()).await {
+            if let Err(e) = p.store.put(&self.stored_at(spec), variant.bytes.clone(), spec.format.mime()).await {
                 tracing::warn!(error = ?e, "could not write the variant to the store; serving it anyway");
             }
         }
@@ -140,7 +161,7 @@ impl Delivery {
     }
 
     async fn transform(&self, spec: &VariantSpec) -> Result<Variant, Error> {
-        let p = &self.parts;
+        let p = &self.shared;
         let original = p.store.get_bytes(&p.keys.original(&spec.image.id)).await?;
         let watermark = match &spec.watermark {
             Some(wm) => Some((p.store.get_bytes(&p.keys.original(&wm.id)).await?, wm.format)),

@@ -3,8 +3,8 @@
 pub mod assets;
 pub mod auth;
 pub mod delivery;
+pub mod health;
 pub mod images;
-pub mod ops;
 pub mod presets;
 pub mod views;
 
@@ -12,8 +12,8 @@ use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::state::AppState;
 use crate::ids::UserId;
 
 /// The JSON body of `req`, within the configured size and stall limits.

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::library::UploadError;
+use crate::images::UploadError;
 
 /// Values captured from the path, by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

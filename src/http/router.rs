@@ -12,10 +12,10 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::handlers::{assets, auth, delivery, images, ops, presets};
+use super::handlers::{assets, auth, delivery, health, images, presets};
 pub use super::request::Params;
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::state::AppState;
 
 /// The future a handler returns.
 pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
@@ -47,9 +47,9 @@ macro_rules! to {
 pub static ROUTES: &[Route] = &[
     r(Method::GET, "/i/{id}/{ops?}", "deliver_variant", to!(delivery::variant)),
     r(Method::GET, "/i/{id}", "deliver_original", to!(delivery::original)),
-    r(Method::GET, "/healthz", "healthz", to!(ops::healthz)),
-    r(Method::GET, "/readyz", "readyz", to!(ops::readyz)),
-    r(Method::GET, "/metrics", "metrics", to!(ops::metrics)),
+    r(Method::GET, "/healthz", "healthz", to!(health::healthz)),
+    r(Method::GET, "/readyz", "readyz", to!(health::readyz)),
+    r(Method::GET, "/metrics", "metrics", to!(health::metrics)),
     r(Method::POST, "/v1/auth/register", "auth_register", to!(auth::register)),
     r(Method::POST, "/v1/auth/login", "auth_login", to!(auth::login)),
     r(Method::GET, "/v1/me", "me", to!(auth::me)),

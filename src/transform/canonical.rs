@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use super::encode::effective_quality;
 use super::geometry::Plan;
 use super::grammar::{FormatChoice, Ops};
+use super::quality::effective_quality;
 use crate::format::ImageFormat;
 use crate::ids::ImageId;
 

@@ -13,6 +13,117 @@ use crate::ids::ImageId;
 /// Longest accepted ops string.
 pub const MAX_OPS_LEN: usize = 1024;
 
+/// A token of the grammar as it is written, for people: its forms and what it does. The one
+/// list every description of the grammar is held to (the README, docs/api.md, the OpenAPI
+/// document, the console and the schemathesis dictionary are checked against it by
+/// `tests/api/grammar_docs.rs`); the words of the enumerated values come from the tables below,
+/// which parsing and printing use too.
+#[derive(Debug, Clone, Copy)]
+pub struct Token {
+    /// The name, before `_` (or the whole of a bare token).
+    pub name: &'static str,
+    /// How its value is written: `N`, a word list's name, `""` for a bare token.
+    pub forms: &'static [&'static str],
+    /// What it does, in a few words.
+    pub meaning: &'static str,
+}
+
+/// Every token, in canonical order.
+pub const TOKENS: &[Token] = &[
+    Token { name: "still", forms: &[""], meaning: "the first frame of an animation only" },
+    Token { name: "crop", forms: &["X:Y:W:H"], meaning: "cut this source region first" },
+    Token { name: "rot", forms: &["90", "180", "270"], meaning: "rotate clockwise" },
+    Token { name: "flip", forms: &["h", "v"], meaning: "mirror left-right, top-bottom" },
+    Token { name: "w", forms: &["N", "auto", "auto:N"], meaning: "box width, or from the Sec-CH-Width hint" },
+    Token { name: "h", forms: &["N"], meaning: "box height" },
+    Token { name: "dpr", forms: &["X", "auto"], meaning: "multiplies the box, or from the Sec-CH-DPR hint" },
+    Token {
+        name: "fit",
+        forms: &["cover", "contain", "fill", "inside", "outside"],
+        meaning: "how the image fills the box",
+    },
+    Token {
+        name: "g",
+        forms: &[
+            "center",
+            "north",
+            "south",
+            "east",
+            "west",
+            "northeast",
+            "northwest",
+            "southeast",
+            "southwest",
+            "smart",
+        ],
+        meaning: "where cover crops",
+    },
+    Token { name: "blur", forms: &["S"], meaning: "Gaussian blur, sigma 0.3 to 100" },
+    Token { name: "sharpen", forms: &["S"], meaning: "unsharp mask, sigma 0.3 to 10" },
+    Token { name: "gray", forms: &[""], meaning: "grayscale" },
+    Token { name: "sepia", forms: &[""], meaning: "sepia" },
+    Token { name: "bg", forms: &["RRGGBB"], meaning: "padding colour, and what alpha is flattened onto" },
+    Token { name: "wm", forms: &["ID"], meaning: "watermark with another image of the owner" },
+    Token { name: "q", forms: &["N"], meaning: "quality 1 to 100" },
+    Token { name: "fmt", forms: &["jpeg", "png", "webp", "avif", "gif", "auto"], meaning: "output format" },
+    Token { name: "p", forms: &["NAME"], meaning: "the owner's preset" },
+];
+
+/// `fit_` words, in [`TOKENS`]' order.
+const FITS: [(&str, Fit); 5] = [
+    ("cover", Fit::Cover),
+    ("contain", Fit::Contain),
+    ("fill", Fit::Fill),
+    ("inside", Fit::Inside),
+    ("outside", Fit::Outside),
+];
+
+/// `g_` words; the first spelling of a value is the one printed (`centre` is read too).
+const GRAVITIES: [(&str, Gravity); 11] = [
+    ("center", Gravity::Center),
+    ("north", Gravity::North),
+    ("south", Gravity::South),
+    ("east", Gravity::East),
+    ("west", Gravity::West),
+    ("northeast", Gravity::NorthEast),
+    ("northwest", Gravity::NorthWest),
+    ("southeast", Gravity::SouthEast),
+    ("southwest", Gravity::SouthWest),
+    ("smart", Gravity::Smart),
+    ("centre", Gravity::Center),
+];
+
+/// `rot_` values.
+const ROTATIONS: [(&str, Rotation); 3] = [("90", Rotation::R90), ("180", Rotation::R180), ("270", Rotation::R270)];
+
+/// `fmt_` words; `jpg` is read as `jpeg`.
+const FORMATS: [(&str, FormatChoice); 7] = [
+    ("jpeg", FormatChoice::Jpeg),
+    ("png", FormatChoice::Png),
+    ("webp", FormatChoice::Webp),
+    ("avif", FormatChoice::Avif),
+    ("gif", FormatChoice::Gif),
+    ("auto", FormatChoice::Auto),
+    ("jpg", FormatChoice::Jpeg),
+];
+
+/// The value `word` stands for in `table`.
+fn read<T: Copy>(table: &[(&str, T)], word: &str) -> Option<T> {
+    table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
+}
+
+/// The first spelling of `value` in `table`.
+fn spelling<T: PartialEq>(table: &[(&'static str, T)], value: &T) -> &'static str {
+    table.iter().find(|(_, v)| v == value).map_or("", |(w, _)| w)
+}
+
+impl Gravity {
+    /// The `g_` token.
+    pub fn token(self) -> String {
+        format!("g_{}", spelling(&GRAVITIES, &self))
+    }
+}
+
 /// How the image fills the `w`×`h` box.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fit {
@@ -51,24 +162,6 @@ pub enum Gravity {
     SouthWest,
     /// The most interesting region (edges, saturation, skin tones).
     Smart,
-}
-
-impl Gravity {
-    /// The `g_` token.
-    pub fn token(self) -> &'static str {
-        match self {
-            Self::Center => "g_center",
-            Self::North => "g_north",
-            Self::South => "g_south",
-            Self::East => "g_east",
-            Self::West => "g_west",
-            Self::NorthEast => "g_northeast",
-            Self::NorthWest => "g_northwest",
-            Self::SouthEast => "g_southeast",
-            Self::SouthWest => "g_southwest",
-            Self::Smart => "g_smart",
-        }
-    }
 }
 
 /// Requested output format.
@@ -378,18 +471,11 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
         }
         ("fit", v) => {
             seen.first(3, token)?;
-            ops.fit = Some(match v {
-                "cover" => Fit::Cover,
-                "contain" => Fit::Contain,
-                "fill" => Fit::Fill,
-                "inside" => Fit::Inside,
-                "outside" => Fit::Outside,
-                _ => return Err(bad()),
-            });
+            ops.fit = Some(read(&FITS, v).ok_or_else(bad)?);
         }
         ("g", v) => {
             seen.first(4, token)?;
-            ops.gravity = Some(gravity(v).ok_or_else(bad)?);
+            ops.gravity = Some(read(&GRAVITIES, v).ok_or_else(bad)?);
         }
         ("crop", v) => {
             seen.first(5, token)?;
@@ -397,12 +483,10 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
         }
         ("rot", v) => {
             seen.first(6, token)?;
-            ops.rotate = Some(match v {
-                "90" => Rotation::R90,
-                "180" => Rotation::R180,
-                "270" => Rotation::R270,
-                _ if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() => return Err(range("90, 180 or 270")),
-                _ => return Err(bad()),
+            ops.rotate = Some(match read(&ROTATIONS, v) {
+                Some(r) => r,
+                None if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() => return Err(range("90, 180 or 270")),
+                None => return Err(bad()),
             });
         }
         ("flip", "h") => {
@@ -448,15 +532,7 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
         }
         ("fmt", v) => {
             seen.first(16, token)?;
-            ops.format = Some(match v {
-                "jpeg" | "jpg" => FormatChoice::Jpeg,
-                "png" => FormatChoice::Png,
-                "webp" => FormatChoice::Webp,
-                "avif" => FormatChoice::Avif,
-                "gif" => FormatChoice::Gif,
-                "auto" => FormatChoice::Auto,
-                _ => return Err(bad()),
-            });
+            ops.format = Some(read(&FORMATS, v).ok_or_else(bad)?);
         }
         _ => return Err(OpsError::Unknown(token.to_owned())),
     }
@@ -531,22 +607,6 @@ fn hundredths(v: &str, min: u32, max: u32) -> Result<u32, NumError> {
     }
 }
 
-fn gravity(v: &str) -> Option<Gravity> {
-    Some(match v {
-        "center" | "centre" => Gravity::Center,
-        "north" => Gravity::North,
-        "south" => Gravity::South,
-        "east" => Gravity::East,
-        "west" => Gravity::West,
-        "northeast" => Gravity::NorthEast,
-        "northwest" => Gravity::NorthWest,
-        "southeast" => Gravity::SouthEast,
-        "southwest" => Gravity::SouthWest,
-        "smart" => Gravity::Smart,
-        _ => return None,
-    })
-}
-
 fn rect(v: &str) -> Option<Rect> {
     let mut parts = v.split(':').map(|p| integer(p, 0, 1_000_000).ok());
     let r = Rect { x: parts.next()??, y: parts.next()??, width: parts.next()??, height: parts.next()?? };
@@ -583,11 +643,7 @@ impl fmt::Display for Ops {
         }
         if let Some(r) = self.rotate {
             sep.next(f)?;
-            f.write_str(match r {
-                Rotation::R90 => "rot_90",
-                Rotation::R180 => "rot_180",
-                Rotation::R270 => "rot_270",
-            })?;
+            write!(f, "rot_{}", spelling(&ROTATIONS, &r))?;
         }
         for (on, token) in [(self.flip_h, "flip_h"), (self.flip_v, "flip_v")] {
             if on {
@@ -620,17 +676,11 @@ impl fmt::Display for Ops {
         }
         if let Some(fit) = self.fit {
             sep.next(f)?;
-            f.write_str(match fit {
-                Fit::Cover => "fit_cover",
-                Fit::Contain => "fit_contain",
-                Fit::Fill => "fit_fill",
-                Fit::Inside => "fit_inside",
-                Fit::Outside => "fit_outside",
-            })?;
+            write!(f, "fit_{}", spelling(&FITS, &fit))?;
         }
         if let Some(g) = self.gravity {
             sep.next(f)?;
-            f.write_str(g.token())?;
+            write!(f, "g_{}", spelling(&GRAVITIES, &g))?;
         }
         if let Some(s) = self.blur {
             sep.next(f)?;
@@ -660,14 +710,7 @@ impl fmt::Display for Ops {
         }
         if let Some(fmt) = self.format {
             sep.next(f)?;
-            f.write_str(match fmt {
-                FormatChoice::Jpeg => "fmt_jpeg",
-                FormatChoice::Png => "fmt_png",
-                FormatChoice::Webp => "fmt_webp",
-                FormatChoice::Avif => "fmt_avif",
-                FormatChoice::Gif => "fmt_gif",
-                FormatChoice::Auto => "fmt_auto",
-            })?;
+            write!(f, "fmt_{}", spelling(&FORMATS, &fmt))?;
         }
         Ok(())
     }
@@ -768,6 +811,35 @@ mod tests {
         // A fit given alone applies to the preset's box; the gravity it makes moot goes.
         assert_eq!(with("fit_contain"), "w_300,h_200,fit_contain,gray,q_70,fmt_webp");
         assert!(parse_with_preset("w_1", "w_x", 8192).is_err(), "a bad stored preset is an error");
+    }
+
+    #[test]
+    fn the_token_list_agrees_with_the_parser() {
+        fn words<T>(table: &[(&'static str, T)]) -> Vec<&'static str> {
+            table.iter().map(|(w, _)| *w).collect()
+        }
+        let forms = |name: &str| TOKENS.iter().find(|t| t.name == name).unwrap().forms.to_vec();
+        assert_eq!(forms("fit"), words(&FITS));
+        assert_eq!(forms("g"), words(&GRAVITIES[..10]), "all but the `centre` alias");
+        assert_eq!(forms("rot"), words(&ROTATIONS));
+        assert_eq!(forms("fmt"), words(&FORMATS[..6]), "all but the `jpg` alias");
+        // Every form parses, beside a box where it needs one.
+        for token in TOKENS {
+            for form in token.forms {
+                let written = match (*form, token.name) {
+                    ("", name) => name.to_owned(),
+                    ("N" | "S" | "X", name) => format!("{name}_2"),
+                    ("auto:N", name) => format!("{name}_auto:20"),
+                    ("X:Y:W:H", name) => format!("{name}_1:2:3:4"),
+                    ("RRGGBB", name) => format!("{name}_a0b1c2"),
+                    ("ID", name) => format!("{name}_AAAAAAAAAAAAAAAAAAAAAA"),
+                    ("NAME", _) => continue,
+                    (word, name) => format!("{name}_{word}"),
+                };
+                let context = if matches!(token.name, "w" | "h") { String::new() } else { "w_10,h_10,".to_owned() };
+                p(&format!("{context}{written}")).unwrap_or_else(|e| panic!("{written}: {e}"));
+            }
+        }
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn canvas_bytes(info: &animation::Info, screen: (u32, u32)) -> u64 {
 fn settings(job: &Job<'_>) -> Settings {
     Settings {
         format: job.format,
-        quality: encode::effective_quality(job.format, job.ops.quality),
+        quality: super::quality::effective_quality(job.format, job.ops.quality),
         background: job.ops.bg.unwrap_or([255, 255, 255]),
         avif_speed: job.avif_speed,
     }

@@ -233,7 +233,7 @@ async fn rows_before_frame_counts_are_backfilled(backend: Backend) {
     // Not counted yet, it is still served animated: the pipeline reads the file.
     assert_eq!(frames_of(&app.variant_bytes(&alice, id, "w_30").await).len(), FRAMES);
 
-    assert_eq!(app.state.library.backfill().await, 1);
+    assert_eq!(app.state.images.backfill().await, 1);
     let after: Value = app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.json().await.unwrap();
     assert_eq!(after["frames"], 12);
     assert_eq!(after["placeholder"], gif["placeholder"]);

@@ -33,7 +33,7 @@ async fn register_returns_the_user_and_a_working_token(backend: Backend) {
     assert_eq!(me["quota"]["remaining"], 20);
     assert!(me["quota"]["resets_at"].as_str().unwrap().contains("T00:00:00"));
     // The password is stored as an argon2id hash, never in clear.
-    let (_, hash) = app.state.parts.db.user_by_username("alice").await.unwrap().unwrap();
+    let (_, hash) = app.state.shared.db.user_by_username("alice").await.unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
 
@@ -109,9 +109,9 @@ async fn bad_tokens_of_every_kind_are_401(backend: Backend) {
     );
     // Alice's real token with its subject swapped for Bob's, signature kept.
     let bob = app.register("bob").await;
-    let parts: Vec<&str> = alice.token.split('.').collect();
-    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap().replace(&alice.id, &bob.id);
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload), parts[2]);
+    let shared: Vec<&str> = alice.token.split('.').collect();
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(shared[1]).unwrap()).unwrap().replace(&alice.id, &bob.id);
+    let tampered = format!("{}.{}.{}", shared[0], URL_SAFE_NO_PAD.encode(payload), shared[2]);
     let not_a_user = forge(&hs256, &json!({"sub": "admin", "iat": now, "exp": now + 3600}), JWT_SECRET.as_bytes());
     let deleted_user = forge(
         &hs256,

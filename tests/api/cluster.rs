@@ -4,7 +4,31 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The folder of PostgreSQL's server programs: `PG_BIN`, else the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout) that holds `initdb`.
+fn pg_bin() -> String {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(bin) = std::env::var("PG_BIN") {
+            return bin;
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let version = entry.file_name().to_str()?.parse().ok()?;
+                let bin = entry.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .collect();
+        versions.sort();
+        let (_, bin) =
+            versions.pop().expect("PostgreSQL's server programs (initdb, pg_ctl): set PG_BIN or install postgresql");
+        bin.display().to_string()
+    })
+    .clone()
+}
 
 /// A PostgreSQL cluster on 127.0.0.1 in a temporary folder; stopped when dropped.
 pub struct PgCluster {
@@ -71,7 +95,17 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
         let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D", path(&data), "-m", "immediate", "stop"])
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{}/pg_ctl", pg_bin()),
+                "-D",
+                path(&data),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .output();
     }
 }
@@ -87,7 +121,7 @@ pub fn run(program: &str, args: &[&str]) {
 }
 
 fn as_postgres(tool: &str, args: &[&str]) {
-    let program = format!("{PG_BIN}/{tool}");
+    let program = format!("{}/{tool}", pg_bin());
     let mut all = vec!["-u", "postgres", "--", program.as_str()];
     all.extend_from_slice(args);
     run("runuser", &all);

@@ -57,3 +57,36 @@ fn the_repository_config_file_lists_exactly_the_defaults() {
         assert!(found.is_some(), "{name} sets {key}, which has no default");
     }
 }
+
+/// Every environment variable the source reads is in the one list (`imgedge::config::ENV` for
+/// settings, `OTHER` for the rest), and the README's configuration names every one of them.
+#[test]
+fn every_environment_variable_is_in_the_one_list() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed: Vec<&str> = imgedge::config::ENV.iter().chain(imgedge::config::OTHER).map(|(name, _)| *name).collect();
+    let mut files = vec![root.join("src")];
+    let mut read = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for call in ["env::var(\"", "env::var_os(\"", "env(\""] {
+                for (at, _) in text.match_indices(call) {
+                    let name = text[at + call.len()..].split('"').next().unwrap();
+                    if name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                        read.push((name.to_owned(), path.display().to_string()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(read.iter().any(|(name, _)| name == "IMGEDGE_CONFIG"), "the scan finds what it looks for: {read:?}");
+    for (name, file) in &read {
+        assert!(listed.contains(&name.as_str()), "{file} reads {name}, which is in neither ENV nor OTHER");
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for name in listed {
+        assert!(readme.contains(&format!("`{name}`")), "the README does not name {name}");
+    }
+}

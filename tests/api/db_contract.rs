@@ -206,18 +206,6 @@ async fn repository_contract(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrations_are_recorded_once_on_postgres() {
-    let (env, _repo) = repository(Backend::Postgres).await;
-    let _second = db::connect(&env.config().database).await.expect("reconnect");
-    let imgedge::config::DatabaseBackend::Postgres(url) = &env.database else { unreachable!() };
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.unwrap();
-    assert_eq!(rows.len(), imgedge::db::migrate::POSTGRES.len());
-    assert_eq!(rows[0].get::<_, String>(1), "0001_init.sql");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_are_recorded_once_on_sqlite() {
     let (env, _repo) = repository(Backend::Sqlite).await;
     let _second = db::connect(&env.config().database).await.expect("reconnect");
@@ -228,3 +216,20 @@ async fn migrations_are_recorded_once_on_sqlite() {
 }
 
 crate::for_backends!([Sqlite, Postgres] repository_contract);
+
+/// Tests that need PostgreSQL (at `TEST_DATABASE_URL`): the `postgres` tier of `tests/run`.
+mod needs_postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_are_recorded_once_on_postgres() {
+        let (env, _repo) = repository(Backend::Postgres).await;
+        let _second = db::connect(&env.config().database).await.expect("reconnect");
+        let imgedge::config::DatabaseBackend::Postgres(url) = &env.database else { unreachable!() };
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.unwrap();
+        assert_eq!(rows.len(), imgedge::db::migrate::POSTGRES.len());
+        assert_eq!(rows[0].get::<_, String>(1), "0001_init.sql");
+    }
+}

@@ -70,30 +70,38 @@ async fn encrypted(url: &str) -> bool {
     row.get(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_sslmode_against_a_tls_only_server() {
-    let cluster = tls_cluster();
-    let ca = format!("sslrootcert={}", cluster.file("ca.pem").display());
-    let other = format!("sslrootcert={}", cluster.file("other-ca.pem").display());
-    // Verified: the chain to our authority, and the host the certificate names.
-    let full = cluster.url("localhost", &format!("sslmode=verify-full&{ca}"));
-    let repo = connect(full.clone()).await.expect("verify-full with the right authority");
-    repo.ping().await.unwrap();
-    assert!(encrypted(&full).await);
-    // The certificate does not name 127.0.0.1: verify-full refuses, verify-ca accepts.
-    assert!(connect(cluster.url("127.0.0.1", &format!("sslmode=verify-full&{ca}"))).await.is_err());
-    connect(cluster.url("127.0.0.1", &format!("sslmode=verify-ca&{ca}"))).await.expect("verify-ca ignores the name");
-    // Another authority: refused, whatever the name.
-    assert!(connect(cluster.url("localhost", &format!("sslmode=verify-full&{other}"))).await.is_err());
-    assert!(
-        connect(cluster.url("localhost", &format!("sslmode=require&{other}"))).await.is_err(),
-        "require + root checks"
-    );
-    // Encryption without checks.
-    let require = cluster.url("127.0.0.1", "sslmode=require");
-    connect(require.clone()).await.expect("require without a root");
-    assert!(encrypted(&require).await);
-    assert!(encrypted(&cluster.url("127.0.0.1", "sslmode=prefer")).await, "prefer takes TLS when offered");
-    // Plain text is refused by the server.
-    assert!(connect(cluster.url("127.0.0.1", "sslmode=disable")).await.is_err());
+/// Tests that need root: they start PostgreSQL clusters as the `postgres` user or mount file
+/// systems (the `system` tier of `tests/run`).
+mod needs_root {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_sslmode_against_a_tls_only_server() {
+        let cluster = tls_cluster();
+        let ca = format!("sslrootcert={}", cluster.file("ca.pem").display());
+        let other = format!("sslrootcert={}", cluster.file("other-ca.pem").display());
+        // Verified: the chain to our authority, and the host the certificate names.
+        let full = cluster.url("localhost", &format!("sslmode=verify-full&{ca}"));
+        let repo = connect(full.clone()).await.expect("verify-full with the right authority");
+        repo.ping().await.unwrap();
+        assert!(encrypted(&full).await);
+        // The certificate does not name 127.0.0.1: verify-full refuses, verify-ca accepts.
+        assert!(connect(cluster.url("127.0.0.1", &format!("sslmode=verify-full&{ca}"))).await.is_err());
+        connect(cluster.url("127.0.0.1", &format!("sslmode=verify-ca&{ca}")))
+            .await
+            .expect("verify-ca ignores the name");
+        // Another authority: refused, whatever the name.
+        assert!(connect(cluster.url("localhost", &format!("sslmode=verify-full&{other}"))).await.is_err());
+        assert!(
+            connect(cluster.url("localhost", &format!("sslmode=require&{other}"))).await.is_err(),
+            "require + root checks"
+        );
+        // Encryption without checks.
+        let require = cluster.url("127.0.0.1", "sslmode=require");
+        connect(require.clone()).await.expect("require without a root");
+        assert!(encrypted(&require).await);
+        assert!(encrypted(&cluster.url("127.0.0.1", "sslmode=prefer")).await, "prefer takes TLS when offered");
+        // Plain text is refused by the server.
+        assert!(connect(cluster.url("127.0.0.1", "sslmode=disable")).await.is_err());
+    }
 }

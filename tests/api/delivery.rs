@@ -460,7 +460,7 @@ async fn variants_come_from_memory_then_store(backend: Backend) {
     assert_eq!(app.used_today(&alice).await, 1, "only the first request transformed");
     // Gone from the store (a lost object): the remembered URL falls back to the full path.
     let key = imgedge::storage::BlobKey::from_listing(&stored[0]).unwrap();
-    replica.state.parts.store.delete(&key).await.unwrap();
+    replica.state.shared.store.delete(&key).await.unwrap();
     let remade = replica.variant(&alice, &id, "w_50").await;
     assert_eq!(remade.headers()["x-cache"], "miss");
     assert_eq!(remade.bytes().await.unwrap(), bytes);
@@ -679,7 +679,8 @@ async fn concurrent_store_hits_share_one_read(backend: Backend) {
     let stored = answers.iter().filter(|(tier, _)| tier == "hit-store").count();
     assert!(stored >= 1, "the first answers come from the store");
     assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 0"), "nothing was transformed again");
-    replica.state.parts.memory.run_pending_tasks();
+    assert!(metrics.contains("imgedge_store_reads_total 1\n"), "one read of the object: {metrics}");
+    replica.state.shared.memory.run_pending_tasks();
     let held = replica.state.gauges().memory_cache_bytes;
     assert!(held < 2 * made.len() as u64 + 4096, "one copy is kept, not one per request: {held}");
     assert_eq!(app.used_today(&alice).await, 1);
@@ -690,9 +691,9 @@ async fn failing_transform_is_refunded(backend: Backend) {
     let app = spawn_with(backend, |_| {}).await;
     let (alice, id) = setup(&app, halves_jpeg(200, 100)).await;
     // Corrupt the stored original behind the server's back.
-    let key = app.state.parts.keys.original(&imgedge::ids::ImageId::parse(&id).unwrap());
+    let key = app.state.shared.keys.original(&imgedge::ids::ImageId::parse(&id).unwrap());
     app.state
-        .parts
+        .shared
         .store
         .put(&key, bytes::Bytes::from_static(b"\xFF\xD8\xFF\xE0 not a jpeg any more"), "image/jpeg")
         .await

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use imgedge::app::AppState;
 use imgedge::clock::Clock;
 use imgedge::config::{DatabaseBackend, S3Config};
+use imgedge::http::state::AppState;
 use imgedge::{App, Config};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -254,7 +254,7 @@ impl TestApp {
     /// Every object key in the store under `prefix`.
     pub async fn stored_keys(&self, prefix: &str) -> Vec<String> {
         self.state
-            .parts
+            .shared
             .store
             .list(prefix)
             .await
@@ -405,7 +405,7 @@ pub struct Gate {
 impl Gate {
     /// Occupies all of `app`'s workers and returns once they are all busy.
     pub async fn close(app: &TestApp) -> Self {
-        let workers = app.state.parts.workers.clone();
+        let workers = app.state.shared.workers.clone();
         let (mut release, mut jobs) = (Vec::new(), Vec::new());
         for _ in 0..app.state.config.transform.workers {
             let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -424,6 +424,25 @@ impl Gate {
         drop(self.release);
         for job in self.jobs {
             job.await.expect("gate job");
+        }
+    }
+}
+
+/// Raises this process's soft limit on open descriptors to at least `wanted` (up to the hard
+/// limit), for tests that hold thousands of sockets; panics when the hard limit is lower.
+pub fn raise_descriptor_limit(wanted: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0, "getrlimit");
+        assert!(
+            limit.rlim_max >= wanted,
+            "the descriptor limit is {} (hard); this test needs {wanted}",
+            limit.rlim_max
+        );
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0, "setrlimit");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Uploads and the owner's library: sniffing, limits, orientation, pages, ownership, delete.
+//! Uploads and the owner's images: sniffing, limits, orientation, pages, ownership, delete.
 
 use serde_json::Value;
 

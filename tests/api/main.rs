@@ -13,6 +13,7 @@ mod docs;
 mod faults;
 mod fixtures;
 mod fuzz_corpus;
+mod grammar_docs;
 mod harness;
 mod hints;
 mod images;

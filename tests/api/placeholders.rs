@@ -89,17 +89,17 @@ async fn old_rows_are_backfilled_and_lists_show_them(backend: Backend) {
     // Rows from before placeholders existed; one of them has lost its original too.
     app.env.execute("UPDATE images SET thumbhash = NULL, blurhash = NULL, color = NULL").await;
     let lost_id = lost["id"].as_str().unwrap();
-    let parts = &app.state.parts;
-    parts.store.delete(&parts.keys.original(&imgedge::ids::ImageId::parse(lost_id).unwrap())).await.unwrap();
+    let shared = &app.state.shared;
+    shared.store.delete(&shared.keys.original(&imgedge::ids::ImageId::parse(lost_id).unwrap())).await.unwrap();
     let id = kept["id"].as_str().unwrap();
     let before: Value = app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.json().await.unwrap();
     assert!(before["placeholder"].is_null(), "{before}");
 
     // One image filled, the one without an original skipped (and the backfill ends).
-    assert_eq!(app.state.library.backfill().await, 1);
+    assert_eq!(app.state.images.backfill().await, 1);
     let after: Value = app.get_auth(&format!("/v1/images/{id}"), &alice.token).await.json().await.unwrap();
     assert_eq!(after["placeholder"], kept["placeholder"], "the same values an upload computes");
     let lost_now: Value = app.get_auth(&format!("/v1/images/{lost_id}"), &alice.token).await.json().await.unwrap();
     assert!(lost_now["placeholder"].is_null());
-    assert_eq!(app.state.library.backfill().await, 0, "nothing left that can be filled");
+    assert_eq!(app.state.images.backfill().await, 0, "nothing left that can be filled");
 }

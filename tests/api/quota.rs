@@ -11,7 +11,15 @@ use reqwest::StatusCode;
 use crate::harness::{assert_error, spawn_with, wait_until, Backend, Gate, Owner, TestApp};
 
 async fn budget(backend: Backend, limit: u32) -> (TestApp, Owner, String) {
-    let app = spawn_with(backend, |c| c.quota.daily_limit = limit).await;
+    budget_on(backend, limit, crate::harness::noon()).await
+}
+
+/// [`budget`] on a server with `clock`.
+async fn budget_on(backend: Backend, limit: u32, clock: imgedge::clock::Clock) -> (TestApp, Owner, String) {
+    let env = std::sync::Arc::new(crate::harness::Env::new(backend).await);
+    let mut config = env.config();
+    config.quota.daily_limit = limit;
+    let app = crate::harness::spawn_on(env, config, clock).await;
     let alice = app.register("alice").await;
     // Wider than any width the tests ask for: every `w_N` is a variant of its own.
     let image = app.upload(&alice, halves_jpeg(256, 32)).await;
@@ -19,16 +27,17 @@ async fn budget(backend: Backend, limit: u32) -> (TestApp, Owner, String) {
 }
 
 async fn spent_quota_is_429_until_midnight(backend: Backend) {
-    let (app, alice, id) = budget(backend, 3).await;
+    let noon = chrono::Utc::now().date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let (app, alice, id) = budget_on(backend, 3, imgedge::clock::Clock::frozen_at(noon)).await;
     for w in 1..=3 {
         assert_eq!(app.variant(&alice, &id, &format!("w_{w}")).await.status(), 200);
     }
     let res = app.variant(&alice, &id, "w_4").await;
     assert_eq!(res.status(), 429);
+    // The clock stands still at noon: twelve hours to the next UTC midnight, to the second.
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    let now = app.clock.now();
-    let expected = imgedge::quota::seconds_to_midnight(now);
-    assert!(retry.abs_diff(expected) <= 2 && retry <= 86_400, "{retry} vs {expected}");
+    let expected = 43_200;
+    assert_eq!(retry, expected);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "quota_exceeded");
     // Hits, 304s and originals stay free.
@@ -47,7 +56,7 @@ async fn spent_quota_is_429_until_midnight(backend: Backend) {
     assert_eq!(app.used_today(&alice).await, 0);
     assert_eq!(app.variant(&alice, &id, "w_4").await.status(), 200);
     assert_eq!(app.used_today(&alice).await, 1);
-    let user = app.state.parts.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    let user = app.state.shared.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
     assert_eq!(user.transform_count, 1);
     assert_eq!(user.transform_date, Some(app.clock.today()));
 }
@@ -62,7 +71,7 @@ async fn quota_is_exact_under_concurrency(backend: Backend) {
     let statuses: Vec<u16> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 20, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 180);
-    let user = app.state.parts.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
+    let user = app.state.shared.db.user(&imgedge::ids::UserId::parse(&alice.id).unwrap()).await.unwrap().unwrap();
     assert_eq!(user.transform_count, 20, "the database row holds exactly the budget");
     assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 20, "exactly 20 transforms ran");
 }
@@ -83,7 +92,7 @@ async fn concurrent_misses_share_one_transform(backend: Backend) {
             })
         })
         .collect();
-    let metrics = Arc::clone(&app.state.parts.metrics);
+    let metrics = Arc::clone(&app.state.shared.metrics);
     wait_until("all twenty requests are in flight", || metrics.in_flight() == 20).await;
     gate.open().await;
     let results: Vec<_> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
@@ -147,7 +156,6 @@ async fn each_plan_has_its_own_budget(backend: Backend) {
     let app = spawn_with(backend, |c| {
         c.quota.daily_limit = 1;
         c.quota.plans.insert("pro".into(), 3);
-        c.auth.lookup_ttl = std::time::Duration::from_millis(300);
     })
     .await;
     let alice = app.register("alice").await;
@@ -157,9 +165,9 @@ async fn each_plan_has_its_own_budget(backend: Backend) {
     let me: Value = app.get_auth("/v1/me", &alice.token).await.json().await.unwrap();
     assert_eq!((me["plan"].as_str(), me["quota"]["limit"].as_u64()), (Some("free"), Some(1)));
     let user = imgedge::ids::UserId::parse(&alice.id).unwrap();
-    assert!(app.state.parts.db.set_plan(&user, "pro").await.unwrap());
+    assert!(app.state.shared.db.set_plan(&user, "pro").await.unwrap());
     // `/i` reads the plan with the owner's key, cached for the lookup bound.
-    tokio::time::sleep(app.state.config.auth.lookup_ttl + std::time::Duration::from_millis(200)).await;
+    app.clock.advance(11);
     let me: Value = app.get_auth("/v1/me", &alice.token).await.json().await.unwrap();
     assert_eq!((me["plan"].as_str(), me["quota"]["limit"].as_u64()), (Some("pro"), Some(3)));
     assert_eq!(app.variant(&alice, &id, "w_2").await.status(), 200);

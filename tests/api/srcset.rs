@@ -43,15 +43,18 @@ async fn srcset_signs_every_width_and_each_url_serves_it(backend: Backend) {
     }
 
     // Bad requests name what is wrong; another owner's image is 403; no token is 401.
-    for (body, code) in [
-        (json!({"widths": []}), "invalid_request"),
-        (json!({"widths": [0]}), "invalid_request"),
-        (json!({"widths": [100], "ops": "w_50,dpr_2"}), "invalid_request"),
-        (json!({"widths": [100], "ops": "w_x"}), "invalid_transform"),
-        (json!({"widths": [100], "expires_in": 0}), "invalid_request"),
-        (json!({"widths": [100], "colour": "red"}), "invalid_request"),
+    for (body, code, named) in [
+        (json!({"widths": []}), "invalid_request", "widths"),
+        (json!({"widths": [0]}), "invalid_request", "widths"),
+        (json!({"widths": (0..33).map(|w| w + 100).collect::<Vec<_>>()}), "invalid_request", "widths"),
+        (json!({"widths": [100], "ops": "w_50,dpr_2"}), "invalid_request", "dpr_"),
+        (json!({"widths": [100], "ops": "w_auto"}), "invalid_request", "w_auto"),
+        (json!({"widths": [100], "ops": "w_x"}), "invalid_transform", "w_x"),
+        (json!({"widths": [100], "expires_in": 0}), "invalid_request", "expires_in"),
+        (json!({"widths": [100], "colour": "red"}), "invalid_request", "colour"),
     ] {
-        assert_error(app.post_json(&path, Some(&alice.token), &body).await, 400, code).await;
+        let message = assert_error(app.post_json(&path, Some(&alice.token), &body).await, 400, code).await;
+        assert!(message.contains(named), "{body}: the message names `{named}`: {message}");
     }
     let bob = app.register("bob").await;
     assert_error(app.post_json(&path, Some(&bob.token), &json!({"widths": [100]})).await, 403, "forbidden").await;

@@ -74,12 +74,18 @@ fn run_script(script: &str) {
     );
 }
 
-#[test]
-fn schemathesis_finds_every_answer_as_documented() {
-    run_script("schemathesis/run.sh");
-}
+/// Tests that run tools nobody installs with cargo — Chromium, Go, Node.js, schemathesis — (the
+/// `tools` tier of `tests/run`, which installs them).
+mod needs_tools {
+    use super::*;
 
-#[test]
-fn the_console_walk_through_passes_in_chromium() {
-    run_script("browser/run.sh");
+    #[test]
+    fn schemathesis_finds_every_answer_as_documented() {
+        run_script("schemathesis/run.sh");
+    }
+
+    #[test]
+    fn the_console_walk_through_passes_in_chromium() {
+        run_script("browser/run.sh");
+    }
 }

@@ -156,7 +156,7 @@ values = ["$victim_id"]
 [dictionaries.ops]
 values = ["w_32", "h_16", "fmt_webp", "fmt_avif", "fmt_gif", "fmt_jpeg", "fmt_png", "fmt_auto", "q_30", "gray",
           "sepia", "blur_1.5", "sharpen_2", "rot_90", "flip_h", "flip_v", "still", "w_auto", "dpr_auto", "dpr_2",
-          "bg_ff0000", "fit_contain", "wm_$image_id", "p_st_card", ""]
+          "bg_ff0000", "fit_contain", "g_smart", "crop_0:0:8:8", "wm_$image_id", "p_st_card", ""]
 
 [parameters]
 "path.id" = { dictionary = "images", probability = 0.75 }

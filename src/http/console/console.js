@@ -27,7 +27,7 @@
     presets: [],
     // Thumbnails not yet asked for, waiting for their tile to scroll into view or for quota.
     waitingThumbs: new Map(), // tile media element → load function
-    thumbsAsked: 0, // thumbnails asked for since the quota was last read (each may cost one)
+    thumbsPending: 0, // thumbnails asked for and not loaded yet (each may cost one transform)
     thumbsForced: false, // the owner chose to load past the quota
     thumbObserver: null,
   };
@@ -311,7 +311,7 @@
     state.presets = [];
     state.previewSeq++;
     state.waitingThumbs.clear();
-    state.thumbsAsked = 0;
+    state.thumbsPending = 0;
     state.thumbsForced = false;
     show($("thumbs-paused"), false);
     closeBuilder();
@@ -346,7 +346,6 @@
     try {
       const me = await api("GET", "/v1/me");
       state.me = me;
-      state.thumbsAsked = 0;
       renderUser(me);
       renderQuota(me.quota);
       pumpThumbs();
@@ -522,10 +521,11 @@
       if (media.dataset.visible !== "true") continue;
       if (!quota && !state.thumbsForced) continue; // the quota is not known yet
       const tile = media.closest(".tile");
-      if (state.thumbsForced || state.thumbsAsked < remaining) {
+      // The quota read counts what loaded before it; what is still on its way may cost one more.
+      if (state.thumbsForced || state.thumbsPending < remaining) {
         state.waitingThumbs.delete(media);
         tile?.querySelector(".tile-load")?.remove();
-        state.thumbsAsked += 1;
+        state.thumbsPending += 1;
         load();
       } else {
         held += 1;
@@ -535,6 +535,7 @@
           button.addEventListener("click", () => {
             state.waitingThumbs.delete(media);
             button.remove();
+            state.thumbsPending += 1;
             load();
             pumpThumbs();
           });
@@ -558,15 +559,33 @@
         () => {
           thumb.classList.add("loaded");
           thumb.dataset.loaded = "true";
-          refreshQuotaSoon();
+          thumbSettled(true);
         },
         { once: true },
       );
-      thumb.addEventListener("error", () => thumbFailed(media, signed.url), { once: true });
+      thumb.addEventListener(
+        "error",
+        () => {
+          thumbSettled(false);
+          thumbFailed(media, signed.url);
+        },
+        { once: true },
+      );
       thumb.src = signed.url;
     } catch (err) {
+      thumbSettled(false);
       if (err.status !== 401) media.append(h("span", { class: "tile-note", title: describe(err) }, shortReason(err)));
     }
+  }
+
+  /** A thumbnail asked for has loaded (`spent`: count it against the quota until the next
+   * read of it says otherwise; it may have come from the cache) or failed. */
+  function thumbSettled(spent) {
+    state.thumbsPending = Math.max(0, state.thumbsPending - 1);
+    const quota = state.me && state.me.quota;
+    if (spent && quota) quota.remaining = Math.max(0, Number(quota.remaining) - 1);
+    refreshQuotaSoon();
+    pumpThumbs();
   }
 
   /** An <img> cannot read the error body: ask once more with fetch to show why. */
@@ -721,12 +740,18 @@
 
   // ---------------------------------------------------------------- ops builder
 
+  // The grammar's words and bounds (the server's defaults; a test holds them to its grammar).
+  const MAX_DIMENSION = 8192;
+  const FITS = ["cover", "contain", "fill", "inside", "outside"];
+  const FORMATS = ["jpeg", "png", "webp", "avif", "gif", "auto"];
+  const dimension = (v) => /^[1-9][0-9]{0,4}$/.test(v) && Number(v) <= MAX_DIMENSION;
+
   // Tokens the structured fields own, by token name.
   const FIELDS = {
-    w: { id: "ops-width", valid: (v) => /^[1-9][0-9]{0,3}$/.test(v) },
-    h: { id: "ops-height", valid: (v) => /^[1-9][0-9]{0,3}$/.test(v) },
-    fit: { id: "ops-fit", valid: (v) => ["cover", "contain", "fill", "inside", "outside"].includes(v) },
-    fmt: { id: "ops-format", valid: (v) => ["auto", "jpeg", "png", "webp", "avif", "gif"].includes(v) },
+    w: { id: "ops-width", valid: dimension },
+    h: { id: "ops-height", valid: dimension },
+    fit: { id: "ops-fit", valid: (v) => FITS.includes(v) },
+    fmt: { id: "ops-format", valid: (v) => FORMATS.includes(v) },
     q: { id: "ops-quality", valid: (v) => /^[1-9][0-9]{0,2}$/.test(v) && Number(v) <= 100 },
   };
 

@@ -10,10 +10,10 @@ use http::header::{
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::Params;
+use crate::http::state::AppState;
 
 /// The console's policy: its own script and styles only, images from here (and the
 /// placeholders it draws as `data:`/`blob:`), API calls to here, no frames, no forms elsewhere.

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::views::{KeyView, Me, Session, UserView};
 use super::{authenticate, json_body};
 use crate::accounts::check_credentials;
-use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::db::User;
 use crate::error::Error;
@@ -15,6 +14,7 @@ use crate::http::body::Body;
 use crate::http::client::{client_ip, Peer};
 use crate::http::request::Params;
 use crate::http::response::json;
+use crate::http::state::AppState;
 
 /// Body of register and login.
 #[derive(Debug, Deserialize)]
@@ -60,8 +60,8 @@ fn client_address(state: &AppState, req: &Request<Incoming>) -> std::net::IpAddr
 /// `GET /v1/me`.
 pub async fn me(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let id = authenticate(state, req.headers()).await?;
-    let user = state.accounts.user(&id).await?;
-    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota: state.parts.quota.status(&user) }))
+    let (user, quota) = state.accounts.me(&id).await?;
+    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota }))
 }
 
 /// `GET /v1/me/signing-key`.

@@ -6,12 +6,12 @@ use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::AppState;
 use crate::delivery::hints::Hints;
 use crate::delivery::{Ask, Payload};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::{self, Params};
+use crate::http::state::AppState;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -41,7 +41,10 @@ async fn deliver(
         bearer: request::bearer(headers),
         hints: Hints::from_headers(headers),
     };
-    let resolved = state.delivery.resolve(&ask).await?;
+    let resolved = match state.delivery.remembered(&ask).await? {
+        Some(resolved) => resolved,
+        None => state.delivery.resolve(&ask).await?,
+    };
     let mut out = HeaderMap::with_capacity(8);
     out.insert(ETAG, resolved.etag.clone());
     out.insert(CACHE_CONTROL, resolved.cache_control.clone());

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::views::{ImagePage, ImageView, SignedUrl, Srcset, SrcsetUrl, Transformed};
 use super::{authenticate, json_body, page};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::db::ImageRecord;
 use crate::error::Error;
@@ -16,6 +15,7 @@ use crate::http::body::Body;
 use crate::http::request;
 use crate::http::request::Params;
 use crate::http::response::{empty, json, redirect};
+use crate::http::state::AppState;
 use crate::transform;
 
 /// `POST /v1/images`: multipart field `file`, or the raw bytes.
@@ -25,7 +25,7 @@ pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> 
     let bytes =
         request::upload(&parts.headers, body, state.config.limits.max_upload_bytes, state.config.server.body_timeout)
             .await?;
-    let record = state.library.upload(&owner, bytes).await?;
+    let record = state.images.upload(&owner, bytes).await?;
     view(state, StatusCode::CREATED, &record).await
 }
 
@@ -33,7 +33,7 @@ pub async fn upload(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> 
 pub async fn list(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
     let (limit, cursor) = page(req.uri().query())?;
-    let (items, next_cursor) = state.library.list(&owner, cursor.as_deref(), limit).await?;
+    let (items, next_cursor) = state.images.list(&owner, cursor.as_deref(), limit).await?;
     let key = state.accounts.key(&owner).await?;
     let items = items.iter().map(|i| ImageView::new(i, &key.signing_key)).collect();
     Ok(json(StatusCode::OK, &ImagePage { items, next_cursor }))
@@ -42,7 +42,7 @@ pub async fn list(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Re
 /// `GET /v1/images/{id}`.
 pub async fn get(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
-    let record = state.library.owned(&owner, params.get("id")).await?;
+    let record = state.images.owned(&owner, params.get("id")).await?;
     view(state, StatusCode::OK, &record).await
 }
 
@@ -57,14 +57,14 @@ struct ImagePatch {
 pub async fn patch(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
     let body: ImagePatch = json_body(state, req).await?;
-    let record = state.library.set_public(&owner, params.get("id"), body.public).await?;
+    let record = state.images.set_public(&owner, params.get("id"), body.public).await?;
     view(state, StatusCode::OK, &record).await
 }
 
 /// `DELETE /v1/images/{id}`: the original and every cached variant.
 pub async fn delete(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
-    state.library.delete(&owner, params.get("id")).await?;
+    state.images.delete(&owner, params.get("id")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -80,7 +80,7 @@ struct UrlRequest {
 pub async fn sign_url(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
     let body: UrlRequest = json_body(state, req).await?;
-    let record = state.library.owned(&owner, params.get("id")).await?;
+    let record = state.images.owned(&owner, params.get("id")).await?;
     let signed = state.signing.url(&record, &body.ops, body.expires_in).await?;
     let expires_at = signed.exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).map(rfc3339);
     Ok(json(StatusCode::OK, &SignedUrl { url: signed.url, expires_at }))
@@ -101,7 +101,7 @@ struct SrcsetRequest {
 pub async fn srcset(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
     let body: SrcsetRequest = json_body(state, req).await?;
-    let record = state.library.owned(&owner, params.get("id")).await?;
+    let record = state.images.owned(&owner, params.get("id")).await?;
     let urls = state.signing.srcset(&record, &body.ops, &body.widths, body.expires_in).await?;
     let urls: Vec<SrcsetUrl> = urls.into_iter().map(|(width, url)| SrcsetUrl { width, url }).collect();
     let srcset = urls.iter().map(|u| format!("{} {}w", u.url, u.width)).collect::<Vec<_>>().join(", ");
@@ -112,7 +112,7 @@ pub async fn srcset(state: &AppState, req: Request<Incoming>, params: Params<'_>
 pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
     let body: TransformRequest = json_body(state, req).await?;
-    let record = state.library.owned(&owner, params.get("id")).await?;
+    let record = state.images.owned(&owner, params.get("id")).await?;
     let key = state.accounts.key(&owner).await?;
     let ops = transform::parse(&body.transformations.to_ops()?, state.config.limits.max_dimension)?;
     let spec = state.delivery.spec(record, &key, ops, None).await?;
@@ -131,15 +131,8 @@ pub async fn transform(state: &AppState, req: Request<Incoming>, params: Params<
 /// `/i/{id}` URL when the store has none (local folder).
 pub async fn download(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
     let owner = authenticate(state, req.headers()).await?;
-    let record = state.library.owned(&owner, params.get("id")).await?;
-    let ttl = state.config.storage.presign_ttl;
-    if let Some(url) =
-        state.parts.store.presign_get(&state.parts.keys.original(&record.id), ttl, record.format.mime()).await?
-    {
-        return Ok(redirect(&url));
-    }
-    let signed = state.signing.url(&record, "", Some(ttl.as_secs().max(1))).await?;
-    Ok(redirect(&signed.url))
+    let record = state.images.owned(&owner, params.get("id")).await?;
+    Ok(redirect(&state.signing.download(&record, state.config.storage.presign_ttl).await?))
 }
 
 /// The `Image` JSON of `record`, its original's URL signed with the owner's current key.

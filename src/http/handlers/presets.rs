@@ -6,11 +6,11 @@ use serde::Deserialize;
 
 use super::views::{PresetList, PresetView};
 use super::{authenticate, json_body, page};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::Params;
 use crate::http::response::{empty, json};
+use crate::http::state::AppState;
 
 /// Body of `PUT /v1/presets/{name}`.
 #[derive(Debug, Deserialize)]

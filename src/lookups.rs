@@ -13,11 +13,14 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use http::HeaderValue;
 use moka::sync::Cache;
 
+use crate::clock::Clock;
 use crate::db::{Db, DbError, ImageRecord, OwnerKey, Preset};
 use crate::format::ImageFormat;
 use crate::ids::{ImageId, UserId};
@@ -41,8 +44,9 @@ pub type OwnerPresets = std::collections::BTreeMap<String, Preset>;
 pub struct Fetched<T> {
     /// The record; `None` when there is none.
     pub value: Option<T>,
-    /// When the database said so.
-    pub at: Instant,
+    /// When the database said so (by the injectable clock, so tests move past the bound
+    /// instead of sleeping through it).
+    pub at: DateTime<Utc>,
 }
 
 /// What is remembered of a signed `/i` URL whose signature, image and ops were checked:
@@ -60,7 +64,7 @@ pub struct Remembered {
     /// Its format.
     pub format: ImageFormat,
     /// The request headers the response varies by.
-    pub vary: crate::delivery::hints::Vary,
+    pub vary: crate::cache::Vary,
 }
 
 /// A remembered URL with what it is compared against on lookup.
@@ -73,7 +77,7 @@ struct Authorised {
     /// Generation of local changes when this was checked.
     generation: u64,
     /// Expiry of the oldest record it was checked with.
-    valid_until: Instant,
+    valid_until: DateTime<Utc>,
     remembered: Remembered,
 }
 
@@ -82,6 +86,7 @@ struct Authorised {
 pub struct Lookups {
     db: Db,
     ttl: Duration,
+    clock: Clock,
     images: Option<Cache<ImageId, Fetched<ImageRecord>>>,
     owners: Option<Cache<UserId, Fetched<OwnerKey>>>,
     presets: Option<Cache<UserId, Fetched<Arc<OwnerPresets>>>>,
@@ -93,7 +98,7 @@ pub struct Lookups {
 impl Lookups {
     /// Caches over `db` for `ttl`, remembering at most `url_bytes` of checked URLs and
     /// `preset_bytes` of owners' presets; a zero ttl asks the database every time.
-    pub fn new(db: Db, ttl: Duration, url_bytes: u64, preset_bytes: u64) -> Self {
+    pub fn new(db: Db, clock: Clock, ttl: Duration, url_bytes: u64, preset_bytes: u64) -> Self {
         let urls = (!ttl.is_zero() && url_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(url_bytes)
@@ -118,6 +123,7 @@ impl Lookups {
         Self {
             db,
             ttl,
+            clock,
             images: cache(ttl),
             owners: cache(ttl),
             presets,
@@ -132,7 +138,7 @@ impl Lookups {
     /// # Errors
     /// The database call fails.
     pub async fn image(&self, id: &ImageId) -> Result<Fetched<ImageRecord>, DbError> {
-        fetch(self.images.as_ref(), id, self.ttl, &self.generation, || self.db.image(id)).await
+        fetch(self.images.as_ref(), id, self.window(), || self.db.image(id)).await
     }
 
     /// The owner's key and plan, `None` when there is no such user.
@@ -140,7 +146,7 @@ impl Lookups {
     /// # Errors
     /// The database call fails.
     pub async fn owner(&self, id: &UserId) -> Result<Fetched<OwnerKey>, DbError> {
-        fetch(self.owners.as_ref(), id, self.ttl, &self.generation, || self.db.owner_key(id)).await
+        fetch(self.owners.as_ref(), id, self.window(), || self.db.owner_key(id)).await
     }
 
     /// One of `owner`'s presets, `None` when there is no such preset. Read from the owner's
@@ -153,7 +159,7 @@ impl Lookups {
             let all = self.db.presets(owner, None, u32::MAX).await?;
             Ok(Some(Arc::new(all.into_iter().map(|p| (p.name.clone(), p)).collect::<OwnerPresets>())))
         };
-        let all = fetch(self.presets.as_ref(), owner, self.ttl, &self.generation, read).await?;
+        let all = fetch(self.presets.as_ref(), owner, self.window(), read).await?;
         Ok(Fetched { value: all.value.and_then(|m| m.get(name).cloned()), at: all.at })
     }
 
@@ -186,7 +192,7 @@ impl Lookups {
         let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((path, query, accept)))?;
         let current = entry.generation == self.generation.load(Ordering::Acquire);
         let same = entry.path == path && entry.query == query && entry.accept == accept;
-        (current && same && Instant::now() < entry.valid_until).then(|| entry.remembered.clone())
+        (current && same && self.clock.now() < entry.valid_until).then(|| entry.remembered.clone())
     }
 
     /// Remembers a checked URL until the oldest of the records it was checked with (read at
@@ -196,7 +202,7 @@ impl Lookups {
         &self,
         (path, query, accept): (&str, &str, u8),
         generation: u64,
-        checked_with: Instant,
+        checked_with: DateTime<Utc>,
         remembered: Remembered,
     ) {
         if let Some(cache) = &self.urls {
@@ -207,10 +213,22 @@ impl Lookups {
         }
     }
 
+    /// What [`fetch`] needs to judge and stamp a record.
+    fn window(&self) -> Window<'_> {
+        Window { ttl: self.ttl, clock: &self.clock, generation: &self.generation }
+    }
+
     /// The current generation of local changes.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+}
+
+/// How long records live, by which clock, and the generation of local changes.
+struct Window<'a> {
+    ttl: Duration,
+    clock: &'a Clock,
+    generation: &'a AtomicU64,
 }
 
 /// A record from `cache`, else from the database. A read that overlapped a local change is
@@ -218,8 +236,7 @@ impl Lookups {
 async fn fetch<K, T, F>(
     cache: Option<&Cache<K, Fetched<T>>>,
     key: &K,
-    ttl: Duration,
-    generation: &AtomicU64,
+    window: Window<'_>,
     read: impl FnOnce() -> F,
 ) -> Result<Fetched<T>, DbError>
 where
@@ -227,12 +244,13 @@ where
     T: Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<Option<T>, DbError>>,
 {
-    if let Some(hit) = cache.and_then(|c| c.get(key)).filter(|hit| hit.at.elapsed() < ttl) {
+    let fresh = |hit: &Fetched<T>| window.clock.now() < hit.at + window.ttl;
+    if let Some(hit) = cache.and_then(|c| c.get(key)).filter(fresh) {
         return Ok(hit);
     }
-    let before = generation.load(Ordering::Acquire);
-    let fetched = Fetched { at: Instant::now(), value: read().await? };
-    if let Some(cache) = cache.filter(|_| generation.load(Ordering::Acquire) == before) {
+    let before = window.generation.load(Ordering::Acquire);
+    let fetched = Fetched { at: window.clock.now(), value: read().await? };
+    if let Some(cache) = cache.filter(|_| window.generation.load(Ordering::Acquire) == before) {
         cache.insert(key.clone(), fetched.clone());
     }
     Ok(fetched)
@@ -273,12 +291,15 @@ mod tests {
     struct HeldReads {
         inner: Db,
         release: Semaphore,
+        /// Told when a read has its row and is held.
+        reached: tokio::sync::Notify,
     }
 
     #[async_trait]
     impl Repository for HeldReads {
         async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError> {
             let row = self.inner.image(id).await?;
+            self.reached.notify_one();
             let _permit = self.release.acquire().await.expect("open semaphore");
             Ok(row)
         }
@@ -386,14 +407,18 @@ mod tests {
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();
-        let held = Arc::new(HeldReads { inner: Arc::clone(&inner), release: Semaphore::new(0) });
-        let lookups = Lookups::new(Arc::clone(&held) as Db, Duration::from_secs(60), 1 << 20, 1 << 20);
+        let held = Arc::new(HeldReads {
+            inner: Arc::clone(&inner),
+            release: Semaphore::new(0),
+            reached: tokio::sync::Notify::new(),
+        });
+        let lookups = Lookups::new(Arc::clone(&held) as Db, Clock::system(), Duration::from_secs(60), 1 << 20, 1 << 20);
         let in_flight = tokio::spawn({
             let (lookups, id) = (lookups.clone(), image.id.clone());
             async move { lookups.image(&id).await.unwrap().value }
         });
         // The read has its row; now the image is deleted through this replica.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        held.reached.notified().await;
         assert!(inner.delete_image(&image.id).await.unwrap());
         lookups.forget_image(&image.id);
         held.release.add_permits(100);

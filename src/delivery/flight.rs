@@ -77,7 +77,6 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use super::*;
 
@@ -85,21 +84,18 @@ mod tests {
     async fn concurrent_callers_share_one_run() {
         let flights: Flights<u32, u32> = Flights::default();
         let runs = Arc::new(AtomicUsize::new(0));
+        // On this one-threaded runtime the work cannot start before every call has joined: the
+        // first poll of `join_all` registers all twenty.
         let calls = (0..20).map(|_| {
-            let (flights, runs) = (flights.clone(), Arc::clone(&runs));
-            tokio::spawn(async move {
-                flights
-                    .run(7, || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        42
-                    })
-                    .await
+            let runs = Arc::clone(&runs);
+            flights.run(7, move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                42
             })
         });
         let results = futures_util::future::join_all(calls).await;
-        let leaders = results.iter().filter(|r| r.as_ref().unwrap().1).count();
-        assert!(results.iter().all(|r| r.as_ref().unwrap().0 == Some(42)));
+        let leaders = results.iter().filter(|r| r.1).count();
+        assert!(results.iter().all(|r| r.0 == Some(42)));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(leaders, 1);
         assert!(flights.is_empty(), "finished work leaves the map");
@@ -108,20 +104,26 @@ mod tests {
     #[tokio::test]
     async fn work_survives_a_cancelled_leader() {
         let flights: Flights<u32, u32> = Flights::default();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let (finish, may_finish) = tokio::sync::oneshot::channel::<()>();
         let leader = tokio::spawn({
             let flights = flights.clone();
             async move {
                 flights
-                    .run(1, || async {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    .run(1, || async move {
+                        started.send(()).unwrap();
+                        may_finish.await.unwrap();
                         5
                     })
                     .await
             }
         });
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The work is running: cancel the request that began it, then join the work and let
+        // it finish (the join registers on its first poll, before the release is sent).
+        has_started.await.unwrap();
         leader.abort();
-        let (value, started) = flights.run(1, || async { 6 }).await;
-        assert_eq!((value, started), (Some(5), false));
+        assert!(leader.await.unwrap_err().is_cancelled());
+        let (joined, ()) = tokio::join!(flights.run(1, || async { 6 }), async { finish.send(()).unwrap() });
+        assert_eq!(joined, (Some(5), false), "the cancelled leader's work answered");
     }
 }

@@ -1,4 +1,4 @@
-//! An owner's library of originals: upload, read, list, delete — keeping the database and the
+//! An owner's images (originals): upload, read, list, publish, delete — keeping the database and the
 //! object store consistent.
 //!
 //! An upload stores the object first and records the row after, so no row ever points at a
@@ -15,19 +15,19 @@ pub use self::upload::{Inspected, UploadError};
 use crate::db::{to_micros, ImageRecord, PageAfter};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
-use crate::parts::Parts;
+use crate::shared::Shared;
 
 /// Upload, read and delete originals.
 #[derive(Clone)]
-pub struct Library {
-    parts: Parts,
+pub struct Images {
+    shared: Shared,
     check_timeout: Duration,
 }
 
-impl Library {
-    /// A library over the given parts; an upload waits at most `check_timeout` for its check.
-    pub fn new(parts: Parts, check_timeout: Duration) -> Self {
-        Self { parts, check_timeout }
+impl Images {
+    /// A images over the shared collaborators; an upload waits at most `check_timeout` for its check.
+    pub fn new(shared: Shared, check_timeout: Duration) -> Self {
+        Self { shared, check_timeout }
     }
 
     /// Validates and stores an upload for `owner`.
@@ -41,7 +41,7 @@ impl Library {
             return Err(UploadError::MissingFile("the upload is empty").into());
         }
         // The cheap checks first, so hostile headers never reach a decoder or a worker.
-        let p = &self.parts;
+        let p = &self.shared;
         let header = upload::check_header(&bytes, &p.limits)?;
         let (limits, data) = (p.limits.clone(), bytes.clone());
         let check = move || upload::inspect(&data, &limits);
@@ -78,7 +78,7 @@ impl Library {
     /// 404 when there is no such image, 403 when someone else owns it.
     pub async fn owned(&self, owner: &UserId, id: &str) -> Result<ImageRecord, Error> {
         let id = ImageId::parse(id).ok_or(Error::NotFound("image not found"))?;
-        let record = self.parts.db.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
+        let record = self.shared.db.image(&id).await?.ok_or(Error::NotFound("image not found"))?;
         if &record.owner != owner {
             return Err(Error::Forbidden("this image belongs to another owner"));
         }
@@ -91,7 +91,7 @@ impl Library {
     /// 400 for a malformed id, 404 when there is no such image.
     pub async fn image(&self, id: &str) -> Result<ImageRecord, Error> {
         let id = ImageId::parse(id).ok_or_else(|| Error::InvalidRequest(format!("`{id}` is not an image id")))?;
-        self.parts.db.image(&id).await?.ok_or(Error::NotFound("image not found"))
+        self.shared.db.image(&id).await?.ok_or(Error::NotFound("image not found"))
     }
 
     /// A page of `owner`'s images, newest first, and the cursor of the next page.
@@ -106,7 +106,7 @@ impl Library {
     ) -> Result<(Vec<ImageRecord>, Option<String>), Error> {
         let after = cursor.map(decode_cursor).transpose()?;
         // One extra row tells whether another page exists.
-        let mut rows = self.parts.db.list_images(owner, after.as_ref(), limit + 1).await?;
+        let mut rows = self.shared.db.list_images(owner, after.as_ref(), limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(encode_cursor) } else { None };
@@ -118,13 +118,13 @@ impl Library {
     /// once and on every replica within the lookup bound.
     ///
     /// # Errors
-    /// 404/403 as [`Library::owned`]; 5xx when the database fails.
+    /// 404/403 as [`Images::owned`]; 5xx when the database fails.
     pub async fn set_public(&self, owner: &UserId, id: &str, public: bool) -> Result<ImageRecord, Error> {
         let record = self.owned(owner, id).await?;
-        if !self.parts.db.set_image_public(&record.id, public).await? {
+        if !self.shared.db.set_image_public(&record.id, public).await? {
             return Err(Error::NotFound("image not found"));
         }
-        self.parts.lookups.forget_image(&record.id);
+        self.shared.lookups.forget_image(&record.id);
         tracing::info!(image_id = %record.id, public, "image visibility changed");
         Ok(ImageRecord { public, ..record })
     }
@@ -132,13 +132,13 @@ impl Library {
     /// Deletes an image the caller owns: the row, then the original and every variant.
     ///
     /// # Errors
-    /// 404/403 as [`Library::owned`]; 5xx when the database fails. Object-store failures after
+    /// 404/403 as [`Images::owned`]; 5xx when the database fails. Object-store failures after
     /// the row is gone are logged and left to `imgedge sweep`.
     #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), owner = %owner, image_id = id))]
     pub async fn delete(&self, owner: &UserId, id: &str) -> Result<(), Error> {
         let record = self.owned(owner, id).await?;
-        self.parts.db.delete_image(&record.id).await?;
-        self.parts.lookups.forget_image(&record.id);
+        self.shared.db.delete_image(&record.id).await?;
+        self.shared.lookups.forget_image(&record.id);
         self.remove_objects(&record.id).await;
         tracing::info!("image deleted");
         Ok(())
@@ -146,7 +146,7 @@ impl Library {
 
     /// Removes the original and every variant of `id`, logging (not failing) on errors.
     pub async fn remove_objects(&self, id: &ImageId) {
-        let p = &self.parts;
+        let p = &self.shared;
         if let Err(e) = p.store.delete(&p.keys.original(id)).await {
             tracing::warn!(error = ?e, image_id = %id, "could not delete the original; `imgedge sweep` will");
         }
@@ -156,14 +156,14 @@ impl Library {
     }
 }
 
-impl Library {
+impl Images {
     /// Computes the placeholders and frame counts of rows uploaded before they existed, a batch
     /// at a time, each from its original on the worker pool (like an upload check, so at the
     /// same cost and within the same budget). Returns how many rows it filled. An image that
     /// fails (its original missing or unreadable) is logged and skipped until the next start.
     pub async fn backfill(&self) -> usize {
         const BATCH: u32 = 32;
-        let p = &self.parts;
+        let p = &self.shared;
         let (mut filled, mut skipped) = (0, std::collections::HashSet::new());
         loop {
             let rows = match p
@@ -209,7 +209,7 @@ impl Library {
     }
 
     async fn reinspect(&self, record: &ImageRecord) -> Result<Inspected, Error> {
-        let p = &self.parts;
+        let p = &self.shared;
         let bytes = p.store.get_bytes(&p.keys.original(&record.id)).await?;
         let header = upload::check_header(&bytes, &p.limits)?;
         let limits = p.limits.clone();
