@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::DynamicImage;
 use imgedge::format::ImageFormat;
-use imgedge::transform::{decode, encode, parse, pipeline, resize};
+use imgedge::transform::{decode, encode, levels, parse, pipeline, resize};
 
 fn corpus(name: &str, synthetic: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     let dir =
@@ -32,6 +32,11 @@ fn photo(w: u32, h: u32) -> Vec<u8> {
 }
 
 fn run(bytes: &[u8], format: ImageFormat, size: (u32, u32), ops: &str, out: ImageFormat) -> usize {
+    run_from(bytes, 1, format, size, ops, out)
+}
+
+/// [`run`] from the working copy at 1/`level` of the original (`level` 1: the original).
+fn run_from(bytes: &[u8], level: u32, format: ImageFormat, size: (u32, u32), ops: &str, out: ImageFormat) -> usize {
     let ops = parse(ops, 8192).unwrap();
     let job = pipeline::Job {
         original: bytes,
@@ -44,6 +49,7 @@ fn run(bytes: &[u8], format: ImageFormat, size: (u32, u32), ops: &str, out: Imag
         max_pixels: 50_000_000,
         max_dimension: 8192,
         avif_speed: 8,
+        level,
     };
     pipeline::run(&job).unwrap().bytes.len()
 }
@@ -116,6 +122,27 @@ fn whole(c: &mut Criterion) {
     g.finish();
 }
 
+/// The working copies (transform::levels) against the original, case by case: the same
+/// output decoded from the smallest copy that holds it. Making them is the upload's extra cost.
+fn working_copies(c: &mut Criterion) {
+    let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
+    let mid = corpus("photo-2mp.jpg", || photo(1600, 1200));
+    let copies = |bytes: &[u8]| levels::make(bytes, 50_000_000).unwrap();
+    let (big_copies, mid_copies) = (copies(&big), copies(&mid));
+    let copy = |copies: &[levels::Level], f: u32| copies.iter().find(|l| l.factor == f).unwrap().bytes.clone();
+    let mut g = c.benchmark_group("working copies");
+    g.sample_size(10);
+    g.bench_function("make the copies of a 12MP jpeg", |b| b.iter(|| copies(black_box(&big))));
+    for (name, bytes, level, size, ops, out) in [
+        ("(a) from the 1/4 copy", copy(&big_copies, 4), 4, (4000, 3000), "w_300,q_80", ImageFormat::Webp),
+        ("(b) from the 1/2 copy", copy(&big_copies, 2), 2, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
+        ("(c) from the 1/4 copy", copy(&mid_copies, 4), 4, (1600, 1200), "w_300,q_80", ImageFormat::Webp),
+    ] {
+        g.bench_function(name, |b| b.iter(|| run_from(&bytes, level, ImageFormat::Jpeg, size, ops, out)));
+    }
+    g.finish();
+}
+
 /// An animation of `frames` frames: a gradient with a block moving across it, 40 ms each.
 fn animated_gif(w: u16, h: u16, frames: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -142,5 +169,5 @@ fn animated_gif(w: u16, h: u16, frames: u16) -> Vec<u8> {
     out
 }
 
-criterion_group!(benches, stages, whole);
+criterion_group!(benches, stages, whole, working_copies);
 criterion_main!(benches);

@@ -129,6 +129,9 @@ pub struct ImageRecord {
     pub frames: Option<u32>,
     /// Published by its owner: servable without a signature through a public preset.
     pub public: bool,
+    /// Working copies in the store (see [`crate::transform::levels`]): bit `f` for the copy at
+    /// 1/f, 0 for none; `None` only for rows from before they existed, until the backfill.
+    pub levels: Option<u32>,
     /// Upload time (microsecond precision).
     pub created_at: DateTime<Utc>,
 }
@@ -138,6 +141,17 @@ impl ImageRecord {
     pub fn is_animated(&self) -> bool {
         self.frames.map_or(self.format.can_animate(), |n| n > 1)
     }
+}
+
+/// What the upload check computes for a row (the backfill stores it for older rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// ThumbHash, BlurHash and average colour.
+    pub placeholder: Placeholder,
+    /// Frames.
+    pub frames: u32,
+    /// Working copies stored, as [`ImageRecord::levels`].
+    pub levels: u32,
 }
 
 /// Named ops an owner reuses as `p_NAME`.
@@ -238,11 +252,12 @@ pub trait Repository: Send + Sync + 'static {
     /// Ids of every image, for sweeping orphaned objects.
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
 
-    /// Up to `limit` images uploaded before their placeholders or frames were computed.
+    /// Up to `limit` images uploaded before their placeholders, frames or working copies were made.
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
 
-    /// Stores what the upload check computes (placeholders, frames); false when the row is gone.
-    async fn set_inspection(&self, id: &ImageId, placeholder: &Placeholder, frames: u32) -> Result<bool, DbError>;
+    /// Stores what the upload check computes (placeholders, frames, which working copies are
+    /// stored); false when the row is gone.
+    async fn set_inspection(&self, id: &ImageId, inspection: &Inspection) -> Result<bool, DbError>;
 
     /// Replaces a preset, or creates it while its owner has fewer than `max` presets (atomically,
     /// however many replicas write); false when the limit kept a new name out.

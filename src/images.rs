@@ -12,10 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::upload::{Inspected, UploadError};
-use crate::db::{to_micros, ImageRecord, PageAfter};
+use crate::db::{to_micros, ImageRecord, Inspection, PageAfter};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
 use crate::shared::Shared;
+use crate::transform::levels::{self, Level};
 
 /// Upload, read and delete originals.
 #[derive(Clone)]
@@ -58,18 +59,36 @@ impl Images {
             placeholder: Some(inspected.placeholder),
             frames: Some(inspected.frames),
             public: false,
+            levels: Some(levels::mask(&inspected.levels)),
             created_at: to_micros(p.clock.now()),
         };
         let key = p.keys.original(&record.id);
         p.store.put(&key, bytes, record.format.mime()).await?;
-        if let Err(e) = p.db.insert_image(&record).await {
-            if let Err(cleanup) = p.store.delete(&key).await {
-                tracing::warn!(error = ?cleanup, key = key.as_str(), "could not remove the object of a failed upload");
+        // Objects first, the row after: a row never names a missing object.
+        let stored = self.put_levels(&record.id, inspected.levels).await;
+        let inserted = match stored {
+            Ok(()) => p.db.insert_image(&record).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = inserted {
+            for key in [key].into_iter().chain(levels::FACTORS.map(|f| p.keys.level(&record.id, f))) {
+                if let Err(cleanup) = p.store.delete(&key).await {
+                    tracing::warn!(error = ?cleanup, key = key.as_str(), "could not remove an object of a failed upload");
+                }
             }
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(image_id = %record.id, format = %record.format, width = record.width, height = record.height, "image uploaded");
         Ok(record)
+    }
+
+    /// Stores the working copies of `id`.
+    async fn put_levels(&self, id: &ImageId, levels: Vec<Level>) -> Result<(), Error> {
+        for level in levels {
+            let at = self.shared.keys.level(id, level.factor);
+            self.shared.store.put(&at, Bytes::from(level.bytes), "image/jpeg").await?;
+        }
+        Ok(())
     }
 
     /// The image `id` when `owner` owns it.
@@ -186,9 +205,13 @@ impl Images {
             }
             for record in todo {
                 match self.reinspect(&record).await {
-                    Ok(inspected) => {
-                        match p.db.set_inspection(&record.id, &inspected.placeholder, inspected.frames).await {
-                            Ok(_) => filled += 1,
+                    Ok(inspection) => {
+                        match p.db.set_inspection(&record.id, &inspection).await {
+                            Ok(_) => {
+                                // Its working copies are used here at once.
+                                p.lookups.forget_image(&record.id);
+                                filled += 1;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = ?e, "backfill stopped: the database failed");
                                 return filled;
@@ -208,13 +231,17 @@ impl Images {
         }
     }
 
-    async fn reinspect(&self, record: &ImageRecord) -> Result<Inspected, Error> {
+    /// The upload check again, on a stored original; its working copies are stored on the way.
+    async fn reinspect(&self, record: &ImageRecord) -> Result<Inspection, Error> {
         let p = &self.shared;
         let bytes = p.store.get_bytes(&p.keys.original(&record.id)).await?;
         let header = upload::check_header(&bytes, &p.limits)?;
         let limits = p.limits.clone();
         let check = move || upload::inspect(&bytes, &limits);
-        Ok(p.workers.run_within(self.check_timeout, header.memory, check).await??)
+        let inspected = p.workers.run_within(self.check_timeout, header.memory, check).await??;
+        let levels = levels::mask(&inspected.levels);
+        self.put_levels(&record.id, inspected.levels).await?;
+        Ok(Inspection { placeholder: inspected.placeholder, frames: inspected.frames, levels })
     }
 }
 
@@ -252,6 +279,7 @@ mod tests {
             placeholder: None,
             frames: Some(1),
             public: false,
+            levels: Some(0),
             created_at: to_micros(chrono::Utc::now()),
         };
         let after = decode_cursor(&encode_cursor(&record)).unwrap();

@@ -369,13 +369,8 @@ mod tests {
         async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
             self.inner.images_to_backfill(limit).await
         }
-        async fn set_inspection(
-            &self,
-            id: &ImageId,
-            p: &crate::placeholder::Placeholder,
-            frames: u32,
-        ) -> Result<bool, DbError> {
-            self.inner.set_inspection(id, p, frames).await
+        async fn set_inspection(&self, id: &ImageId, i: &crate::db::Inspection) -> Result<bool, DbError> {
+            self.inner.set_inspection(id, i).await
         }
     }
 
@@ -404,6 +399,7 @@ mod tests {
             placeholder: None,
             frames: Some(1),
             public: false,
+            levels: Some(0),
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();

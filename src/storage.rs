@@ -123,7 +123,13 @@ impl BlobKeys {
         BlobKey(format!("{}{id}/{hash}.{ext}", self.derived))
     }
 
-    /// The prefix holding every variant of `id`.
+    /// The working copy of `id` at 1/`factor` (see [`crate::transform::levels`]): kept beside
+    /// its variants, so it goes with the image.
+    pub fn level(&self, id: &ImageId, factor: u32) -> BlobKey {
+        BlobKey(format!("{}{id}/level-{factor}.jpg", self.derived))
+    }
+
+    /// The prefix holding every variant (and working copy) of `id`.
     pub fn variants_of(&self, id: &ImageId) -> String {
         format!("{}{id}/", self.derived)
     }

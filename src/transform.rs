@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod geometry;
 pub mod grammar;
+pub mod levels;
 pub mod pipeline;
 pub mod quality;
 pub mod resize;

@@ -41,6 +41,7 @@ pub const SQLITE: &[Migration] = &[
         name: "0006_public_images.sql",
         sql: include_str!("../../migrations/sqlite/0006_public_images.sql"),
     },
+    Migration { version: 7, name: "0007_levels.sql", sql: include_str!("../../migrations/sqlite/0007_levels.sql") },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -63,6 +64,7 @@ pub const POSTGRES: &[Migration] = &[
         name: "0006_public_images.sql",
         sql: include_str!("../../migrations/postgres/0006_public_images.sql"),
     },
+    Migration { version: 7, name: "0007_levels.sql", sql: include_str!("../../migrations/postgres/0007_levels.sql") },
 ];
 
 #[cfg(test)]

@@ -13,11 +13,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
+    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
-use crate::placeholder::Placeholder;
 
 /// A pooled PostgreSQL database.
 #[derive(Clone)]
@@ -30,7 +29,7 @@ const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations; `root_cert` is
@@ -146,6 +145,7 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
         )),
         frames: row.try_get::<_, Option<i32>>(12).map_err(pg)?.map(|n| to_u32(i64::from(n), "frames")).transpose()?,
         public: row.try_get(13).map_err(pg)?,
+        levels: row.try_get::<_, Option<i32>>(14).map_err(pg)?.map(|n| to_u32(i64::from(n), "levels")).transpose()?,
     })
 }
 
@@ -259,7 +259,7 @@ impl Repository for PgRepo {
         let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
             &format!(
-                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             &[
                 &i.id.as_str(),
@@ -276,6 +276,7 @@ impl Repository for PgRepo {
                 &color,
                 &i.frames.map(int),
                 &i.public,
+                &i.levels.map(int),
             ],
         )
         .await
@@ -417,17 +418,20 @@ impl Repository for PgRepo {
 
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL LIMIT $1");
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL OR levels IS NULL LIMIT $1"
+        );
         let rows = conn.query(&sql, &[&i64::from(limit)]).await.map_err(pg)?;
         rows.iter().map(image_from).collect()
     }
 
-    async fn set_inspection(&self, id: &ImageId, p: &Placeholder, frames: u32) -> Result<bool, DbError> {
+    async fn set_inspection(&self, id: &ImageId, i: &Inspection) -> Result<bool, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
+        let p = &i.placeholder;
         let n = conn
             .execute(
-                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4, frames = $5 WHERE id = $1",
-                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color, &int(frames)],
+                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4, frames = $5, levels = $6 WHERE id = $1",
+                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color, &int(i.frames), &int(i.levels)],
             )
             .await
             .map_err(pg)?;

@@ -11,11 +11,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
+    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
-use crate::placeholder::Placeholder;
 
 /// A SQLite database file.
 #[derive(Clone)]
@@ -27,7 +26,7 @@ pub struct SqliteRepo {
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -169,7 +168,8 @@ fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Pres
     Ok(Preset { owner: parse_user_id(&owner)?, name, ops, public, updated_at: from_micros(updated_at)? })
 }
 
-type RawImage = (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool);
+type RawImage =
+    (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool, Option<i64>);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
@@ -186,11 +186,13 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         (row.get(9)?, row.get(10)?, row.get(11)?),
         row.get(12)?,
         row.get(13)?,
+        row.get(14)?,
     ))
 }
 
 fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
-    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames, public) = raw;
+    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames, public, levels) =
+        raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
         owner: parse_user_id(&owner)?,
@@ -204,6 +206,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         placeholder: placeholder_from(placeholders),
         frames: frames.map(|n| to_u32(n, "frames")).transpose()?,
         public,
+        levels: levels.map(|n| to_u32(n, "levels")).transpose()?,
     })
 }
 
@@ -332,7 +335,7 @@ impl Repository for SqliteRepo {
             let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                 ),
                 params![
                     i.id.as_str(),
@@ -348,7 +351,8 @@ impl Repository for SqliteRepo {
                     blurhash,
                     color,
                     i.frames,
-                    i.public
+                    i.public,
+                    i.levels
                 ],
             )
             .map_err(backend)?;
@@ -515,7 +519,7 @@ impl Repository for SqliteRepo {
 
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         self.call(move |c| {
-            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL LIMIT ?1");
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL OR levels IS NULL LIMIT ?1");
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt.query_map([limit], raw_image).map_err(backend)?;
             rows.map(|r| image_from(r.map_err(backend)?)).collect()
@@ -523,13 +527,14 @@ impl Repository for SqliteRepo {
         .await
     }
 
-    async fn set_inspection(&self, id: &ImageId, placeholder: &Placeholder, frames: u32) -> Result<bool, DbError> {
-        let (id, p) = (id.clone(), placeholder.clone());
+    async fn set_inspection(&self, id: &ImageId, inspection: &Inspection) -> Result<bool, DbError> {
+        let (id, i) = (id.clone(), inspection.clone());
         self.call(move |c| {
+            let p = &i.placeholder;
             let n = c
                 .execute(
-                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4, frames = ?5 WHERE id = ?1",
-                    params![id.as_str(), p.thumbhash, p.blurhash, p.color, frames],
+                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4, frames = ?5, levels = ?6 WHERE id = ?1",
+                    params![id.as_str(), p.thumbhash, p.blurhash, p.color, i.frames, i.levels],
                 )
                 .map_err(backend)?;
             Ok(n == 1)

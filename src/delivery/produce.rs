@@ -17,7 +17,7 @@ use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
 use crate::storage::{BlobKey, StorageError};
-use crate::transform::{pipeline, Job, PipelineError, VariantKey};
+use crate::transform::{levels, pipeline, Job, PipelineError, VariantKey};
 use crate::workers::PoolError;
 
 /// What the flight for a variant found or made.
@@ -42,6 +42,28 @@ pub(super) enum Stored {
 pub(super) type Read = Result<Option<Stored>, Arc<Error>>;
 
 impl Delivery {
+    /// The bytes a transform decodes: the smallest working copy that holds every pixel the
+    /// original's own decode would give (see [`levels::choose`]), else the original; with the
+    /// copy's factor (1 for the original).
+    async fn source(&self, spec: &VariantSpec) -> Result<(Bytes, u32), Error> {
+        let p = &self.shared;
+        let keeps_frames = spec.image.is_animated() && !spec.ops.still && spec.format.can_animate();
+        let level = match spec.image.levels {
+            Some(mask) if !keeps_frames => levels::choose(mask, spec.plan.shrink()),
+            _ => 1,
+        };
+        if level > 1 {
+            match p.store.get_bytes(&p.keys.level(&spec.image.id, level)).await {
+                Ok(bytes) => return Ok((bytes, level)),
+                Err(StorageError::NotFound) => {
+                    tracing::warn!(level, "a working copy is missing; decoding the original");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((p.store.get_bytes(&p.keys.original(&spec.image.id)).await?, 1))
+    }
+
     /// The variant stored at `at`, kept in memory as `key` when it fits; `None` when the store
     /// does not have it. Concurrent reads of one variant — from the transform flight or from
     /// remembered URLs — share one read of the object and one copy in memory.
@@ -162,7 +184,7 @@ impl Delivery {
 
     async fn transform(&self, spec: &VariantSpec) -> Result<Variant, Error> {
         let p = &self.shared;
-        let original = p.store.get_bytes(&p.keys.original(&spec.image.id)).await?;
+        let (original, level) = self.source(spec).await?;
         let watermark = match &spec.watermark {
             Some(wm) => Some((p.store.get_bytes(&p.keys.original(&wm.id)).await?, wm.format)),
             None => None,
@@ -173,6 +195,7 @@ impl Delivery {
             spec: spec.clone(),
             limits: p.limits.clone(),
             avif_speed: self.settings.avif_speed,
+            level,
         };
         // Refused from the headers when one decode would hold too much; else the pixel memory
         // is reserved from the process budget before a worker starts.
@@ -197,11 +220,13 @@ impl Delivery {
 
 /// What a transform owns while it waits for and runs on a worker.
 struct Work {
+    /// The original, or the working copy at 1/`level` of it.
     original: Bytes,
     watermark: Option<(Bytes, ImageFormat)>,
     spec: VariantSpec,
     limits: crate::config::Limits,
     avif_speed: u8,
+    level: u32,
 }
 
 impl Work {
@@ -217,6 +242,7 @@ impl Work {
             max_pixels: self.limits.max_pixels,
             max_dimension: self.limits.max_dimension,
             avif_speed: self.avif_speed,
+            level: self.level,
         }
     }
 }

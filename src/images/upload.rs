@@ -6,6 +6,7 @@ use crate::config::Limits;
 use crate::format::ImageFormat;
 use crate::placeholder::Placeholder;
 use crate::transform::decode::{self, animation};
+use crate::transform::levels::{self, Level};
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct Inspected {
     pub placeholder: Placeholder,
     /// Number of frames (1 for a still).
     pub frames: u32,
+    /// Working copies to store beside the original (large JPEGs; see [`levels`]).
+    pub levels: Vec<Level>,
 }
 
 /// What the header of an acceptable upload says.
@@ -117,7 +120,11 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     }
     let probe = decode::probe(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
     let canvas = u64::from(extent.0) * u64::from(extent.1) * 4;
-    let memory = if frames > 1 { probe.check_bytes.max(canvas * u64::from(frames)) } else { probe.check_bytes };
+    let mut memory = if frames > 1 { probe.check_bytes.max(canvas * u64::from(frames)) } else { probe.check_bytes };
+    if levels::wanted(format, (width, height)) {
+        // The half-size decode of the working copies, and the copy the encoder reads.
+        memory = memory.max(probe.bytes_at(2) * 2);
+    }
     if memory > limits.max_decode_bytes {
         return Err(UploadError::TooLarge { needed: memory, limit: limits.max_decode_bytes });
     }
@@ -137,6 +144,12 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> 
         return Err(UploadError::Corrupt("JPEG data ends before its end-of-image marker".into()));
     }
     let checked = decode::check(bytes, format, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
+    // A JPEG the scaled decoder cannot read (CMYK, say) simply gets no copies.
+    let levels = if levels::wanted(format, (checked.width, checked.height)) {
+        levels::make(bytes, limits.max_pixels).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Ok(Inspected {
         format,
         width: checked.width,
@@ -145,6 +158,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> 
         content_hash: blake3::hash(bytes).to_hex().to_string(),
         placeholder: Placeholder::of(&checked.preview),
         frames: checked.frames,
+        levels,
     })
 }
 

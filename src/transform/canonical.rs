@@ -14,10 +14,11 @@ const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
 
 /// A format's encoder revision, bumped when the same ops and quality make different bytes in
 /// that format alone (empty until then, so the other formats' keys stay as they are): AVIF's
-/// `q` was recalibrated to Sharp's scale.
+/// `q` was recalibrated to Sharp's scale; JPEG moved from jpeg-encoder to libjpeg.
 fn encoder_revision(format: ImageFormat) -> &'static str {
     match format {
         ImageFormat::Avif => "\0avif-q-calibrated",
+        ImageFormat::Jpeg => "\0jpeg-libjpeg",
         _ => "",
     }
 }
@@ -230,9 +231,10 @@ mod tests {
         // b'\0|resized_300x225|extract_300x200|g_center\0png' + (0).to_bytes(2, 'little')
         let png = key("h_200,w_300", ImageFormat::Png);
         assert_eq!(png.hex(), "5ff61544db46ee0f19cb50c82040bb6db2915d96d8d95c769de451f18b57b873");
-        // Without a resize the key is what it always was: b'\0gray\0jpeg' + (80).to_bytes(2, 'little').
+        // Without a resize only the ops are hashed, as they always were (JPEG's encoder revision
+        // follows): b'\0gray\0jpeg' + (80).to_bytes(2, 'little') + b'\0jpeg-libjpeg'.
         let gray = key("gray", ImageFormat::Jpeg);
-        assert_eq!(gray.hex(), "22f1efb17cc006d2c95de7ce67048b18c2f7a97ada5aa98f612f5b24125539f9");
+        assert_eq!(gray.hex(), "f6187d0ad8f8e8a883003661f8550afab607cd180c6fc6df1b4f433abd7af49c");
     }
 
     #[test]

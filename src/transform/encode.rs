@@ -9,6 +9,7 @@ use super::PipelineError;
 use crate::format::ImageFormat;
 
 pub mod animation;
+pub mod jpeg;
 
 /// Encoder settings.
 #[derive(Debug, Clone, Copy)]
@@ -48,9 +49,7 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
     match settings.format {
         ImageFormat::Jpeg => {
             let rgb = flatten(img, settings.background);
-            let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
-            let (w16, h16) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
-            encoder.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb).map_err(encode_error)?;
+            out = jpeg::encode(rgb.as_raw(), w, h, quality, jpeg::Chroma::Half)?;
         }
         ImageFormat::Png => {
             let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);

@@ -42,6 +42,9 @@ pub struct Job<'a> {
     pub max_dimension: u32,
     /// rav1e speed for AVIF.
     pub avif_speed: u8,
+    /// `original` is the working copy at 1/`level` of the original (1: the original itself;
+    /// see [`super::levels`]): it is decoded that much less DCT-scaled.
+    pub level: u32,
 }
 
 /// A finished variant.
@@ -77,7 +80,7 @@ pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
     let decoded = match kept_frames(job)? {
         // Counted as every frame's canvas, as the limits count animations.
         Some(frames) => canvas_bytes(&info, screen) * u64::from(frames),
-        None => probe.bytes_at(probe.scale(plan.shrink())),
+        None => probe.bytes_at(probe.scale(plan.shrink() / f64::from(job.level.max(1)))),
     };
     let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
     // The resampled image, and one more output-sized copy (rotation, padding, conversion for
@@ -104,7 +107,8 @@ pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
     // read; Lanczos3 does the rest.
     let probe = decode::probe(job.original, job.source_format)?;
-    let decoded = decode::decode(job.original, job.source_format, probe.scale(plan.shrink()), job.max_pixels)?;
+    let scale = probe.scale(plan.shrink() / f64::from(job.level.max(1)));
+    let decoded = decode::decode(job.original, job.source_format, scale, job.max_pixels)?;
     let img = shape(decoded, job, &plan, &mut None)?;
     let img = filter(img, job, &mut None)?;
     let bytes = encode::encode(&img, &settings(job))?;

@@ -36,6 +36,7 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
         }),
         frames: Some(7),
         public: false,
+        levels: Some(0),
         created_at: db::to_micros(created_at),
     }
 }
@@ -110,25 +111,29 @@ async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
     let owner = repo.create_user(&new_user("placeholders")).await.unwrap();
     let old = ImageRecord { placeholder: None, ..image(&owner.id, Utc::now()) };
     let uncounted = ImageRecord { frames: None, ..image(&owner.id, Utc::now()) };
+    let uncopied = ImageRecord { levels: None, ..image(&owner.id, Utc::now()) };
     let new = image(&owner.id, Utc::now());
-    for record in [&old, &uncounted, &new] {
+    for record in [&old, &uncounted, &uncopied, &new] {
         repo.insert_image(record).await.unwrap();
     }
     let stored = repo.image(&new.id).await.unwrap().unwrap();
     assert_eq!((&stored.placeholder, stored.frames), (&new.placeholder, Some(7)));
     let mut missing: Vec<ImageId> = repo.images_to_backfill(10).await.unwrap().into_iter().map(|r| r.id).collect();
     missing.sort_by_key(|id| id.to_string());
-    let mut expected = vec![old.id.clone(), uncounted.id.clone()];
+    let mut expected = vec![old.id.clone(), uncounted.id.clone(), uncopied.id.clone()];
     expected.sort_by_key(|id| id.to_string());
     assert_eq!(missing, expected);
     let computed = new.placeholder.clone().unwrap();
-    assert!(repo.set_inspection(&old.id, &computed, 1).await.unwrap());
-    assert!(repo.set_inspection(&uncounted.id, &computed, 12).await.unwrap());
+    let inspection = |frames, levels| db::Inspection { placeholder: computed.clone(), frames, levels };
+    assert!(repo.set_inspection(&old.id, &inspection(1, 0)).await.unwrap());
+    assert!(repo.set_inspection(&uncounted.id, &inspection(12, 0)).await.unwrap());
+    assert!(repo.set_inspection(&uncopied.id, &inspection(1, 0b10100)).await.unwrap());
     let filled = repo.image(&old.id).await.unwrap().unwrap();
     assert_eq!((filled.placeholder, filled.frames), (Some(computed.clone()), Some(1)));
     assert_eq!(repo.image(&uncounted.id).await.unwrap().unwrap().frames, Some(12));
+    assert_eq!(repo.image(&uncopied.id).await.unwrap().unwrap().levels, Some(0b10100));
     assert!(repo.images_to_backfill(10).await.unwrap().is_empty());
-    assert!(!repo.set_inspection(&ImageId::generate(), &computed, 1).await.unwrap(), "no such row");
+    assert!(!repo.set_inspection(&ImageId::generate(), &inspection(1, 0)).await.unwrap(), "no such row");
 }
 
 async fn presets_are_per_owner_and_replaced_by_name(repo: &dyn Repository) {

@@ -25,3 +25,4 @@ mod replicas;
 mod srcset;
 mod storage_contract;
 mod tools;
+mod working_copies;

@@ -181,6 +181,7 @@ mod needs_postgres {
                 placeholder: None,
                 frames: Some(1),
                 public: false,
+                levels: Some(0),
                 created_at: imgedge::db::to_micros(chrono::Utc::now()),
             };
             db.insert_image(&record).await.unwrap();

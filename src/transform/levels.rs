@@ -1,0 +1,108 @@
+//! Working copies of large JPEG originals: the original at 1/2 and 1/4 of its size, upright and
+//! in sRGB, kept as JPEG q95 4:4:4 beside it. A variant is decoded from the smallest copy that
+//! still holds every pixel the original's own decode would give it — the copy at 1/f stands in
+//! for the original wherever the original would be decoded at 1/f or smaller (DCT-scaled by
+//! the rest) — so the entropy decode of a 12 MP photo is paid once, at upload, not once per
+//! variant.
+//!
+//! The rule never upsamples and loses nothing the full path would keep: the decode is the same
+//! size either way, the copy's only extra loss is one q95 generation.
+
+use image::DynamicImage;
+
+use super::decode::{self, dct_scale};
+use super::resize;
+use super::PipelineError;
+use crate::format::ImageFormat;
+
+/// The scale factors of the copies, smallest reduction first.
+pub const FACTORS: [u32; 2] = [2, 4];
+
+/// Originals with fewer pixels get no copies: their decode is cheap already.
+pub const MIN_PIXELS: u64 = 1_500_000;
+
+/// JPEG quality of the copies.
+const QUALITY: u8 = 95;
+
+/// One working copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// The original is `factor` times larger on each side.
+    pub factor: u32,
+    /// The copy, a JPEG.
+    pub bytes: Vec<u8>,
+}
+
+/// True when an original of `format` and upright `size` gets working copies.
+pub fn wanted(format: ImageFormat, (width, height): (u32, u32)) -> bool {
+    format == ImageFormat::Jpeg && u64::from(width) * u64::from(height) >= MIN_PIXELS
+}
+
+/// The bitmask recorded for `levels`: bit `f` set for each factor present.
+pub fn mask(levels: &[Level]) -> u32 {
+    levels.iter().fold(0, |m, l| m | (1 << l.factor))
+}
+
+/// The copy to decode a variant from: the largest factor of `available` (a [`mask`]) not above
+/// the DCT scale the original itself would be decoded at for a reduction of `shrink`; 1 (the
+/// original) when none fits.
+pub fn choose(available: u32, shrink: f64) -> u32 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8
+    let scale = dct_scale(shrink.floor().clamp(1.0, 8.0) as u32);
+    FACTORS.into_iter().filter(|&f| f <= scale && available & (1 << f) != 0).max().unwrap_or(1)
+}
+
+/// The working copies of a JPEG original: one DCT-scaled decode at 1/2, oriented and converted
+/// to sRGB, encoded; then halved with Lanczos and encoded again. CPU-heavy: run it on the
+/// worker pool.
+///
+/// # Errors
+/// [`PipelineError::Decode`] when the original cannot be decoded at 1/2, `Encode` when the
+/// encoder refuses.
+pub fn make(original: &[u8], max_pixels: u64) -> Result<Vec<Level>, PipelineError> {
+    let decoded = decode::jpeg::decode_scaled(original, 2, max_pixels)
+        .ok_or_else(|| PipelineError::Decode("this JPEG cannot be decoded at half size".into()))?;
+    let (mut half, icc, _) = decoded.into_oriented();
+    if let Some(icc) = icc {
+        super::color::to_srgb(&mut half, &icc);
+    }
+    let quarter = resize::resize(&half, None, (half.width().div_ceil(2), half.height().div_ceil(2)))?;
+    Ok(vec![Level { factor: 2, bytes: encode(&half)? }, Level { factor: 4, bytes: encode(&quarter)? }])
+}
+
+fn encode(img: &DynamicImage) -> Result<Vec<u8>, PipelineError> {
+    let rgb = img.to_rgb8();
+    super::encode::jpeg::encode(rgb.as_raw(), rgb.width(), rgb.height(), QUALITY, super::encode::jpeg::Chroma::Full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_chosen_is_never_smaller_than_the_originals_own_decode() {
+        let both = (1 << 2) | (1 << 4);
+        // A 4000 px photo to 300 px: the original would decode at 1/8; the 1/4 copy at 1/2.
+        assert_eq!(choose(both, 4000.0 / 300.0), 4);
+        // To 1200 px: the original would decode at 1/2; so does the 1/2 copy, whole.
+        assert_eq!(choose(both, 4000.0 / 1200.0), 2);
+        assert_eq!(choose(both, 1.9), 1, "no reduction worth a DCT scale: the original");
+        assert_eq!(choose(1 << 2, 20.0), 2, "only the copies there are");
+        assert_eq!(choose(0, 20.0), 1);
+    }
+
+    #[test]
+    fn copies_are_upright_halves_and_quarters() {
+        let img = image::RgbImage::from_fn(1600, 1000, |x, y| image::Rgb([(x / 7) as u8, (y / 5) as u8, 90]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+        let levels = make(&jpeg, 1 << 30).unwrap();
+        let sizes: Vec<_> = levels
+            .iter()
+            .map(|l| (l.factor, image::load_from_memory(&l.bytes).unwrap().to_rgb8().dimensions()))
+            .collect();
+        assert_eq!(sizes, vec![(2, (800, 500)), (4, (400, 250))]);
+        assert_eq!(mask(&levels), 0b10100);
+        assert!(wanted(ImageFormat::Jpeg, (1600, 1000)) && !wanted(ImageFormat::Png, (4000, 3000)));
+    }
+}

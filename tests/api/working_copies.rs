@@ -1,0 +1,76 @@
+//! Working copies of large JPEG originals: made at upload (or by the start-up backfill for
+//! older rows), stored beside the variants, gone with the image, and decoded instead of the
+//! original wherever they hold every pixel the original's own decode would give.
+
+use image::GenericImageView;
+
+use crate::fixtures::{busy, decode, encode, halves_jpeg};
+use crate::harness::{assert_error, spawn, Backend, Owner, TestApp};
+
+crate::for_backends!(large_jpegs_are_served_from_their_working_copies, older_rows_get_their_copies_from_the_backfill);
+
+/// A 1800×1200 JPEG with detail: 2.16 MP, enough for working copies.
+fn photo() -> Vec<u8> {
+    encode(&image::DynamicImage::ImageRgb8(busy(1800, 1200)), image::ImageFormat::Jpeg)
+}
+
+async fn upload(app: &TestApp, owner: &Owner, bytes: Vec<u8>) -> imgedge::ids::ImageId {
+    imgedge::ids::ImageId::parse(app.upload(owner, bytes).await["id"].as_str().unwrap()).unwrap()
+}
+
+async fn large_jpegs_are_served_from_their_working_copies(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let id = upload(&app, &alice, photo()).await;
+    let keys = &app.state.shared.keys;
+    let mut stored = app.stored_keys(&format!("derived/{id}/")).await;
+    stored.sort();
+    assert_eq!(stored, vec![keys.level(&id, 2).as_str().to_owned(), keys.level(&id, 4).as_str().to_owned()]);
+    let copy = |factor| {
+        let (at, store) = (keys.level(&id, factor), app.state.shared.store.clone());
+        async move { decode(&store.get_bytes(&at).await.unwrap()).dimensions() }
+    };
+    assert_eq!((copy(2).await, copy(4).await), ((900, 600), (450, 300)));
+    // Small images and other formats get none.
+    let small = upload(&app, &alice, halves_jpeg(400, 200)).await;
+    assert!(app.stored_keys(&format!("derived/{small}/")).await.is_empty());
+
+    // The same output either way: a variant made from the copy matches the original's own.
+    let from_copy = decode(&app.variant_bytes(&alice, id.as_str(), "w_200,fmt_png").await).to_rgb8();
+    let reference = decode(&photo()).resize_exact(200, 133, image::imageops::FilterType::Lanczos3).to_rgb8();
+    let mean_diff = from_copy
+        .pixels()
+        .zip(reference.pixels())
+        .map(|(a, b)| a.0.iter().zip(b.0).map(|(x, y)| u64::from(x.abs_diff(y))).sum::<u64>());
+    let mean_diff = mean_diff.sum::<u64>() as f64 / (200.0 * 133.0 * 3.0);
+    assert!(mean_diff < 4.0, "mean difference {mean_diff:.2} from a Lanczos resize of the original");
+
+    // The witness: with the original gone, what a copy holds is still served; what needs the
+    // original is not.
+    app.state.shared.store.delete(&keys.original(&id)).await.unwrap();
+    let thumb = app.variant_bytes(&alice, id.as_str(), "w_300,fmt_webp").await;
+    assert_eq!(decode(&thumb).dimensions(), (300, 200), "from the 1/4 copy (a 1/4 decode of the original)");
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_500").await).width(), 500, "from the 1/2 copy");
+    assert_error(app.variant(&alice, id.as_str(), "w_1500").await, 404, "not_found").await;
+
+    // Deleted with the image.
+    let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty());
+}
+
+async fn older_rows_get_their_copies_from_the_backfill(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let id = upload(&app, &alice, photo()).await;
+    // A row from before working copies: none recorded, none stored.
+    app.env.execute("UPDATE images SET levels = NULL").await;
+    app.state.shared.store.delete_prefix(&format!("derived/{id}/")).await.unwrap();
+    app.state.shared.lookups.forget_image(&id);
+    assert_eq!(app.state.images.backfill().await, 1);
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 2, "both copies");
+    // And the copies serve at once.
+    app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
+    assert_eq!(app.variant(&alice, id.as_str(), "w_300").await.status(), 200);
+    assert_eq!(app.state.images.backfill().await, 0);
+}
