@@ -4,6 +4,8 @@
 
 PIDS=()
 # thumbor forks its workers: they go with their parent, the parent first (it would replace them).
+# Behind nginx (benches/peers/thumbor/run.sh) the parent is that script: it ends its children
+# (the thumbor processes and nginx, whose master ends its workers) when it is ended.
 cleanup() {
   local p kids all=""
   for p in "${PIDS[@]:-}"; do
@@ -20,6 +22,10 @@ cleanup() {
   kill -9 $all 2>/dev/null || true
 }
 wait_up() { for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$1/healthz" -o /dev/null && return 0; sleep 0.1; done; echo "no server on :$1" >&2; exit 1; }
+proc_tree() { # pids -> them and all their descendants
+  local p
+  for p in "$@"; do echo "$p"; proc_tree $(pgrep -P "$p" || true); done
+}
 hwm() { awk '/^VmHWM/{printf "%d", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
 json() { python3 -c "import sys,json; print(json.load(sys.stdin)$1)"; }
 
@@ -33,10 +39,15 @@ start_imgedge() { # port cache_mb store_variants -> pid
       QUOTA_DAILY_LIMIT=100000000 ACCESS_LOG=false LOG_LEVEL=warn "$BIN" > "$RES/imgedge-$1.log" 2>&1 &
   echo "$!"
 }
+# thumbor as benches/peers/thumbor/run.sh runs it: by default one process per core behind nginx
+# on the port (THUMBOR_MODE=processes: one `thumbor --processes N`); THUMB is run.sh's pid.
 start_thumbor() { # port; sets THUMB, waits until it answers
   if curl -s -o /dev/null "http://127.0.0.1:$1/"; then echo "port $1 is taken (an old thumbor?)" >&2; exit 1; fi
   "$PEERS/thumbor/run.sh" "$1" > "$RES/thumbor.log" 2>&1 & THUMB=$!; PIDS+=("$THUMB")
-  for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$1/healthcheck" -o /dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 1200); do
+    curl -sf "http://127.0.0.1:$1/healthcheck" -o /dev/null && break
+    kill -0 "$THUMB" 2>/dev/null || break; sleep 0.1
+  done
   curl -sf "http://127.0.0.1:$1/healthcheck" -o /dev/null || { echo "thumbor did not start: $RES/thumbor.log" >&2; exit 1; }
 }
 
@@ -46,6 +57,15 @@ setup_owner() { # port -> token
 }
 upload() { # port token file -> id
   curl -s -XPOST "http://127.0.0.1:$1/v1/images" -H "Authorization: Bearer $2" --data-binary "@$3" | json '["id"]'
+}
+try_upload() { # port token file -> the new image's id; or, when refused, the HTTP status and status 1
+  local out code
+  out=$(curl -s -w '\n%{http_code}' -XPOST "http://127.0.0.1:$1/v1/images" -H "Authorization: Bearer $2" --data-binary "@$3")
+  code=${out##*$'\n'}
+  case $code in
+    2??) printf '%s' "${out%$'\n'*}" | json '["id"]' ;;
+    *) echo "$code"; return 1 ;;
+  esac
 }
 sign() { # port token id ops -> url path
   curl -s -XPOST "http://127.0.0.1:$1/v1/images/$3/url" -H "Authorization: Bearer $2" -d "{\"ops\":\"$4\"}" | json '["url"]'

@@ -81,6 +81,16 @@ fn stages(c: &mut Criterion) {
         let settings = encode::Settings { format, quality, background: [255; 3], avif_speed: 8 };
         g.bench_function(name, |b| b.iter(|| encode::encode(black_box(&thumb), &settings).unwrap()));
     }
+    // libwebp's method (Sharp's and imgproxy's "effort"; all three peers use 4): time and bytes.
+    let rgb = thumb.to_rgb8();
+    for method in [0, 2, 3, 4, 6] {
+        let mut config = webp::WebPConfig::new().unwrap();
+        config.quality = 80.0;
+        config.method = method;
+        let webp = || webp::Encoder::from_rgb(rgb.as_raw(), 300, 225).encode_advanced(&config).unwrap();
+        eprintln!("webp q80 method {method}: {} bytes", webp().len());
+        g.bench_function(format!("encode 300px webp q80 method {method}"), |b| b.iter(webp));
+    }
     g.finish();
 }
 
@@ -109,6 +119,10 @@ fn whole(c: &mut Criterion) {
     g.bench_function("(d) 1024 png+alpha -> w300 png", |b| {
         b.iter(|| run(&alpha, ImageFormat::Png, (1024, 768), "w_300", ImageFormat::Png))
     });
+    // (h): rav1e in a plain build, libaom with `--features aom`; run the bench both ways to compare.
+    g.bench_function(format!("(h) 2MP jpeg -> w600 avif q60 ({})", encode::avif::ENCODER), |b| {
+        b.iter(|| run(&mid, ImageFormat::Jpeg, (1600, 1200), "w_600,q_60", ImageFormat::Avif))
+    });
     g.bench_function("12MP jpeg -> 300x300 smart crop, sharpen, avif", |b| {
         b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,h_300,g_smart,sharpen_1", ImageFormat::Avif))
     });
@@ -133,6 +147,12 @@ fn working_copies(c: &mut Criterion) {
     let mut g = c.benchmark_group("working copies");
     g.sample_size(10);
     g.bench_function("make the copies of a 12MP jpeg", |b| b.iter(|| copies(black_box(&big))));
+    // The whole upload check (decode, placeholder, copies): the upload's CPU with copies; minus
+    // the line above, without them.
+    let limits = imgedge::config::Config::embedded("/tmp/imgedge-bench").limits;
+    g.bench_function("upload check of a 12MP jpeg (copies included)", |b| {
+        b.iter(|| imgedge::images::upload::inspect(black_box(&big), &limits).unwrap())
+    });
     for (name, bytes, level, size, ops, out) in [
         ("(a) from the 1/4 copy", copy(&big_copies, 4), 4, (4000, 3000), "w_300,q_80", ImageFormat::Webp),
         ("(b) from the 1/2 copy", copy(&big_copies, 2), 2, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),

@@ -140,7 +140,7 @@ def main():
             rows.append({"case": case, "server": server, "src": src, "url": url})
 
     print("quality: one fetch per server and case; reference = Pillow LANCZOS of the full-size original")
-    print("%-5s %-16s %-5s %-9s %8s %8s %8s %7s %8s  %s" % (
+    print("%-7s %-16s %-5s %-9s %8s %8s %8s %7s %8s  %s" % (
         "case", "server", "fmt", "size", "bytes", "ssim_y", "ssim_rgb", "ssim_a", "ms", "x-cache"))
     failed = 0
     for row in rows:
@@ -149,10 +149,10 @@ def main():
             m = measure(f"{args.corpus}/{row['src']}", body)
         except Exception as e:  # one bad answer does not hide the others
             failed += 1
-            print("%-5s %-16s failed: %s" % (row["case"], row["server"], e))
+            print("%-7s %-16s failed: %s" % (row["case"], row["server"], e))
             continue
         row.update(m, bytes=len(body), ms=ms)
-        print("%-5s %-16s %-5s %-9s %8d %8.4f %8.4f %7s %8.0f  %s" % (
+        print("%-7s %-16s %-5s %-9s %8d %8.4f %8.4f %7s %8.0f  %s" % (
             row["case"], row["server"], m["fmt"], m["size"], len(body), m["ssim_y"], m["ssim_rgb"],
             "-" if m["ssim_a"] is None else "%.4f" % m["ssim_a"], ms, xcache or "-"))
         sys.stdout.flush()

@@ -14,9 +14,12 @@ const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
 
 /// A format's encoder revision, bumped when the same ops and quality make different bytes in
 /// that format alone (empty until then, so the other formats' keys stay as they are): AVIF's
-/// `q` was recalibrated to Sharp's scale; JPEG moved from jpeg-encoder to libjpeg.
+/// `q` was recalibrated to Sharp's scale, and builds with libaom (the `aom` feature) make other
+/// bytes than builds with rav1e, so replicas of the two kinds never share an AVIF; JPEG moved
+/// from jpeg-encoder to libjpeg.
 fn encoder_revision(format: ImageFormat) -> &'static str {
     match format {
+        ImageFormat::Avif if cfg!(feature = "aom") => "\0avif-aom",
         ImageFormat::Avif => "\0avif-q-calibrated",
         ImageFormat::Jpeg => "\0jpeg-libjpeg",
         _ => "",

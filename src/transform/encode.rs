@@ -9,6 +9,7 @@ use super::PipelineError;
 use crate::format::ImageFormat;
 
 pub mod animation;
+pub mod avif;
 pub mod jpeg;
 
 /// Encoder settings.
@@ -20,7 +21,7 @@ pub struct Settings {
     pub quality: Option<u8>,
     /// Colour alpha is flattened onto for formats without alpha.
     pub background: [u8; 3],
-    /// rav1e speed for AVIF.
+    /// AVIF encoder speed, 1 (small, slow) to 10 (fast).
     pub avif_speed: u8,
 }
 
@@ -57,12 +58,15 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
             encoder.write_image(bytes, w, h, color).map_err(encode_error)?;
         }
         ImageFormat::Webp => {
+            // `encode_simple`, not `encode`: the latter unwraps libwebp's errors into a panic.
             let memory = match img {
                 DynamicImage::ImageRgba8(buf) => {
-                    webp::Encoder::from_rgba(buf.as_raw(), w, h).encode(f32::from(quality))
+                    webp::Encoder::from_rgba(buf.as_raw(), w, h).encode_simple(false, f32::from(quality))
                 }
-                other => webp::Encoder::from_rgb(&flatten(other, settings.background), w, h).encode(f32::from(quality)),
-            };
+                other => webp::Encoder::from_rgb(&flatten(other, settings.background), w, h)
+                    .encode_simple(false, f32::from(quality)),
+            }
+            .map_err(|e| PipelineError::Encode(format!("libwebp: {e:?}")))?;
             if memory.is_empty() {
                 return Err(PipelineError::Encode("libwebp produced no output".into()));
             }
@@ -73,43 +77,9 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
             let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
             encoder.encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8).map_err(encode_error)?;
         }
-        ImageFormat::Avif => out = encode_avif(img, quality, settings.avif_speed)?,
+        ImageFormat::Avif => out = avif::encode(img, quality, settings.avif_speed)?,
     }
     Ok(out)
-}
-
-/// Requested AVIF `q` → ravif's quality, so that a number means about what it means in Sharp
-/// (libheif + aom): rav1e's scale is harsher. Measured with `benches/avif-calibrate.sh` (2 MP
-/// photo → w600, luma SSIM against a Lanczos reference): Sharp at q 50, 60, 70, 80 matches ravif
-/// at 65, 82, 88, 94. Linear between those points and towards 1 and 100.
-pub fn avif_quality(q: u8) -> f32 {
-    const POINTS: [(f32, f32); 6] =
-        [(1.0, 1.0), (50.0, 65.0), (60.0, 82.0), (70.0, 88.0), (80.0, 94.0), (100.0, 100.0)];
-    let q = f32::from(q.clamp(1, 100));
-    POINTS
-        .windows(2)
-        .find(|w| q <= w[1].0)
-        .map_or(100.0, |w| w[0].1 + (q - w[0].0) * (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
-}
-
-fn encode_avif(img: &DynamicImage, quality: u8, speed: u8) -> Result<Vec<u8>, PipelineError> {
-    use rgb::FromSlice;
-    let (w, h) = (usize::try_from(img.width()).unwrap_or(0), usize::try_from(img.height()).unwrap_or(0));
-    let quality = avif_quality(quality);
-    let encoder = ravif::Encoder::new()
-        .with_quality(quality)
-        .with_alpha_quality(quality)
-        .with_speed(speed)
-        // One transform per worker: parallelism comes from running transforms side by side.
-        .with_num_threads(Some(1));
-    let encoded = match img {
-        DynamicImage::ImageRgba8(buf) => encoder.encode_rgba(ravif::Img::new(buf.as_raw().as_rgba(), w, h)),
-        other => {
-            let rgb = other.to_rgb8();
-            encoder.encode_rgb(ravif::Img::new(rgb.as_raw().as_rgb(), w, h))
-        }
-    };
-    Ok(encoded.map_err(|e| PipelineError::Encode(e.to_string()))?.avif_file)
 }
 
 /// The image as RGB, alpha composited over `background`.
@@ -180,15 +150,5 @@ mod tests {
         let bytes = encode(&sample(true), &settings).unwrap();
         let decoded = image::load_from_memory(&bytes).unwrap();
         assert!(decoded.color().has_alpha());
-    }
-
-    /// The table's claim (that a number means what it means in Sharp) is measured by
-    /// `benches/avif-calibrate.sh`; here, that the mapping keeps its points and its order.
-    #[test]
-    fn avif_quality_interpolates_its_points_in_order() {
-        assert!((avif_quality(60) - 82.0).abs() < 1e-3);
-        assert!((avif_quality(55) - 73.5).abs() < 1e-3, "halfway between 50 and 60");
-        assert!((avif_quality(1) - 1.0).abs() < 1e-3 && (avif_quality(100) - 100.0).abs() < 1e-3);
-        assert!((1..100).all(|q| avif_quality(q) < avif_quality(q + 1)), "monotone");
     }
 }

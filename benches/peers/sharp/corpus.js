@@ -23,6 +23,22 @@ async function fourByThree(name) {
   return sharp(file).extract({ left: (width - w) >> 1, top: (height - h) >> 1, width: w, height: h });
 }
 
+// The centred 3:2 part of a photo, resized with Lanczos3 to 2040x1360 (2.77 MP), as raw pixels:
+// the size of DIV2K's validation photos (2040 wide, about 1356 high), which imgproxy's
+// image-servers-benchmark serves.
+let div2kLike;
+async function threeByTwo2040(name) {
+  if (!div2kLike) {
+    const file = path.join(root, photo[name]);
+    const { width, height } = await sharp(file).metadata();
+    const w = Math.min(width, Math.round((height * 3) / 2));
+    const h = Math.round((w * 2) / 3);
+    div2kLike = await sharp(file).extract({ left: (width - w) >> 1, top: (height - h) >> 1, width: w, height: h })
+      .resize(2040, 1360, { kernel: 'lanczos3' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  }
+  return sharp(div2kLike.data, { raw: div2kLike.info });
+}
+
 // Seeded Gaussian-ish grain (mulberry32, sum of four uniforms): an upscaled photo is otherwise
 // smoother than a camera's, and cheaper to encode than a real one.
 function grain(pixels, channels, sigma, seed) {
@@ -73,6 +89,16 @@ async function make(name, from, how, build) {
     }
     await sharp(frames, { join: { animated: true } }).gif({ delay: 100, loop: 0 }).toFile(file);
   });
+  // The imgproxy-shaped cases: one 2.8 MP photo in each format, each served in its own format.
+  const how2040 = '3:2, Lanczos3 to 2040x1360';
+  await make('photo-2.8mp.jpg', photo.lake, `${how2040}, JPEG q80`, async (file) =>
+    (await threeByTwo2040('lake')).jpeg({ quality: 80 }).toFile(file));
+  await make('photo-2.8mp.png', photo.lake, `${how2040}, PNG`, async (file) =>
+    (await threeByTwo2040('lake')).png().toFile(file));
+  await make('photo-2.8mp.webp', photo.lake, `${how2040}, WebP q75`, async (file) =>
+    (await threeByTwo2040('lake')).webp({ quality: 75 }).toFile(file));
+  await make('photo-2.8mp.avif', photo.lake, `${how2040}, AVIF q65`, async (file) =>
+    (await threeByTwo2040('lake')).avif({ quality: 65 }).toFile(file));
   const lines = [];
   for (const { name, from, how } of made) {
     const file = path.join(out, name);
