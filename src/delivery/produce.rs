@@ -47,11 +47,8 @@ impl Delivery {
     /// copy's factor (1 for the original).
     async fn source(&self, spec: &VariantSpec) -> Result<(Bytes, u32), Error> {
         let p = &self.shared;
-        let keeps_frames = spec.image.is_animated() && !spec.ops.still && spec.format.can_animate();
-        let level = match spec.image.levels {
-            Some(mask) if !keeps_frames => levels::choose(mask, spec.plan.shrink()),
-            _ => 1,
-        };
+        // Only still JPEGs have copies, so an animation always reads its original.
+        let level = spec.image.levels.map_or(1, |mask| levels::choose(mask, spec.plan.shrink()));
         if level > 1 {
             match p.store.get_bytes(&p.keys.level(&spec.image.id, level)).await {
                 Ok(bytes) => return Ok((bytes, level)),

@@ -40,7 +40,7 @@ pub struct Job<'a> {
     pub max_pixels: u64,
     /// Largest `w_`/`h_` value.
     pub max_dimension: u32,
-    /// rav1e speed for AVIF.
+    /// AVIF encoder speed, 1 (small, slow) to 10 (fast).
     pub avif_speed: u8,
     /// `original` is the working copy at 1/`level` of the original (1: the original itself;
     /// see [`super::levels`]): it is decoded that much less DCT-scaled.
@@ -80,7 +80,7 @@ pub fn memory_needed(job: &Job<'_>) -> Result<u64, PipelineError> {
     let decoded = match kept_frames(job)? {
         // Counted as every frame's canvas, as the limits count animations.
         Some(frames) => canvas_bytes(&info, screen) * u64::from(frames),
-        None => probe.bytes_at(probe.scale(plan.shrink() / f64::from(job.level.max(1)))),
+        None => probe.bytes_at(decode_scale(job, &probe, &plan)),
     };
     let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
     // The resampled image, and one more output-sized copy (rotation, padding, conversion for
@@ -107,8 +107,7 @@ pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
     // read; Lanczos3 does the rest.
     let probe = decode::probe(job.original, job.source_format)?;
-    let scale = probe.scale(plan.shrink() / f64::from(job.level.max(1)));
-    let decoded = decode::decode(job.original, job.source_format, scale, job.max_pixels)?;
+    let decoded = decode::decode(job.original, job.source_format, decode_scale(job, &probe, &plan), job.max_pixels)?;
     let img = shape(decoded, job, &plan, &mut None)?;
     let img = filter(img, job, &mut None)?;
     let bytes = encode::encode(&img, &settings(job))?;
@@ -118,6 +117,12 @@ pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
 /// The frames the output keeps, when there are several: the source is animated, the output
 /// format can hold them, and `still` was not asked for. The count recorded at upload decides
 /// without reading the file (this runs before a worker is taken, too).
+/// The DCT scale `job.original` is decoded at: what the plan's reduction leaves after the
+/// working copy's own (see [`Job::level`]).
+fn decode_scale(job: &Job<'_>, probe: &decode::Probe, plan: &Plan) -> u32 {
+    probe.scale(plan.shrink() / f64::from(job.level.max(1)))
+}
+
 fn kept_frames(job: &Job<'_>) -> Result<Option<u32>, PipelineError> {
     if job.ops.still || !job.source_format.can_animate() || !job.format.can_animate() {
         return Ok(None);

@@ -40,6 +40,16 @@ pub fn encode(img: &DynamicImage, quality: u8, speed: u8) -> Result<Vec<u8>, Pip
     encoded.map_err(|e| PipelineError::Encode(format!("AVIF: {e}")))
 }
 
+/// The bytes of one row of `size` packed RGB(A) pixels, when `pixels` is exactly that many
+/// rows: the encoders read through raw pointers and must not run past the buffer.
+fn packed_row(pixels: &[u8], (w, h): (u32, u32), alpha: bool) -> Result<u32, String> {
+    let row = w.checked_mul(if alpha { 4 } else { 3 }).ok_or("too wide")?;
+    if w == 0 || h == 0 || pixels.len() != (row as usize) * (h as usize) {
+        return Err("the pixels are not width × height".into());
+    }
+    Ok(row)
+}
+
 #[cfg(feature = "aom")]
 mod aom {
     use libavif_sys as sys;
@@ -63,11 +73,7 @@ mod aom {
     }
 
     pub fn encode(pixels: &[u8], (w, h): (u32, u32), alpha: bool, quality: u8, speed: u8) -> Result<Vec<u8>, String> {
-        let channels: u32 = if alpha { 4 } else { 3 };
-        let row = w.checked_mul(channels).ok_or("too wide")?;
-        if pixels.len() != (row as usize) * (h as usize) || w == 0 || h == 0 {
-            return Err("the pixels are not width × height".into());
-        }
+        let row = super::packed_row(pixels, (w, h), alpha)?;
         // libavif's own auto mode: chroma at full size only where it would be seen.
         let yuv = if quality >= 90 { sys::AVIF_PIXEL_FORMAT_YUV444 } else { sys::AVIF_PIXEL_FORMAT_YUV420 };
         // SAFETY: every pointer below comes from libavif's own constructors, is checked for null,
@@ -131,10 +137,8 @@ mod rav1e {
     }
 
     pub fn encode(pixels: &[u8], (w, h): (u32, u32), alpha: bool, quality: u8, speed: u8) -> Result<Vec<u8>, String> {
+        super::packed_row(pixels, (w, h), alpha)?;
         let (w, h) = (w as usize, h as usize);
-        if pixels.len() != w * h * if alpha { 4 } else { 3 } || w == 0 || h == 0 {
-            return Err("the pixels are not width × height".into());
-        }
         let quality = ravif_quality(quality);
         let encoder = ravif::Encoder::new()
             .with_quality(quality)
@@ -172,10 +176,11 @@ mod tests {
 
     /// Every encoder this build has.
     fn backends() -> Vec<(&'static str, Backend)> {
-        let mut all: Vec<(&'static str, Backend)> = vec![("rav1e", super::rav1e::encode)];
-        #[cfg(feature = "aom")]
-        all.push(("aom", super::aom::encode));
-        all
+        vec![
+            ("rav1e", super::rav1e::encode),
+            #[cfg(feature = "aom")]
+            ("aom", super::aom::encode),
+        ]
     }
 
     #[test]
