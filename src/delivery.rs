@@ -164,6 +164,11 @@ impl Delivery {
         Self { shared, flights: Flights::default(), reads: Flights::default(), failures, settings }
     }
 
+    /// Requests waiting on a transform now, the one that leads each included.
+    pub fn waiting_on_transforms(&self) -> usize {
+        self.flights.waiting()
+    }
+
     /// Authorises `ask` and works out the answer: the original, or the variant its ops make.
     /// (Ask [`Delivery::remembered`] first: a URL checked moments ago needs none of this.)
     ///

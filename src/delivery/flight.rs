@@ -68,6 +68,13 @@ where
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
+    /// Callers awaiting work now, leaders included (each holds one clone of its work's
+    /// future, beside the map's own).
+    pub fn waiting(&self) -> usize {
+        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(|running| running.strong_count().map_or(0, |n| n.saturating_sub(1))).sum()
+    }
+
     /// True when nothing runs.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -79,6 +86,35 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[tokio::test]
+    async fn waiting_counts_every_caller_until_the_work_ends() {
+        let flights: Flights<u32, u32> = Flights::default();
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(tokio::sync::Mutex::new(Some(gate)));
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                let (flights, gate) = (flights.clone(), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    flights
+                        .run(7, move || async move {
+                            let _ = gate.lock().await.take().unwrap().await;
+                            1
+                        })
+                        .await
+                })
+            })
+            .collect();
+        while flights.waiting() < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((flights.waiting(), flights.len()), (3, 1));
+        open.send(()).unwrap();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().0, Some(1));
+        }
+        assert_eq!(flights.waiting(), 0);
+    }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_run() {

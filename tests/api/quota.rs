@@ -92,11 +92,17 @@ async fn concurrent_misses_share_one_transform(backend: Backend) {
             })
         })
         .collect();
-    let metrics = Arc::clone(&app.state.shared.metrics);
-    wait_until("all twenty requests are in flight", || metrics.in_flight() == 20).await;
+    // Waiting on the one transform, not only arrived: a request still in its lookups when the
+    // transform ends would be a memory hit.
+    let delivery = app.state.delivery.clone();
+    wait_until("all twenty requests wait on the transform", || delivery.waiting_on_transforms() == 20).await;
     gate.open().await;
     let results: Vec<_> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
-    assert!(results.iter().all(|(s, tier, _)| *s == 200 && tier.as_deref() == Some("miss")), "every request joined");
+    let answers: Vec<_> = results.iter().map(|(s, tier, _)| (*s, tier.clone())).collect();
+    assert!(
+        answers.iter().all(|(s, tier)| *s == 200 && tier.as_deref() == Some("miss")),
+        "every request joined: {answers:?}"
+    );
     assert!(results.windows(2).all(|w| w[0].2 == w[1].2), "every response has the same bytes");
     assert_eq!(app.used_today(&alice).await, 1, "one transform, one charge");
     let metrics = app.get("/metrics").await.text().await.unwrap();
