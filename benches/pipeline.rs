@@ -31,6 +31,13 @@ fn photo(w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A JPEG from [`photo`] re-encoded as `format`.
+fn encoded(jpeg: Vec<u8>, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::load_from_memory(&jpeg).unwrap().write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
 fn run(bytes: &[u8], format: ImageFormat, size: (u32, u32), ops: &str, out: ImageFormat) -> usize {
     run_from(bytes, 1, format, size, ops, out)
 }
@@ -126,6 +133,20 @@ fn whole(c: &mut Criterion) {
     g.bench_function("12MP jpeg -> 300x300 smart crop, sharpen, avif", |b| {
         b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,h_300,g_smart,sharpen_1", ImageFormat::Avif))
     });
+    // The imgproxy-shaped cases: a 2040×1360 photo into a 512 box, the same format out.
+    let webp = corpus("photo-2.8mp.webp", || encoded(photo(2040, 1360), image::ImageFormat::WebP));
+    g.bench_function("(i-webp) 2.8MP webp -> 512 box webp q75", |b| {
+        b.iter(|| run(&webp, ImageFormat::Webp, (2040, 1360), "w_512,h_512,fit_inside,q_75", ImageFormat::Webp))
+    });
+    if ImageFormat::Avif.is_decodable() {
+        let avif = corpus("photo-2.8mp.avif", || {
+            let img = image::load_from_memory(&photo(2040, 1360)).unwrap();
+            encode::avif::encode(&img, 65, 8).unwrap()
+        });
+        g.bench_function("(i-avif) 2.8MP avif -> 512 box avif q65", |b| {
+            b.iter(|| run(&avif, ImageFormat::Avif, (2040, 1360), "w_512,h_512,fit_inside,q_65", ImageFormat::Avif))
+        });
+    }
     let gif = animated_gif(480, 270, 24);
     g.bench_function("24-frame 480x270 gif -> w240 animated webp", |b| {
         b.iter(|| run(&gif, ImageFormat::Gif, (480, 270), "w_240", ImageFormat::Webp))
@@ -141,7 +162,7 @@ fn whole(c: &mut Criterion) {
 fn working_copies(c: &mut Criterion) {
     let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
     let mid = corpus("photo-2mp.jpg", || photo(1600, 1200));
-    let copies = |bytes: &[u8]| levels::make(bytes, 50_000_000).unwrap();
+    let copies = |bytes: &[u8]| levels::make(bytes, ImageFormat::Jpeg, 50_000_000).unwrap();
     let (big_copies, mid_copies) = (copies(&big), copies(&mid));
     let copy = |copies: &[levels::Level], f: u32| copies.iter().find(|l| l.factor == f).unwrap().bytes.clone();
     let mut g = c.benchmark_group("working copies");

@@ -15,8 +15,10 @@ pub enum ImageFormat {
     Webp,
     /// GIF (first frame is used for transforms).
     Gif,
-    /// AVIF (output only: decoding is not built).
+    /// AVIF (an input only in a build with `--features aom`).
     Avif,
+    /// JPEG XL (an input; no encoder yet).
+    Jxl,
 }
 
 impl ImageFormat {
@@ -28,6 +30,7 @@ impl ImageFormat {
             Self::Webp => "webp",
             Self::Gif => "gif",
             Self::Avif => "avif",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -39,6 +42,7 @@ impl ImageFormat {
             Self::Webp => "image/webp",
             Self::Gif => "image/gif",
             Self::Avif => "image/avif",
+            Self::Jxl => "image/jxl",
         }
     }
 
@@ -58,13 +62,20 @@ impl ImageFormat {
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::Webp),
             [_, _, _, _, b'f', b't', b'y', b'p', b'a', b'v', b'i', b'f' | b's', ..] => Some(Self::Avif),
+            // A bare codestream, or the ISO BMFF container's signature box.
+            [0xFF, 0x0A, ..] | [0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', 0x0D, 0x0A, 0x87, 0x0A, ..] => Some(Self::Jxl),
             _ => None,
         }
     }
 
-    /// True when this build can decode the format (everything but AVIF).
+    /// True when this build can decode the format (AVIF needs `--features aom`).
     pub fn is_decodable(self) -> bool {
-        !matches!(self, Self::Avif)
+        !matches!(self, Self::Avif) || cfg!(feature = "aom")
+    }
+
+    /// True when this build can encode the format (everything but JPEG XL).
+    pub fn is_encodable(self) -> bool {
+        !matches!(self, Self::Jxl)
     }
 
     /// The longest side an output in this format may have: what its encoders and the
@@ -75,6 +86,8 @@ impl ImageFormat {
             Self::Jpeg | Self::Gif => 65_535,
             Self::Webp => 16_383,
             Self::Avif => 16_384,
+            // The codestream's own limit (2^30), far above any other bound here.
+            Self::Jxl => 1 << 30,
             Self::Png => i32::MAX.unsigned_abs(),
         }
     }
@@ -106,6 +119,7 @@ impl FromStr for ImageFormat {
             "webp" => Ok(Self::Webp),
             "gif" => Ok(Self::Gif),
             "avif" => Ok(Self::Avif),
+            "jxl" => Ok(Self::Jxl),
             _ => Err(()),
         }
     }
@@ -123,6 +137,8 @@ mod tests {
         assert_eq!(ImageFormat::sniff(b"GIF87a...."), Some(ImageFormat::Gif));
         assert_eq!(ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
         assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif"), Some(ImageFormat::Avif));
+        assert_eq!(ImageFormat::sniff(b"\xFF\x0A\xFA\x7F"), Some(ImageFormat::Jxl));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x0cJXL \r\n\x87\n\0\0"), Some(ImageFormat::Jxl));
     }
 
     #[test]
@@ -134,7 +150,14 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif, ImageFormat::Avif] {
+        for f in [
+            ImageFormat::Jpeg,
+            ImageFormat::Png,
+            ImageFormat::Webp,
+            ImageFormat::Gif,
+            ImageFormat::Avif,
+            ImageFormat::Jxl,
+        ] {
             assert_eq!(f.as_str().parse::<ImageFormat>(), Ok(f));
         }
     }

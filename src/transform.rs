@@ -10,6 +10,8 @@ pub mod error;
 pub mod geometry;
 pub mod grammar;
 pub mod levels;
+#[cfg(feature = "aom")]
+pub mod libavif;
 pub mod pipeline;
 pub mod quality;
 pub mod resize;

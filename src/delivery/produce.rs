@@ -47,7 +47,7 @@ impl Delivery {
     /// copy's factor (1 for the original).
     async fn source(&self, spec: &VariantSpec) -> Result<(Bytes, u32), Error> {
         let p = &self.shared;
-        // Only still JPEGs have copies, so an animation always reads its original.
+        // Only lossy opaque stills have copies, so an animation always reads its original.
         let level = spec.image.levels.map_or(1, |mask| levels::choose(mask, spec.plan.shrink()));
         if level > 1 {
             match p.store.get_bytes(&p.keys.level(&spec.image.id, level)).await {
@@ -230,7 +230,8 @@ impl Work {
     fn job(&self) -> Job<'_> {
         Job {
             original: &self.original,
-            source_format: self.spec.image.format,
+            // The copies are JPEGs, whatever the original is.
+            source_format: if self.level > 1 { ImageFormat::Jpeg } else { self.spec.image.format },
             source_size: (self.spec.image.width, self.spec.image.height),
             source_frames: self.spec.image.frames,
             ops: &self.spec.ops,

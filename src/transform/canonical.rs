@@ -62,7 +62,10 @@ pub fn resolve_format(
                 ImageFormat::Jpeg
             }
         }
-        None if source.is_decodable() => source,
+        None if source.is_encodable() => source,
+        // A source we cannot write (JPEG XL): what `fmt_auto` gives a browser that asks for
+        // neither AVIF nor WebP.
+        None if has_alpha => ImageFormat::Png,
         None => ImageFormat::Jpeg,
     }
 }

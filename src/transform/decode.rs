@@ -8,14 +8,19 @@
 //!   or a huge GIF screen headed for a thumbnail never exists at full size either.
 //! - WebP stills decode straight to the scaled size with libwebp; animations go through
 //!   image-webp, whole.
+//! - AVIF (in a build with `--features aom`) decodes whole with libavif + libaom ([`avif`]),
+//!   JPEG XL whole with jxl-oxide ([`jxl`]).
 //!
 //! [`probe`] reads only the header and says what a decode at a given scale holds at its peak
 //! ([`Probe::bytes_at`]), at the depth the decoder really uses, so the pipeline can refuse or
 //! wait before any pixel is decoded.
 
 pub mod animation;
+#[cfg(feature = "aom")]
+pub mod avif;
 pub mod gif;
 pub mod jpeg;
+pub mod jxl;
 pub mod png;
 pub mod shrink;
 pub mod webp;
@@ -178,7 +183,20 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
                 Probe { width, height, whole: 4, fixed, shrinks: Shrinks::Box, check_bytes: 0 }
             }
         }
-        ImageFormat::Avif => return Err(PipelineError::Decode("AVIF decoding is not built".into())),
+        #[cfg(feature = "aom")]
+        ImageFormat::Avif => {
+            let h = avif::header(bytes)?;
+            let whole = h.bytes_per_pixel;
+            Probe { width: h.width, height: h.height, whole, fixed: 0, shrinks: Shrinks::Whole, check_bytes: 0 }
+        }
+        #[cfg(not(feature = "aom"))]
+        ImageFormat::Avif => return Err(not_built()),
+        ImageFormat::Jxl => {
+            // Upright already: the renderer applies the orientation.
+            let h = jxl::header(bytes)?;
+            let whole = h.bytes_per_pixel;
+            Probe { width: h.width, height: h.height, whole, fixed: 0, shrinks: Shrinks::Whole, check_bytes: 0 }
+        }
     };
     // The check also decodes the preview the placeholders are computed from.
     let preview = probe.bytes_at(probe.scale(probe.preview_shrink()));
@@ -199,6 +217,9 @@ pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Res
                 return Ok(decoded);
             }
         }
+        #[cfg(feature = "aom")]
+        ImageFormat::Avif => return avif::decode(bytes, max_pixels),
+        ImageFormat::Jxl => return jxl::decode(bytes, max_pixels),
         ImageFormat::Jpeg if k > 1 => {
             if let Some(decoded) = jpeg::decode_scaled(bytes, k, max_pixels) {
                 return Ok(decoded);
@@ -260,7 +281,8 @@ fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Dec
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Webp => image::ImageFormat::WebP,
         ImageFormat::Gif => image::ImageFormat::Gif,
-        ImageFormat::Avif => return Err(PipelineError::Decode("AVIF decoding is not built".into())),
+        ImageFormat::Avif => return Err(not_built()),
+        ImageFormat::Jxl => return jxl::decode(bytes, max_pixels),
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     let mut limits = Limits::default();
@@ -287,6 +309,10 @@ fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Dec
         }
     };
     Ok(Decoded { image, orientation, icc, scale: 1 })
+}
+
+fn not_built() -> PipelineError {
+    PipelineError::Decode("AVIF decoding is not in this build (it needs --features aom)".into())
 }
 
 fn decode_error(e: image::ImageError) -> PipelineError {

@@ -78,6 +78,7 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
             encoder.encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8).map_err(encode_error)?;
         }
         ImageFormat::Avif => out = avif::encode(img, quality, settings.avif_speed)?,
+        ImageFormat::Jxl => return Err(PipelineError::Encode("JPEG XL output is not built".into())),
     }
     Ok(out)
 }

@@ -1,12 +1,15 @@
-//! Working copies of large JPEG originals: the original at 1/2 and 1/4 of its size, upright and
-//! in sRGB, kept as JPEG q95 4:4:4 beside it. A variant is decoded from the smallest copy that
-//! still holds every pixel the original's own decode would give it — the copy at 1/f stands in
-//! for the original wherever the original would be decoded at 1/f or smaller (DCT-scaled by
+//! Working copies of large lossy originals (JPEG, and lossy WebP, AVIF and JPEG XL stills
+//! without alpha):
+//! the original at 1/2 and 1/4 of its size, upright and in sRGB, kept as JPEG q95 4:4:4 beside
+//! it. A variant is decoded from the smallest copy that still holds every pixel it needs — the
+//! copy at 1/f stands in for the original wherever the output is at least f times smaller
+//! (for a JPEG, wherever the original itself would be decoded at 1/f or smaller, DCT-scaled by
 //! the rest) — so the entropy decode of a 12 MP photo is paid once, at upload, not once per
-//! variant.
+//! variant. A JPEG copy decodes several times faster than a WebP or AVIF of the same pixels.
 //!
-//! The rule never upsamples and loses nothing the full path would keep: the decode is the same
-//! size either way, the copy's only extra loss is one q95 generation.
+//! The rule never upsamples; the copy's only extra loss is one q95 generation. Lossless and
+//! transparent originals (PNG, GIF, lossless WebP, alpha) get none: a JPEG copy would lose
+//! what they are kept for.
 
 use image::DynamicImage;
 
@@ -33,9 +36,20 @@ pub struct Level {
     pub bytes: Vec<u8>,
 }
 
-/// True when an original of `format` and upright `size` gets working copies.
-pub fn wanted(format: ImageFormat, (width, height): (u32, u32)) -> bool {
-    format == ImageFormat::Jpeg && u64::from(width) * u64::from(height) >= MIN_PIXELS
+/// True when an original of `format` and upright `size` gets working copies: large enough,
+/// lossy, a still, and opaque (read from the header alone).
+pub fn wanted(bytes: &[u8], format: ImageFormat, (width, height): (u32, u32)) -> bool {
+    if u64::from(width) * u64::from(height) < MIN_PIXELS {
+        return false;
+    }
+    match format {
+        ImageFormat::Jpeg => true,
+        ImageFormat::Webp => decode::webp::features(bytes).is_ok_and(|f| !f.alpha && !f.lossless && !f.animated),
+        #[cfg(feature = "aom")]
+        ImageFormat::Avif => decode::avif::header(bytes).is_ok_and(|h| !h.alpha),
+        ImageFormat::Jxl => decode::jxl::header(bytes).is_ok_and(|h| !h.alpha && h.lossy),
+        _ => false,
+    }
 }
 
 /// The bitmask recorded for `levels`: bit `f` set for each factor present.
@@ -44,25 +58,33 @@ pub fn mask(levels: &[Level]) -> u32 {
 }
 
 /// The copy to decode a variant from: the largest factor of `available` (a [`mask`]) not above
-/// the DCT scale the original itself would be decoded at for a reduction of `shrink`; 1 (the
-/// original) when none fits.
+/// the DCT scale a JPEG original would be decoded at for a reduction of `shrink` (so never
+/// above `shrink` itself); 1 (the original) when none fits.
 pub fn choose(available: u32, shrink: f64) -> u32 {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 1..=8
     let scale = dct_scale(shrink.floor().clamp(1.0, 8.0) as u32);
     FACTORS.into_iter().filter(|&f| f <= scale && available & (1 << f) != 0).max().unwrap_or(1)
 }
 
-/// The working copies of a JPEG original: one DCT-scaled decode at 1/2, oriented and converted
-/// to sRGB, encoded; then halved with Lanczos and encoded again. CPU-heavy: run it on the
-/// worker pool.
+/// The working copies of an original of `format`: one decode at 1/2 (a JPEG DCT-scaled, a WebP
+/// scaled by libwebp while it decodes, an AVIF whole and then halved with Lanczos), oriented
+/// and converted to sRGB, encoded; then halved with Lanczos and encoded again. CPU-heavy: run
+/// it on the worker pool.
 ///
 /// # Errors
-/// [`PipelineError::Decode`] when the original cannot be decoded at 1/2, `Encode` when the
-/// encoder refuses.
-pub fn make(original: &[u8], max_pixels: u64) -> Result<Vec<Level>, PipelineError> {
-    let decoded = decode::jpeg::decode_scaled(original, 2, max_pixels)
-        .ok_or_else(|| PipelineError::Decode("this JPEG cannot be decoded at half size".into()))?;
-    let (mut half, icc, _) = decoded.into_oriented();
+/// [`PipelineError::Decode`] when the original cannot be decoded (a JPEG: at 1/2), `Encode`
+/// when the encoder refuses.
+pub fn make(original: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Vec<Level>, PipelineError> {
+    let decoded = if format == ImageFormat::Jpeg {
+        decode::jpeg::decode_scaled(original, 2, max_pixels)
+            .ok_or_else(|| PipelineError::Decode("this JPEG cannot be decoded at half size".into()))?
+    } else {
+        decode::decode(original, format, 2, max_pixels)?
+    };
+    let (mut half, icc, scale) = decoded.into_oriented();
+    if scale < 2 {
+        half = resize::resize(&half, None, (half.width().div_ceil(2), half.height().div_ceil(2)))?;
+    }
     if let Some(icc) = icc {
         super::color::to_srgb(&mut half, &icc);
     }
@@ -96,13 +118,13 @@ mod tests {
         let img = image::RgbImage::from_fn(1600, 1000, |x, y| image::Rgb([(x / 7) as u8, (y / 5) as u8, 90]));
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
-        let levels = make(&jpeg, 1 << 30).unwrap();
+        let levels = make(&jpeg, ImageFormat::Jpeg, 1 << 30).unwrap();
         let sizes: Vec<_> = levels
             .iter()
             .map(|l| (l.factor, image::load_from_memory(&l.bytes).unwrap().to_rgb8().dimensions()))
             .collect();
         assert_eq!(sizes, vec![(2, (800, 500)), (4, (400, 250))]);
         assert_eq!(mask(&levels), 0b10100);
-        assert!(wanted(ImageFormat::Jpeg, (1600, 1000)) && !wanted(ImageFormat::Png, (4000, 3000)));
+        assert!(wanted(&jpeg, ImageFormat::Jpeg, (1600, 1000)) && !wanted(&jpeg, ImageFormat::Jpeg, (1000, 1000)));
     }
 }

@@ -7,7 +7,7 @@ use crate::format::ImageFormat;
 /// Quality used when `q_` is not given, per format; `None` for lossless formats.
 pub fn default_quality(format: ImageFormat) -> Option<u8> {
     match format {
-        ImageFormat::Jpeg | ImageFormat::Webp => Some(80),
+        ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Jxl => Some(80),
         ImageFormat::Avif => Some(60),
         ImageFormat::Png | ImageFormat::Gif => None,
     }

@@ -12,6 +12,7 @@ mod delivery;
 mod docs;
 mod faults;
 mod fixtures;
+mod formats_in;
 mod fuzz_corpus;
 mod grammar_docs;
 mod harness;

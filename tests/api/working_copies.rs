@@ -8,6 +8,7 @@ use crate::fixtures::{busy, decode, encode, halves_jpeg};
 use crate::harness::{assert_error, spawn, Backend, Owner, TestApp};
 
 crate::for_backends!(large_jpegs_are_served_from_their_working_copies, older_rows_get_their_copies_from_the_backfill);
+crate::for_backends!([Sqlite] lossy_stills_get_copies_lossless_and_transparent_ones_do_not);
 
 /// A 1800×1200 JPEG with detail: 2.16 MP, enough for working copies.
 fn photo() -> Vec<u8> {
@@ -38,11 +39,7 @@ async fn large_jpegs_are_served_from_their_working_copies(backend: Backend) {
     // The same output either way: a variant made from the copy matches the original's own.
     let from_copy = decode(&app.variant_bytes(&alice, id.as_str(), "w_200,fmt_png").await).to_rgb8();
     let reference = decode(&photo()).resize_exact(200, 133, image::imageops::FilterType::Lanczos3).to_rgb8();
-    let mean_diff = from_copy
-        .pixels()
-        .zip(reference.pixels())
-        .map(|(a, b)| a.0.iter().zip(b.0).map(|(x, y)| u64::from(x.abs_diff(y))).sum::<u64>());
-    let mean_diff = mean_diff.sum::<u64>() as f64 / (200.0 * 133.0 * 3.0);
+    let mean_diff = mean_difference(&from_copy, &reference);
     assert!(mean_diff < 4.0, "mean difference {mean_diff:.2} from a Lanczos resize of the original");
 
     // The witness: with the original gone, what a copy holds is still served; what needs the
@@ -73,4 +70,53 @@ async fn older_rows_get_their_copies_from_the_backfill(backend: Backend) {
     app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
     assert_eq!(app.variant(&alice, id.as_str(), "w_300").await.status(), 200);
     assert_eq!(app.state.images.backfill().await, 0);
+}
+
+async fn lossy_stills_get_copies_lossless_and_transparent_ones_do_not(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let jpeg = upload(&app, &alice, photo()).await;
+
+    // A lossy WebP (the server's own, full size): copies, and its variants come from them.
+    let webp = app.variant_bytes(&alice, jpeg.as_str(), "fmt_webp,q_90").await;
+    let id = upload(&app, &alice, webp).await;
+    assert_eq!(copies(&app, &id).await, 2, "lossy WebP");
+    let from_original = decode(&app.variant_bytes(&alice, id.as_str(), "w_400,fmt_png").await).to_rgb8();
+    app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
+    let from_copy = decode(&app.variant_bytes(&alice, id.as_str(), "w_420,fmt_png").await);
+    assert_eq!(from_copy.dimensions(), (420, 280), "served with the original gone: from the 1/4 copy");
+    let from_copy = from_copy.resize_exact(400, 267, image::imageops::FilterType::Lanczos3).to_rgb8();
+    let diff = mean_difference(&from_copy, &from_original);
+    assert!(diff < 6.0, "mean difference {diff:.2} between the copy's variant and the original's");
+
+    // Lossless WebP, and a PNG with alpha: none.
+    let lossless = encode(&image::DynamicImage::ImageRgb8(busy(1800, 1200)), image::ImageFormat::WebP);
+    let alpha = encode(
+        &image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(busy(1800, 1200)).to_rgba8()),
+        image::ImageFormat::Png,
+    );
+    for (what, bytes) in [("lossless WebP", lossless), ("PNG", alpha)] {
+        let id = upload(&app, &alice, bytes).await;
+        assert_eq!(copies(&app, &id).await, 0, "{what}");
+    }
+
+    // An AVIF, where this build decodes them.
+    if cfg!(feature = "aom") {
+        let avif = app.variant_bytes(&alice, jpeg.as_str(), "fmt_avif,q_80").await;
+        let id = upload(&app, &alice, avif).await;
+        assert_eq!(copies(&app, &id).await, 2, "AVIF");
+        app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
+        assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_300,fmt_png").await).dimensions(), (300, 200));
+    }
+}
+
+async fn copies(app: &TestApp, id: &imgedge::ids::ImageId) -> usize {
+    app.stored_keys(&format!("derived/{id}/")).await.len()
+}
+
+/// Mean absolute difference per channel of two images of one size, out of 255.
+fn mean_difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    total as f64 / a.as_raw().len() as f64
 }

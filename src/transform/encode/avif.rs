@@ -51,28 +51,25 @@ fn packed_row(pixels: &[u8], (w, h): (u32, u32), alpha: bool) -> Result<u32, Str
 }
 
 #[cfg(feature = "aom")]
-mod aom {
+pub(crate) mod aom {
     use libavif_sys as sys;
 
-    /// Frees what libavif allocated, on every path out.
-    struct Owned<T, F: FnMut(&mut T)>(T, F);
+    use crate::transform::libavif::{check, Owned};
 
-    impl<T, F: FnMut(&mut T)> Drop for Owned<T, F> {
-        fn drop(&mut self) {
-            (self.1)(&mut self.0);
-        }
+    pub fn encode(pixels: &[u8], size: (u32, u32), alpha: bool, quality: u8, speed: u8) -> Result<Vec<u8>, String> {
+        encode_turned(pixels, size, alpha, quality, speed, 0)
     }
 
-    fn check(result: sys::avifResult) -> Result<(), String> {
-        if result == sys::AVIF_RESULT_OK {
-            return Ok(());
-        }
-        // SAFETY: libavif returns a static NUL-terminated string for every result code.
-        let text = unsafe { std::ffi::CStr::from_ptr(sys::avifResultToString(result)) };
-        Err(text.to_string_lossy().into_owned())
-    }
-
-    pub fn encode(pixels: &[u8], (w, h): (u32, u32), alpha: bool, quality: u8, speed: u8) -> Result<Vec<u8>, String> {
+    /// [`encode`], with an `irot` box of `turns` anticlockwise quarter turns when not 0 (what
+    /// a camera writes instead of turning the pixels).
+    pub fn encode_turned(
+        pixels: &[u8],
+        (w, h): (u32, u32),
+        alpha: bool,
+        quality: u8,
+        speed: u8,
+        turns: u8,
+    ) -> Result<Vec<u8>, String> {
         let row = super::packed_row(pixels, (w, h), alpha)?;
         // libavif's own auto mode: chroma at full size only where it would be seen.
         let yuv = if quality >= 90 { sys::AVIF_PIXEL_FORMAT_YUV444 } else { sys::AVIF_PIXEL_FORMAT_YUV420 };
@@ -90,6 +87,10 @@ mod aom {
             (*image.0).transferCharacteristics =
                 sys::AVIF_TRANSFER_CHARACTERISTICS_SRGB as sys::avifTransferCharacteristics;
             (*image.0).matrixCoefficients = sys::AVIF_MATRIX_COEFFICIENTS_BT601 as sys::avifMatrixCoefficients;
+            if turns % 4 != 0 {
+                (*image.0).transformFlags |= sys::AVIF_TRANSFORM_IROT;
+                (*image.0).irot.angle = turns % 4;
+            }
             let mut rgb = sys::avifRGBImage::default();
             sys::avifRGBImageSetDefaults(&mut rgb, image.0);
             rgb.format = if alpha { sys::AVIF_RGB_FORMAT_RGBA } else { sys::AVIF_RGB_FORMAT_RGB };

@@ -1,0 +1,117 @@
+//! Originals in formats beyond JPEG, PNG, WebP and GIF: JPEG XL (every build) and AVIF (a build
+//! with `--features aom`, the one `deploy/` ships and `tests/run` tests). The JPEG XL files in
+//! `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools).
+
+use serde_json::Value;
+
+use crate::fixtures::{decode, halves_jpeg, near, rgb, size, BLUE, RED};
+use crate::harness::{spawn, Backend};
+
+crate::for_backends!(jpeg_xl_originals_are_kept_as_uploaded_and_transformed);
+#[cfg(feature = "aom")]
+crate::for_backends!(avif_originals_are_kept_as_uploaded_and_transformed, avif_headers_are_counted_before_any_decode);
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).expect(name)
+}
+
+async fn jpeg_xl_originals_are_kept_as_uploaded_and_transformed(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    // Lossy (VarDCT, XYB), a bare codestream: red | blue.
+    let lossy = fixture("halves-96x64.jxl");
+    let image = app.upload(&alice, lossy.clone()).await;
+    assert_eq!(image["format"], "jxl");
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(96), Some(64)));
+    let id = image["id"].as_str().unwrap();
+    let res = app.get(&app.signed(&alice, &format!("/i/{id}"))).await;
+    assert_eq!(res.headers()["content-type"], "image/jxl");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), lossy, "the original as uploaded");
+    // No `fmt_`: JPEG, as no browser-safe JPEG XL is written.
+    let bytes = app.variant_bytes(&alice, id, "w_48").await;
+    assert_eq!(imgedge::format::ImageFormat::sniff(&bytes), Some(imgedge::format::ImageFormat::Jpeg));
+    for fmt in ["png", "webp"] {
+        let img = decode(&app.variant_bytes(&alice, id, &format!("w_48,fmt_{fmt}")).await);
+        assert_eq!((img.width(), img.height()), (48, 32), "{fmt}");
+        assert!(near(rgb(&img, 4, 16), RED, 40) && near(rgb(&img, 44, 16), BLUE, 40), "{fmt}");
+    }
+
+    // Lossless with alpha (modular): PNG by default, the alpha kept.
+    let image = app.upload(&alice, fixture("halves-alpha-96x64.jxl")).await;
+    let id = image["id"].as_str().unwrap();
+    let img = decode(&app.variant_bytes(&alice, id, "w_48").await).to_rgba8();
+    assert_eq!(img.dimensions(), (48, 32));
+    let px = img.get_pixel(4, 16).0;
+    assert!(near([px[0], px[1], px[2]], RED, 10) && (120..=136).contains(&px[3]), "{px:?}");
+
+    // Grey, in the ISO BMFF container: dark top, light bottom, as RGB.
+    let image = app.upload(&alice, fixture("gray-32x32.jxl")).await;
+    let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_16,fmt_png").await);
+    assert!(near(rgb(&img, 8, 2), [40, 40, 40], 10) && near(rgb(&img, 8, 13), [210, 210, 210], 10));
+
+    // Cut short: 422, nothing kept.
+    let res = app.upload_raw(&alice, lossy[..lossy.len() / 2].to_vec(), "image/jxl").await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.stored_keys("originals/").await.len(), 3);
+}
+
+#[cfg(feature = "aom")]
+async fn avif_originals_are_kept_as_uploaded_and_transformed(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let jpeg = app.upload(&alice, halves_jpeg(120, 80)).await;
+    let avif = app.variant_bytes(&alice, jpeg["id"].as_str().unwrap(), "fmt_avif,q_90").await;
+
+    let image = app.upload(&alice, avif.clone()).await;
+    assert_eq!(image["format"], "avif");
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(120), Some(80)));
+    let id = image["id"].as_str().unwrap();
+
+    // The original is the uploaded bytes.
+    let res = app.get(&app.signed(&alice, &format!("/i/{id}"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/avif");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), avif);
+
+    // Every output format, resized, with the colours where they were.
+    for fmt in ["png", "jpeg", "webp", "avif"] {
+        let bytes = app.variant_bytes(&alice, id, &format!("w_60,fmt_{fmt}")).await;
+        assert_eq!(size(&bytes), (60, 40), "{fmt}");
+        if fmt == "avif" {
+            continue; // (the test has no AVIF decoder; the server's is tested above)
+        }
+        let img = decode(&bytes);
+        assert!(near(rgb(&img, 5, 20), RED, 40) && near(rgb(&img, 55, 20), BLUE, 40), "{fmt}");
+    }
+    // An op that needs every pixel: a crop of the right half is all blue.
+    let img = decode(&app.variant_bytes(&alice, id, "w_30,h_40,fit_cover,g_east,fmt_png").await);
+    assert!(near(rgb(&img, 2, 20), BLUE, 40), "{:?}", rgb(&img, 2, 20));
+}
+
+#[cfg(feature = "aom")]
+async fn avif_headers_are_counted_before_any_decode(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let jpeg = app.upload(&alice, halves_jpeg(64, 64)).await;
+    let avif = app.variant_bytes(&alice, jpeg["id"].as_str().unwrap(), "fmt_avif").await;
+
+    // The same file, its `ispe` box claiming 100000 × 100000.
+    let at = avif.windows(4).position(|w| w == b"ispe").expect("an ispe box") + 8;
+    let mut claims = avif.clone();
+    claims[at..at + 8].copy_from_slice(&[100_000u32.to_be_bytes(), 100_000u32.to_be_bytes()].concat());
+    let res = app.upload_raw(&alice, claims, "image/avif").await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unprocessable_image", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("pixels"), "{body}");
+
+    // Truncated, or claiming a size its frame does not have: 422, nothing kept.
+    let truncated = avif[..avif.len() * 2 / 3].to_vec();
+    let mut smaller = avif.clone();
+    smaller[at..at + 8].copy_from_slice(&[32u32.to_be_bytes(), 32u32.to_be_bytes()].concat());
+    for (what, bytes) in [("truncated", truncated), ("smaller header", smaller)] {
+        let res = app.upload_raw(&alice, bytes, "image/avif").await;
+        assert_eq!(res.status(), 422, "{what}");
+    }
+    assert_eq!(app.stored_keys("originals/").await.len(), 1);
+}
