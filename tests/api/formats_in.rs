@@ -2,9 +2,12 @@
 //! with `--features aom`, the one `deploy/` ships and `tests/run` tests). The JPEG XL files in
 //! `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools).
 
+#[cfg(feature = "aom")]
 use serde_json::Value;
 
-use crate::fixtures::{decode, halves_jpeg, near, rgb, size, BLUE, RED};
+#[cfg(feature = "aom")]
+use crate::fixtures::{halves_jpeg, size};
+use crate::fixtures::{decode, near, rgb, BLUE, RED};
 use crate::harness::{spawn, Backend};
 
 crate::for_backends!(jpeg_xl_originals_are_kept_as_uploaded_and_transformed);
