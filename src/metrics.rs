@@ -59,6 +59,8 @@ pub struct Metrics {
     transforms_failed: AtomicU64,
     transform_time: Histogram,
     quota_rejections: AtomicU64,
+    quota_charges: AtomicU64,
+    quota_refunds: AtomicU64,
     overloaded: AtomicU64,
     failures_remembered: AtomicU64,
     store_reads: AtomicU64,
@@ -93,6 +95,8 @@ impl Metrics {
             transforms_failed: AtomicU64::default(),
             transform_time: Histogram::default(),
             quota_rejections: AtomicU64::default(),
+            quota_charges: AtomicU64::default(),
+            quota_refunds: AtomicU64::default(),
             overloaded: AtomicU64::default(),
             failures_remembered: AtomicU64::default(),
             store_reads: AtomicU64::default(),
@@ -159,6 +163,16 @@ impl Metrics {
         self.quota_rejections.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a charge to a daily quota (a database write).
+    pub fn quota_charged(&self) {
+        self.quota_charges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a charge given back (a database write).
+    pub fn quota_refunded(&self) {
+        self.quota_refunds.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a transform refused by a full queue or a timeout.
     pub fn overloaded(&self) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
@@ -218,6 +232,12 @@ impl Metrics {
                 "Requests refused because the daily quota was spent.",
                 &self.quota_rejections,
             ),
+            (
+                "imgedge_quota_charges_total",
+                "Transforms charged to a daily quota (one write each).",
+                &self.quota_charges,
+            ),
+            ("imgedge_quota_refunds_total", "Charges given back after a failed transform.", &self.quota_refunds),
             ("imgedge_overloaded_total", "Transforms refused by a full queue or a timeout.", &self.overloaded),
             (
                 "imgedge_failures_remembered_total",

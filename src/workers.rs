@@ -54,6 +54,13 @@ impl WorkerPool {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// True when a job offered now would run or wait in the queue rather than be refused: a
+    /// look that costs two atomic loads, for refusing work before anything is spent on it
+    /// ([`WorkerPool::run_holding`] still decides).
+    pub fn has_room(&self) -> bool {
+        self.permits.available_permits() > 0 || self.waiting.load(Ordering::Relaxed) < self.queue
+    }
+
     /// Jobs running now.
     pub fn running(&self) -> usize {
         self.workers - self.permits.available_permits()

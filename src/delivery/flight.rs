@@ -63,6 +63,11 @@ where
         (shared.await, leader)
     }
 
+    /// True when work for `key` runs now (a caller would join it).
+    pub fn contains(&self, key: &K) -> bool {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
+    }
+
     /// Keys with work running now.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).len()

@@ -100,6 +100,14 @@ impl Delivery {
     /// Runs (or joins) the flight for `spec`: memory, the store, else a transform. Waits at
     /// most the transform timeout for it.
     pub(super) async fn fetch_or_make(&self, spec: &VariantSpec) -> Result<Found, Error> {
+        // Admission before cost: a miss that would start a transform the pool cannot queue is
+        // refused now — no store read, no charge and refund, no flight. Joining a flight that
+        // runs already costs nothing more, so it is never refused here.
+        if !self.flights.contains(&spec.key) && !self.shared.workers.has_room() {
+            self.shared.metrics.cache(Tier::Miss);
+            self.shared.metrics.overloaded();
+            return Err(PoolError::QueueFull.into());
+        }
         let this = self.clone();
         let job = spec.clone();
         // The flight outlives the request; its log lines keep the id of the request that began it.
@@ -144,7 +152,10 @@ impl Delivery {
             None => {}
         }
         let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
-            Ok(charge) => charge,
+            Ok(charge) => {
+                p.metrics.quota_charged();
+                charge
+            }
             Err(exceeded) => {
                 p.metrics.quota_rejected();
                 return Err(exceeded.into());
@@ -156,8 +167,9 @@ impl Delivery {
         let variant = match result {
             Ok(variant) => p.memory.keep(spec.key, variant),
             Err(e) => {
-                if let Err(refund) = p.quota.refund(&charge).await {
-                    tracing::error!(error = ?refund, "could not refund the quota of a failed transform");
+                match p.quota.refund(&charge).await {
+                    Ok(()) => p.metrics.quota_refunded(),
+                    Err(refund) => tracing::error!(error = ?refund, "could not refund the quota of a failed transform"),
                 }
                 if let Error::Pipeline(failure) = &e {
                     self.failures.remember(spec.key, failure.clone());

@@ -34,15 +34,6 @@ fn gif_frames(screen: (u16, u16), frame: (u16, u16), frames: usize) -> Vec<u8> {
     out
 }
 
-/// One counter or gauge of `/metrics`, labels included in `name`.
-async fn metric(app: &TestApp, name: &str) -> u64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
-}
-
 async fn upload_id(app: &TestApp, owner: &Owner, bytes: Vec<u8>) -> String {
     app.upload(owner, bytes).await["id"].as_str().unwrap().to_owned()
 }
@@ -76,8 +67,8 @@ async fn gif_frames_count_at_their_own_rectangle(backend: Backend) {
         let message = assert_error(app.variant(&alice, &id, "w_1").await, 422, "unprocessable_image").await;
         assert!(message.contains("3000x3000 x 2 frames is more pixels than allowed"), "{message}");
     }
-    assert_eq!(metric(&app, "imgedge_decode_memory_bytes").await, 0, "nothing was reserved");
-    assert_eq!(metric(&app, "imgedge_failures_remembered_total").await, 1);
+    assert_eq!(app.metric("imgedge_decode_memory_bytes").await, 0, "nothing was reserved");
+    assert_eq!(app.metric("imgedge_failures_remembered_total").await, 1);
     assert_eq!(app.used_today(&alice).await, 0);
 }
 
@@ -91,8 +82,8 @@ async fn outputs_too_large_for_their_format_cost_nothing(backend: Backend) {
         let message = assert_error(app.variant(&alice, &id, ops).await, 400, "invalid_transform").await;
         assert!(message.contains("16400x12") && message.contains("px a side"), "{ops}: {message}");
     }
-    assert_eq!(metric(&app, "imgedge_transforms_total{outcome=\"error\"}").await, 0, "nothing was decoded");
-    assert_eq!(metric(&app, "imgedge_transforms_total{outcome=\"ok\"}").await, 0);
+    assert_eq!(app.metric("imgedge_transforms_total{outcome=\"error\"}").await, 0, "nothing was decoded");
+    assert_eq!(app.metric("imgedge_transforms_total{outcome=\"ok\"}").await, 0);
     assert_eq!(app.used_today(&alice).await, 0);
     // Signing refuses what delivery would.
     let res = app.post_json(&format!("/v1/images/{id}/url"), Some(&alice.token), &json!({"ops": "fmt_webp"})).await;
@@ -122,12 +113,12 @@ async fn a_failed_transform_is_remembered_and_decoded_once(backend: Backend) {
         messages.push(assert_error(app.variant(&alice, &id, "w_100,fmt_webp").await, 422, "unprocessable_image").await);
     }
     assert!(messages.windows(2).all(|w| w[0] == w[1]), "the same error each time: {messages:?}");
-    assert_eq!(metric(&app, "imgedge_transforms_total{outcome=\"error\"}").await, 1, "one decode");
-    assert_eq!(metric(&app, "imgedge_failures_remembered_total").await, 4);
+    assert_eq!(app.metric("imgedge_transforms_total{outcome=\"error\"}").await, 1, "one decode");
+    assert_eq!(app.metric("imgedge_failures_remembered_total").await, 4);
     assert_eq!(app.used_today(&alice).await, 0, "the one charge was given back");
     // Another variant of the image is its own try.
     assert_error(app.variant(&alice, &id, "w_50").await, 422, "unprocessable_image").await;
-    assert_eq!(metric(&app, "imgedge_transforms_total{outcome=\"error\"}").await, 2);
+    assert_eq!(app.metric("imgedge_transforms_total{outcome=\"error\"}").await, 2);
 }
 
 /// GETs `url` with `headers`; returns (status, width, `Vary`, ETag).

@@ -5,9 +5,9 @@
 #[cfg(feature = "aom")]
 use serde_json::Value;
 
+use crate::fixtures::{decode, near, rgb, BLUE, RED};
 #[cfg(feature = "aom")]
 use crate::fixtures::{halves_jpeg, size};
-use crate::fixtures::{decode, near, rgb, BLUE, RED};
 use crate::harness::{spawn, Backend};
 
 crate::for_backends!(jpeg_xl_originals_are_kept_as_uploaded_and_transformed);

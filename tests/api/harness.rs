@@ -226,6 +226,15 @@ impl TestApp {
         body
     }
 
+    /// One counter or gauge of `/metrics`, labels included in `name`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+    }
+
     /// `/i/{id}/{ops}` signed with `owner`'s key (no expiry).
     pub fn signed(&self, owner: &Owner, path: &str) -> String {
         sign(&owner.key, path, None)

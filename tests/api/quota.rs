@@ -141,16 +141,21 @@ async fn a_slow_transform_finishes_once_and_is_charged_once(backend: Backend) {
     assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 1"), "ran once: {metrics}");
 }
 
-async fn full_queue_is_503_and_refunded(backend: Backend) {
+async fn a_full_queue_refuses_before_any_charge_or_read(backend: Backend) {
     let app = spawn_with(backend, |c| c.transform.queue = 0).await;
     let alice = app.register("alice").await;
     let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
     assert_eq!(app.variant(&alice, &id, "w_10").await.status(), 200);
+    let reads = app.metric("imgedge_store_reads_total").await;
     let gate = Gate::close(&app).await;
     let res = app.variant(&alice, &id, "w_20").await;
     assert_eq!(res.headers()["retry-after"], "1");
     assert_error(res, 503, "overloaded").await;
-    assert_eq!(app.used_today(&alice).await, 1, "the refused transform is given back");
+    // Refused before it cost anything: one charge (the first variant's), no refund, no read.
+    assert_eq!(app.used_today(&alice).await, 1);
+    assert_eq!(app.metric("imgedge_quota_charges_total").await, 1);
+    assert_eq!(app.metric("imgedge_quota_refunds_total").await, 0);
+    assert_eq!(app.metric("imgedge_store_reads_total").await, reads);
     let hit = app.variant(&alice, &id, "w_10").await;
     assert_eq!((hit.status(), hit.headers()["x-cache"].to_str().unwrap()), (StatusCode::OK, "hit-memory"));
     let metrics = app.get("/metrics").await.text().await.unwrap();
@@ -187,6 +192,6 @@ crate::for_backends!(
     quota_is_exact_under_concurrency,
     concurrent_misses_share_one_transform,
     a_slow_transform_finishes_once_and_is_charged_once,
-    full_queue_is_503_and_refunded,
+    a_full_queue_refuses_before_any_charge_or_read,
     each_plan_has_its_own_budget,
 );
