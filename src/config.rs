@@ -161,6 +161,7 @@ sections! {
         format: LogFormat,
         level: String,
         access_log: bool,
+        refusal_lines_per_sec: u32,
     }
 }
 

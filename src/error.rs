@@ -171,6 +171,17 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The reason of an overload refusal (503 with `Retry-After`), also through a shared flight.
+    pub fn overload_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Overloaded { reason, .. } => Some(reason),
+            Self::Shared(e) => e.overload_reason(),
+            _ => None,
+        }
+    }
+}
+
 impl From<PoolError> for Error {
     /// A worker-pool refusal is a 503 (full queue, timeout), or a 422 when a decoder panicked
     /// on the input.

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue, Method, Request, Response};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -111,7 +111,11 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         Ok(res) => res,
         Err(e) => {
             let status = e.status().as_u16();
-            if e.status().is_server_error() {
+            if let Some(reason) = e.overload_reason() {
+                // Not an error of ours: the summary line, a second at most.
+                let workers = &state.shared.workers;
+                state.refusals.overloaded(reason, workers.queued(), workers.oldest_wait());
+            } else if e.status().is_server_error() {
                 tracing::error!(request_id = %request_id, method = %method, path = uri.path(), status, error = ?e, "request failed");
             } else {
                 tracing::debug!(request_id = %request_id, method = %method, path = uri.path(), status, error = %e, "request refused");
@@ -127,7 +131,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     let status = res.status();
     let elapsed = started.elapsed();
     state.shared.metrics.request(route, status.as_u16(), elapsed);
-    if state.config.log.access_log {
+    let refused = status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE;
+    if state.config.log.access_log && (!refused || state.refusals.line_allowed()) {
         // The query is left out: it carries signatures.
         tracing::info!(
             request_id = %request_id,

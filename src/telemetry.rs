@@ -1,5 +1,7 @@
 //! Tracing set-up, the request id of the task being served, and the process shutdown signal.
 
+pub mod refusals;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{LogConfig, LogFormat};
@@ -10,7 +12,9 @@ pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    // Colour only for a person at a terminal: a file or a log collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     // A second init (tests start many servers) keeps the first subscriber.
     let _ = match config.format {
         LogFormat::Human => builder.try_init(),

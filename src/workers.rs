@@ -4,10 +4,11 @@
 //! job itself always runs to its end, holding its worker, so the pool never runs more than
 //! `workers` jobs at once.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -30,6 +31,9 @@ pub enum PoolError {
 pub struct WorkerPool {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// When each waiting job began to wait, by arrival number (for the oldest wait).
+    queued_at: Arc<Mutex<BTreeMap<u64, Instant>>>,
+    arrivals: Arc<AtomicU64>,
     workers: usize,
     queue: usize,
     memory: Option<MemoryBudget>,
@@ -39,7 +43,15 @@ impl WorkerPool {
     /// A pool running `workers` jobs at once with `queue` more waiting.
     pub fn new(workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
-        Self { permits: Arc::new(Semaphore::new(workers)), waiting: Arc::default(), workers, queue, memory: None }
+        Self {
+            permits: Arc::new(Semaphore::new(workers)),
+            waiting: Arc::default(),
+            queued_at: Arc::default(),
+            arrivals: Arc::default(),
+            workers,
+            queue,
+            memory: None,
+        }
     }
 
     /// The pool with jobs that also reserve their memory from `budget` before they start
@@ -59,6 +71,12 @@ impl WorkerPool {
     /// ([`WorkerPool::run_holding`] still decides).
     pub fn has_room(&self) -> bool {
         self.permits.available_permits() > 0 || self.waiting.load(Ordering::Relaxed) < self.queue
+    }
+
+    /// How long the job that has waited longest has been waiting; `None` when none waits.
+    pub fn oldest_wait(&self) -> Option<Duration> {
+        let queued = self.queued_at.lock().unwrap_or_else(PoisonError::into_inner);
+        queued.values().next().map(Instant::elapsed)
     }
 
     /// Jobs running now.
@@ -116,7 +134,7 @@ impl WorkerPool {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(PoolError::QueueFull);
                 }
-                let _waiting = Waiting(&self.waiting);
+                let _waiting = Waiting::new(self);
                 let reservation = match (ready, memory) {
                     (Some(reservation), _) => reservation,
                     (None, Some(memory)) => Some(memory.reserve(bytes).await),
@@ -183,12 +201,25 @@ impl MemoryBudget {
     }
 }
 
-/// Counts a job as waiting until it gets a worker or gives up.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a job as waiting (already added to `waiting`), and since when, until it gets a
+/// worker or gives up.
+struct Waiting<'a> {
+    pool: &'a WorkerPool,
+    arrival: u64,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(pool: &'a WorkerPool) -> Self {
+        let arrival = pool.arrivals.fetch_add(1, Ordering::Relaxed);
+        pool.queued_at.lock().unwrap_or_else(PoisonError::into_inner).insert(arrival, Instant::now());
+        Self { pool, arrival }
+    }
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.pool.queued_at.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.arrival);
+        self.pool.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -220,11 +251,16 @@ mod tests {
         while pool.queued() == 0 {
             tokio::task::yield_now().await;
         }
+        assert!(!pool.has_room(), "the cheap look agrees");
         assert_eq!(pool.run(|| 2).await, Err(PoolError::QueueFull));
+        let waited = pool.oldest_wait().expect("one job waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(pool.oldest_wait().unwrap() >= waited + Duration::from_millis(20));
         release.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert_eq!(queued.await.unwrap(), Ok(1));
-        assert_eq!(pool.queued(), 0);
+        assert_eq!((pool.queued(), pool.oldest_wait()), (0, None));
+        assert!(pool.has_room());
     }
 
     #[tokio::test]

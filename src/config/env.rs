@@ -45,6 +45,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("LOG_FORMAT", "log.format"),
     ("LOG_LEVEL", "log.level"),
     ("ACCESS_LOG", "log.access_log"),
+    ("LOG_REFUSAL_LINES_PER_SEC", "log.refusal_lines_per_sec"),
 ];
 
 /// The variables that set no configuration key, and what reads them.

@@ -34,6 +34,8 @@ pub struct AppState {
     pub guard: Guard,
     /// Connection slots (`server.max_connections`).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// How refusals are logged.
+    pub refusals: crate::telemetry::refusals::Refusals,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
         let auth = &config.auth;
         let guard = Guard::new(auth.login_failures_per_user, auth.login_failures_per_ip, auth.registrations_per_ip);
         let connections = Arc::new(tokio::sync::Semaphore::new(config.server.max_connections));
-        Self { config, shared, images, delivery, accounts, presets, signing, guard, connections }
+        let refusals = crate::telemetry::refusals::Refusals::new(config.log.refusal_lines_per_sec);
+        Self { config, shared, images, delivery, accounts, presets, signing, guard, connections, refusals }
     }
 }
