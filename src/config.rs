@@ -133,6 +133,8 @@ sections! {
         queue: usize,
         #[serde(rename = "timeout_secs", deserialize_with = "secs")]
         timeout: Duration,
+        #[serde(rename = "queue_wait_secs", deserialize_with = "secs")]
+        queue_wait: Duration,
         avif_speed: u8,
         width_ladder: Vec<u32>,
     }
@@ -288,6 +290,7 @@ impl Config {
             ("limits.max_frames (MAX_FRAMES)", self.limits.max_frames > 0),
             ("limits.max_dimension", (1..=65_535).contains(&self.limits.max_dimension)),
             ("transform.timeout_secs (TRANSFORM_TIMEOUT_SECS)", !self.transform.timeout.is_zero()),
+            ("transform.queue_wait_secs (TRANSFORM_QUEUE_WAIT_SECS)", !self.transform.queue_wait.is_zero()),
             ("transform.avif_speed", (1..=10).contains(&self.transform.avif_speed)),
             (
                 "transform.width_ladder (ascending widths within limits.max_dimension)",

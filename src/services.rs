@@ -85,7 +85,8 @@ impl Services {
             lookups: Lookups::new(db.clone(), clock.clone(), config.auth.lookup_ttl, memo, cache.presets_bytes),
             memory: MemoryCache::new(cache.memory_bytes.saturating_sub(memo)),
             workers: WorkerPool::new(config.transform.workers, config.transform.queue)
-                .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes)),
+                .with_memory(MemoryBudget::new(config.limits.decode_budget_bytes))
+                .with_max_wait(config.transform.queue_wait),
             hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
             quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
             jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),

@@ -36,6 +36,8 @@ pub struct WorkerPool {
     arrivals: Arc<AtomicU64>,
     workers: usize,
     queue: usize,
+    /// Longest a job waits for a worker before it is dropped unstarted.
+    max_wait: Option<Duration>,
     memory: Option<MemoryBudget>,
 }
 
@@ -50,6 +52,7 @@ impl WorkerPool {
             arrivals: Arc::default(),
             workers,
             queue,
+            max_wait: None,
             memory: None,
         }
     }
@@ -58,6 +61,14 @@ impl WorkerPool {
     /// ([`WorkerPool::run_holding`]).
     pub fn with_memory(mut self, budget: MemoryBudget) -> Self {
         self.memory = Some(budget);
+        self
+    }
+
+    /// The pool with jobs that wait at most `max_wait` for a worker (and memory): a job still
+    /// waiting then is dropped before it starts ([`PoolError::TimedOut`]), so that under
+    /// overload the work done is for callers still there.
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
         self
     }
 
@@ -135,13 +146,19 @@ impl WorkerPool {
                     return Err(PoolError::QueueFull);
                 }
                 let _waiting = Waiting::new(self);
-                let reservation = match (ready, memory) {
-                    (Some(reservation), _) => reservation,
-                    (None, Some(memory)) => Some(memory.reserve(bytes).await),
-                    (None, None) => None,
+                let wait = async {
+                    let reservation = match (ready, memory) {
+                        (Some(reservation), _) => reservation,
+                        (None, Some(memory)) => Some(memory.reserve(bytes).await),
+                        (None, None) => None,
+                    };
+                    let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|_| PoolError::QueueFull)?;
+                    Ok((reservation, permit))
                 };
-                let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|_| PoolError::QueueFull)?;
-                (reservation, permit)
+                match self.max_wait {
+                    Some(max_wait) => tokio::time::timeout(max_wait, wait).await.map_err(|_| PoolError::TimedOut)??,
+                    None => wait.await?,
+                }
             }
         };
         let span = tracing::Span::current();
@@ -261,6 +278,29 @@ mod tests {
         assert_eq!(queued.await.unwrap(), Ok(1));
         assert_eq!((pool.queued(), pool.oldest_wait()), (0, None));
         assert!(pool.has_room());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waited_too_long_is_dropped_before_it_starts() {
+        let pool = WorkerPool::new(1, 4).with_max_wait(Duration::from_millis(50));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || wait.recv().ok()).await }
+        });
+        while pool.running() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        let late = {
+            let ran = Arc::clone(&ran);
+            pool.run(move || ran.fetch_add(1, Ordering::SeqCst)).await
+        };
+        assert_eq!(late, Err(PoolError::TimedOut));
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        assert_eq!(pool.run(|| 3).await, Ok(3), "the worker is free again");
+        assert_eq!((ran.load(Ordering::SeqCst), pool.queued()), (0, 0), "the dropped job never ran");
     }
 
     #[tokio::test]

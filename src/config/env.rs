@@ -38,6 +38,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("TRANSFORM_WORKERS", "transform.workers"),
     ("TRANSFORM_QUEUE", "transform.queue"),
     ("TRANSFORM_TIMEOUT_SECS", "transform.timeout_secs"),
+    ("TRANSFORM_QUEUE_WAIT_SECS", "transform.queue_wait_secs"),
     ("CACHE_MEMORY_MB", "cache.memory_mb"),
     ("CACHE_STORE_VARIANTS", "cache.store_variants"),
     ("CACHE_FAILURE_TTL_SECS", "cache.failure_ttl_secs"),
