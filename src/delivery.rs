@@ -64,6 +64,8 @@ pub struct Resolved {
     pub vary: Vary,
     /// Format of the bytes.
     pub format: ImageFormat,
+    /// The image's owner (for the cache tags).
+    pub owner: crate::ids::UserId,
     source: Source,
 }
 
@@ -211,6 +213,7 @@ impl Delivery {
                 // A hint may have led here (`w_auto` at the source's width).
                 vary: Vary { accept: false, ..vary },
                 format: spec.image.format,
+                owner: spec.image.owner.clone(),
                 source: Source::Original(spec.image),
             });
         }
@@ -219,6 +222,7 @@ impl Delivery {
             cache_control: access.cache_control(),
             vary,
             format: spec.format,
+            owner: spec.image.owner.clone(),
             source: Source::Variant(Box::new(spec)),
         };
         let query = ask.query.filter(|_| rememberable(ask));
@@ -226,6 +230,7 @@ impl Delivery {
             let remembered = Remembered {
                 exp,
                 image: spec.image.id.clone(),
+                owner: spec.image.owner.clone(),
                 key: spec.key,
                 etag: resolved.etag.clone(),
                 format: resolved.format,
@@ -393,6 +398,7 @@ impl Delivery {
             cache_control: access.cache_control(),
             vary: entry.vary,
             format: entry.format,
+            owner: entry.owner.clone(),
             source,
         }))
     }

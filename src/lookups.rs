@@ -57,6 +57,8 @@ pub struct Remembered {
     pub exp: Option<i64>,
     /// The image (for the variant's key in the store).
     pub image: crate::ids::ImageId,
+    /// Its owner (for the cache tags).
+    pub owner: crate::ids::UserId,
     /// The variant.
     pub key: VariantKey,
     /// Its `ETag`.

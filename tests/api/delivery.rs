@@ -722,3 +722,43 @@ async fn exif_orientation_is_applied_before_everything() {
 }
 
 crate::for_backends!([Sqlite, Postgres, PostgresS3] failing_transform_is_refunded);
+
+crate::for_backends!([Sqlite, Postgres, PostgresS3] cache_tags_name_the_image_the_owner_and_the_preset);
+
+async fn cache_tags_name_the_image_the_owner_and_the_preset(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    let tags = |res: &reqwest::Response| {
+        let get = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        (get("cache-tag"), get("surrogate-key"))
+    };
+    let (image, owner) = (format!("img-{id}"), format!("own-{}", alice.id));
+    let plain = (Some(format!("{image},{owner}")), Some(format!("{image} {owner}")));
+
+    // A variant: on the miss, on the hit of the remembered URL, and on a 304.
+    let url = app.signed(&alice, &format!("/i/{id}/w_20"));
+    for _ in 0..2 {
+        let res = app.get(&url).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(tags(&res), plain);
+    }
+    let etag = app.get(&url).await.headers()["etag"].clone();
+    let res = app.client.get(app.url(&url)).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), tags(&res)), (304, plain.clone()));
+    // The original.
+    let res = app.get(&app.signed(&alice, &format!("/i/{id}"))).await;
+    assert_eq!((res.status().as_u16(), tags(&res)), (200, plain.clone()));
+
+    // A preset's path names the preset too.
+    let put = app.client.put(app.url("/v1/presets/card")).bearer_auth(&alice.token);
+    assert_eq!(put.json(&json!({"ops": "w_30"})).send().await.unwrap().status().as_u16(), 200);
+    let res = app.get(&app.signed(&alice, &format!("/i/{id}/p_card"))).await;
+    let preset = format!("pre-{}-card", alice.id);
+    assert_eq!(res.status(), 200);
+    assert_eq!(tags(&res), (Some(format!("{image},{owner},{preset}")), Some(format!("{image} {owner} {preset}"))));
+
+    // Refusals carry none.
+    let res = app.get(&format!("/i/{id}/w_20?sig=AAAA")).await;
+    assert_eq!((res.status().as_u16(), tags(&res)), (403, (None, None)));
+}

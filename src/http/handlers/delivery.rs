@@ -14,6 +14,8 @@ use crate::http::request::{self, Params};
 use crate::http::state::AppState;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 
 /// `/i/{id}/{ops}`: a variant.
 pub async fn variant(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
@@ -51,6 +53,10 @@ async fn deliver(
     if let Some(vary) = resolved.vary.header() {
         out.insert(VARY, vary);
     }
+    if let Some((cache_tag, surrogate_key)) = cache_tags(id, resolved.owner.as_str(), ops) {
+        out.insert(CACHE_TAG.clone(), cache_tag);
+        out.insert(SURROGATE_KEY.clone(), surrogate_key);
+    }
     if matches_etag(headers, resolved.etag.as_bytes()) {
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
     }
@@ -67,6 +73,18 @@ async fn deliver(
         (false, Payload::Stream(blob)) => Body::stream(blob),
     };
     Ok(respond(StatusCode::OK, out, body))
+}
+
+/// The tags a CDN purges this answer by: the image (`img-{id}`), its owner (`own-{user id}`)
+/// and, on a preset's path, the preset (`pre-{user id}-{name}`) — as `Cache-Tag` (Cloudflare,
+/// comma-separated) and `Surrogate-Key` (Fastly, Varnish xkey; space-separated).
+fn cache_tags(id: &str, owner: &str, ops: Option<&str>) -> Option<(HeaderValue, HeaderValue)> {
+    let preset = ops.and_then(|ops| ops.split(',').find_map(|token| token.strip_prefix("p_")));
+    let mut tags = vec![format!("img-{id}"), format!("own-{owner}")];
+    if let Some(name) = preset {
+        tags.push(format!("pre-{owner}-{name}"));
+    }
+    Some((HeaderValue::from_str(&tags.join(",")).ok()?, HeaderValue::from_str(&tags.join(" ")).ok()?))
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
