@@ -7,7 +7,9 @@
 //! - `imgedge user create NAME [--plan P]` (password from `IMGEDGE_PASSWORD`,
 //!   `--password-file FILE` or the first line of standard input), `user list`,
 //!   `user set-plan NAME PLAN`, `user delete NAME` (with the user's images and presets);
-//! - `imgedge presets list USER`.
+//! - `imgedge presets list USER`;
+//! - `imgedge purge IMAGE_ID`: every cached variant of the image gone (as its owner would
+//!   with `DELETE /v1/images/{id}/variants`).
 //!
 //! Every verb but `sign` goes through the same domain services as the HTTP API. Each prints its
 //! result on stdout; a bad input is one line on stderr and exit code 2, a backend failure exit
@@ -31,7 +33,8 @@ pub const USAGE: &str =
        imgedge user create NAME [--plan PLAN] [--config PATH]   (password from IMGEDGE_PASSWORD,
                                                   --password-file FILE or the first line of stdin)
        imgedge user list|set-plan NAME PLAN|delete NAME [--config PATH]
-       imgedge presets list USER [--config PATH]";
+       imgedge presets list USER [--config PATH]
+       imgedge purge IMAGE_ID [--config PATH]   (every cached variant of the image)";
 
 /// Where a secret comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,11 @@ pub enum Tool {
         /// Username.
         user: String,
     },
+    /// Purge an image's cached variants.
+    Purge {
+        /// Image id.
+        id: String,
+    },
 }
 
 /// Why a tool failed: the caller's input (exit 2) or a backend (exit 1).
@@ -132,7 +140,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// # Errors
 /// A usage message for missing or malformed arguments.
 pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
-    if !matches!(name, "sign" | "url" | "user" | "presets") {
+    if !matches!(name, "sign" | "url" | "user" | "presets" | "purge") {
         return Ok(None);
     }
     let mut expires_in = None;
@@ -171,6 +179,8 @@ pub fn parse(name: &str, args: &[String]) -> Result<Option<Tool>, String> {
         ("user", _) => return Err("user takes create NAME, list, set-plan NAME PLAN or delete NAME".into()),
         ("presets", ["list", user]) => Tool::PresetsList { user: (*user).to_owned() },
         ("presets", _) => return Err("presets takes list USER".into()),
+        ("purge", [id]) => Tool::Purge { id: (*id).to_owned() },
+        ("purge", _) => return Err("purge takes one IMAGE_ID".into()),
         _ => return Ok(None),
     };
     Ok(Some(tool))
@@ -232,6 +242,11 @@ pub async fn run(
         Tool::UserDelete { name } => {
             let removed = services.accounts.delete(&name).await?;
             Ok(format!("deleted {} and {} images", removed.user.username, removed.images))
+        }
+        Tool::Purge { id } => {
+            let image = services.images.image(&id).await?;
+            services.images.purge_variants(&image.owner, &id).await?;
+            Ok(format!("purged the variants of {id}"))
         }
         Tool::PresetsList { user } => {
             let user = services.accounts.named(&user).await?;

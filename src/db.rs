@@ -132,6 +132,8 @@ pub struct ImageRecord {
     /// Working copies in the store (see [`crate::transform::levels`]): bit `f` for the copy at
     /// 1/f, 0 for none; `None` only for rows from before they existed, until the backfill.
     pub levels: Option<u32>,
+    /// Times its variants were purged: part of every variant key.
+    pub purges: u32,
     /// Upload time (microsecond precision).
     pub created_at: DateTime<Utc>,
 }
@@ -240,6 +242,9 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Publishes or un-publishes an image; false when it is not there.
     async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError>;
+
+    /// Counts a purge of an image's variants; the new count, or `None` when it is not there.
+    async fn purge_variants(&self, id: &ImageId) -> Result<Option<u32>, DbError>;
 
     /// Takes one transform from `user`'s budget for `day` in one conditional UPDATE.
     /// Returns the count used today after the charge, or `None` when the budget is spent

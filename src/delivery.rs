@@ -478,9 +478,6 @@ fn header(value: &str) -> Result<HeaderValue, Error> {
 /// The variant's key; an output that keeps the source's animation has its own.
 fn variant_key(image: &ImageRecord, ops: &Ops, plan: &Plan, format: ImageFormat) -> VariantKey {
     let key = VariantKey::new(&image.id, ops, plan, format);
-    if image.is_animated() && !ops.still && format.can_animate() {
-        key.animated()
-    } else {
-        key
-    }
+    let key = if image.is_animated() && !ops.still && format.can_animate() { key.animated() } else { key };
+    key.purged(image.purges)
 }

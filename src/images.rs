@@ -60,6 +60,7 @@ impl Images {
             frames: Some(inspected.frames),
             public: false,
             levels: Some(levels::mask(&inspected.levels)),
+            purges: 0,
             created_at: to_micros(p.clock.now()),
         };
         let key = p.keys.original(&record.id);
@@ -146,6 +147,38 @@ impl Images {
         self.shared.lookups.forget_image(&record.id);
         tracing::info!(image_id = %record.id, public, "image visibility changed");
         Ok(ImageRecord { public, ..record })
+    }
+
+    /// Purges every cached variant of an image the caller owns; the original and its working
+    /// copies stay. The purge count is part of every variant key, so the next request for any
+    /// variant is a miss (and a charge) on this replica at once and on every replica within
+    /// the lookup bound, whatever their memory holds; the old variants are deleted from the
+    /// store now (a failure there is logged: they are unreachable anyway, and `imgedge sweep`
+    /// does not need them).
+    ///
+    /// # Errors
+    /// 404/403 as [`Images::owned`]; 5xx when the database fails.
+    #[tracing::instrument(skip_all, fields(request_id = %crate::telemetry::request_id(), owner = %owner, image_id = id))]
+    pub async fn purge_variants(&self, owner: &UserId, id: &str) -> Result<(), Error> {
+        let record = self.owned(owner, id).await?;
+        let Some(purges) = self.shared.db.purge_variants(&record.id).await? else {
+            return Err(Error::NotFound("image not found"));
+        };
+        self.shared.lookups.forget_image(&record.id);
+        let p = &self.shared;
+        let level = |key: &str| key.rsplit('/').next().is_some_and(|name| name.starts_with("level-"));
+        match p.store.list(&p.keys.variants_of(&record.id)).await {
+            Ok(objects) => {
+                for object in objects.into_iter().filter(|o| !level(o.key.as_str())) {
+                    if let Err(e) = p.store.delete(&object.key).await {
+                        tracing::warn!(error = ?e, key = object.key.as_str(), "could not delete a purged variant");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, "could not list the variants to delete them"),
+        }
+        tracing::info!(purges, "variants purged");
+        Ok(())
     }
 
     /// Deletes an image the caller owns: the row, then the original and every variant.
@@ -280,6 +313,7 @@ mod tests {
             frames: Some(1),
             public: false,
             levels: Some(0),
+            purges: 0,
             created_at: to_micros(chrono::Utc::now()),
         };
         let after = decode_cursor(&encode_cursor(&record)).unwrap();

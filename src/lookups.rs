@@ -338,6 +338,9 @@ mod tests {
         async fn set_image_public(&self, id: &ImageId, public: bool) -> Result<bool, DbError> {
             self.inner.set_image_public(id, public).await
         }
+        async fn purge_variants(&self, id: &ImageId) -> Result<Option<u32>, DbError> {
+            self.inner.purge_variants(id).await
+        }
         async fn charge_quota(&self, u: &UserId, d: NaiveDate, l: u32) -> Result<Option<u32>, DbError> {
             self.inner.charge_quota(u, d, l).await
         }
@@ -402,6 +405,7 @@ mod tests {
             frames: Some(1),
             public: false,
             levels: Some(0),
+            purges: 0,
             created_at: now,
         };
         inner.insert_image(&image).await.unwrap();

@@ -42,6 +42,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0006_public_images.sql"),
     },
     Migration { version: 7, name: "0007_levels.sql", sql: include_str!("../../migrations/sqlite/0007_levels.sql") },
+    Migration {
+        version: 8,
+        name: "0008_variant_purges.sql",
+        sql: include_str!("../../migrations/sqlite/0008_variant_purges.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -65,6 +70,11 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0006_public_images.sql"),
     },
     Migration { version: 7, name: "0007_levels.sql", sql: include_str!("../../migrations/postgres/0007_levels.sql") },
+    Migration {
+        version: 8,
+        name: "0008_variant_purges.sql",
+        sql: include_str!("../../migrations/postgres/0008_variant_purges.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations; `root_cert` is
@@ -146,6 +146,7 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
         frames: row.try_get::<_, Option<i32>>(12).map_err(pg)?.map(|n| to_u32(i64::from(n), "frames")).transpose()?,
         public: row.try_get(13).map_err(pg)?,
         levels: row.try_get::<_, Option<i32>>(14).map_err(pg)?.map(|n| to_u32(i64::from(n), "levels")).transpose()?,
+        purges: to_u32(i64::from(row.try_get::<_, i32>(15).map_err(pg)?), "purges")?,
     })
 }
 
@@ -259,7 +260,7 @@ impl Repository for PgRepo {
         let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
             &format!(
-                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ),
             &[
                 &i.id.as_str(),
@@ -277,6 +278,7 @@ impl Repository for PgRepo {
                 &i.frames.map(int),
                 &i.public,
                 &i.levels.map(int),
+                &int(i.purges),
             ],
         )
         .await
@@ -364,6 +366,15 @@ impl Repository for PgRepo {
         let n =
             conn.execute("UPDATE images SET public = $2 WHERE id = $1", &[&id.as_str(), &public]).await.map_err(pg)?;
         Ok(n == 1)
+    }
+
+    async fn purge_variants(&self, id: &ImageId) -> Result<Option<u32>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_opt("UPDATE images SET purges = purges + 1 WHERE id = $1 RETURNING purges", &[&id.as_str()])
+            .await
+            .map_err(pg)?;
+        row.map(|r| to_u32(i64::from(r.try_get::<_, i32>(0).map_err(pg)?), "purges")).transpose()
     }
 
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError> {

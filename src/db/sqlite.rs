@@ -26,7 +26,7 @@ pub struct SqliteRepo {
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -169,7 +169,7 @@ fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Pres
 }
 
 type RawImage =
-    (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool, Option<i64>);
+    (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool, Option<i64>, i64);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
@@ -187,12 +187,27 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         row.get(12)?,
         row.get(13)?,
         row.get(14)?,
+        row.get(15)?,
     ))
 }
 
 fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
-    let (id, owner, format, width, height, size, hash, has_alpha, created_at, placeholders, frames, public, levels) =
-        raw;
+    let (
+        id,
+        owner,
+        format,
+        width,
+        height,
+        size,
+        hash,
+        has_alpha,
+        created_at,
+        placeholders,
+        frames,
+        public,
+        levels,
+        purges,
+    ) = raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
         owner: parse_user_id(&owner)?,
@@ -207,6 +222,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         frames: frames.map(|n| to_u32(n, "frames")).transpose()?,
         public,
         levels: levels.map(|n| to_u32(n, "levels")).transpose()?,
+        purges: to_u32(purges, "purges")?,
     })
 }
 
@@ -335,7 +351,7 @@ impl Repository for SqliteRepo {
             let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 ),
                 params![
                     i.id.as_str(),
@@ -352,7 +368,8 @@ impl Repository for SqliteRepo {
                     color,
                     i.frames,
                     i.public,
-                    i.levels
+                    i.levels,
+                    i.purges
                 ],
             )
             .map_err(backend)?;
@@ -416,6 +433,20 @@ impl Repository for SqliteRepo {
                 .execute("UPDATE images SET public = ?2 WHERE id = ?1", params![id.as_str(), public])
                 .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn purge_variants(&self, id: &ImageId) -> Result<Option<u32>, DbError> {
+        let id = id.clone();
+        self.call(move |c| {
+            let purges: Option<i64> = c
+                .query_row("UPDATE images SET purges = purges + 1 WHERE id = ?1 RETURNING purges", [id.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            purges.map(|n| to_u32(n, "purges")).transpose()
         })
         .await
     }

@@ -60,6 +60,7 @@ pub static ROUTES: &[Route] = &[
     r(Method::GET, "/v1/images/{id}", "image_get", to!(images::get)),
     r(Method::PATCH, "/v1/images/{id}", "image_patch", to!(images::patch)),
     r(Method::DELETE, "/v1/images/{id}", "image_delete", to!(images::delete)),
+    r(Method::DELETE, "/v1/images/{id}/variants", "image_variants_purge", to!(images::purge_variants)),
     r(Method::POST, "/v1/images/{id}/url", "image_url", to!(images::sign_url)),
     r(Method::POST, "/v1/images/{id}/srcset", "image_srcset", to!(images::srcset)),
     r(Method::POST, "/v1/images/{id}/transform", "image_transform", to!(images::transform)),

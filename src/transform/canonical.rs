@@ -124,6 +124,20 @@ impl VariantKey {
         Self(*hasher.finalize().as_bytes())
     }
 
+    /// The key after the image's variants were purged `purges` times (0: the key itself), so
+    /// that a purge makes every cached copy, in every replica and the store, unreachable.
+    #[must_use]
+    pub fn purged(self, purges: u32) -> Self {
+        if purges == 0 {
+            return self;
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.0);
+        hasher.update(b"\0purged");
+        hasher.update(&purges.to_le_bytes());
+        Self(*hasher.finalize().as_bytes())
+    }
+
     /// The key of the same ops when the output keeps the source's animation. (Before animations
     /// were kept, the plain key held the first frame; this keeps the two apart in every tier.)
     #[must_use]

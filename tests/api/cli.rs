@@ -104,6 +104,14 @@ async fn the_command_line_signs_and_manages_users_and_presets(backend: Backend) 
     assert_eq!(width(&app.get(&url).await.bytes().await.unwrap()), 300);
     assert_eq!(imgedge(env, &["url", &id, "p_nope"], "").0, 2);
 
+    // Purging: the variants leave the store, the original stays, and the next request makes one.
+    assert!(!app.stored_keys(&format!("derived/{id}/")).await.is_empty());
+    let (code, out, err) = imgedge(env, &["purge", &id], "");
+    assert_eq!((code, out.as_str()), (0, format!("purged the variants of {id}").as_str()), "{err}");
+    assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty());
+    assert_eq!(app.stored_keys("originals/").await.len(), 1);
+    assert_eq!(imgedge(env, &["purge", "nope"], "").0, 2);
+
     // Plans and deletion: the user, their images' rows and objects go.
     assert_eq!(imgedge(env, &["user", "set-plan", "carol", "free"], "").0, 0);
     let me: Value = app.get_auth("/v1/me", token).await.json().await.unwrap();

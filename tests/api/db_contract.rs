@@ -37,6 +37,7 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
         frames: Some(7),
         public: false,
         levels: Some(0),
+        purges: 0,
         created_at: db::to_micros(created_at),
     }
 }

@@ -397,3 +397,36 @@ async fn decodes_wait_for_the_shared_memory_budget() {
     assert_eq!(statuses, vec![200, 200]);
     assert_eq!(app.state.gauges().decode_memory_bytes, 0, "all memory given back");
 }
+
+crate::for_backends!(purging_variants_keeps_the_original_and_the_next_request_is_a_charged_miss);
+
+async fn purging_variants_keeps_the_original_and_the_next_request_is_a_charged_miss(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let id = app.upload(&alice, halves_jpeg(64, 32)).await["id"].as_str().unwrap().to_owned();
+    let x_cache = |res: &reqwest::Response| res.headers()["x-cache"].to_str().unwrap().to_owned();
+    for ops in ["w_20", "w_30,fmt_png"] {
+        assert_eq!(x_cache(&app.variant(&alice, &id, ops).await), "miss");
+    }
+    assert_eq!(x_cache(&app.variant(&alice, &id, "w_20").await), "hit-memory");
+    assert_eq!(app.used_today(&alice).await, 2);
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 2);
+
+    let purge = |token: Option<String>| {
+        let req = app.client.delete(app.url(&format!("/v1/images/{id}/variants")));
+        async move { if let Some(t) = token { req.bearer_auth(t) } else { req }.send().await.unwrap() }
+    };
+    assert_error(purge(None).await, 401, "unauthorized").await;
+    assert_error(purge(Some(bob.token.clone())).await, 403, "forbidden").await;
+    assert_eq!(x_cache(&app.variant(&alice, &id, "w_20").await), "hit-memory", "not purged by others");
+    assert_eq!(purge(Some(alice.token.clone())).await.status(), 204);
+
+    assert!(app.stored_keys(&format!("derived/{id}/")).await.is_empty(), "the variants left the store");
+    assert_eq!(app.stored_keys("originals/").await.len(), 1, "the original stays");
+    let res = app.variant(&alice, &id, "w_20").await;
+    assert_eq!((res.status().as_u16(), x_cache(&res)), (200, "miss".to_owned()));
+    assert_eq!(app.used_today(&alice).await, 3, "the miss after a purge is charged");
+    assert_eq!(app.get(&app.signed(&alice, &format!("/i/{id}"))).await.status(), 200);
+    let unknown = app.client.delete(app.url("/v1/images/AAAAAAAAAAAAAAAAAAAAAA/variants")).bearer_auth(&alice.token);
+    assert_eq!(unknown.send().await.unwrap().status(), 404);
+}

@@ -161,4 +161,22 @@ mod needs_postgres {
         advance(&a, 11);
         assert_error(b.get(&bare).await, 401, "unauthorized").await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_purge_on_one_reaches_the_others_memory_within_the_lookup_bound() {
+        let (a, b) = pair(20).await;
+        let alice = a.register("alice").await;
+        let id = a.upload(&alice, halves_jpeg(300, 200)).await["id"].as_str().unwrap().to_owned();
+        let x_cache = |res: &reqwest::Response| res.headers()["x-cache"].to_str().unwrap().to_owned();
+        assert_eq!(x_cache(&b.variant(&alice, &id, "w_120").await), "miss");
+        assert_eq!(x_cache(&b.variant(&alice, &id, "w_120").await), "hit-memory");
+        let purge = a.client.delete(a.url(&format!("/v1/images/{id}/variants"))).bearer_auth(&alice.token);
+        assert_eq!(purge.send().await.unwrap().status().as_u16(), 204);
+        // b still holds the old variant in memory; once its lookup of the image expires, the
+        // new purge count makes another key: a miss, charged.
+        advance(&b, LOOKUP_TTL.as_secs() as i64 + 1);
+        let res = b.variant(&alice, &id, "w_120").await;
+        assert_eq!((res.status().as_u16(), x_cache(&res)), (200, "miss".to_owned()));
+        assert_eq!(b.used_today(&alice).await, 2);
+    }
 }

@@ -68,6 +68,17 @@ pub async fn delete(state: &AppState, req: Request<Incoming>, params: Params<'_>
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// `DELETE /v1/images/{id}/variants`: every cached variant of the image gone, the original kept.
+pub async fn purge_variants(
+    state: &AppState,
+    req: Request<Incoming>,
+    params: Params<'_>,
+) -> Result<Response<Body>, Error> {
+    let owner = authenticate(state, req.headers()).await?;
+    state.images.purge_variants(&owner, params.get("id")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
 /// Body of `POST /v1/images/{id}/url`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
