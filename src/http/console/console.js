@@ -963,7 +963,22 @@
     return sh / sw;
   }
 
-  // ---------------------------------------------------------------- delete
+  // ---------------------------------------------------------------- purge and delete
+
+  async function purgeSelected() {
+    const id = state.selected;
+    if (!id) return;
+    const button = $("purge");
+    button.disabled = true;
+    try {
+      await api("DELETE", `/v1/images/${encodeURIComponent(id)}/variants`);
+      toast("Cached variants purged: each is made again on its next request");
+    } catch (err) {
+      setError($("preview-error"), `Could not purge: ${describe(err)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   async function deleteSelected() {
     const id = state.selected;
@@ -1158,6 +1173,7 @@
       $("delete").focus();
     });
     $("confirm-delete").addEventListener("click", deleteSelected);
+    $("purge").addEventListener("click", purgeSelected);
     for (const button of document.querySelectorAll("button[data-copy]")) {
       button.addEventListener("click", () => copyFrom(button.dataset.copy, button));
     }
