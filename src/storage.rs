@@ -212,7 +212,7 @@ pub async fn open(config: &StorageConfig) -> Result<Store, StorageError> {
     if config.s3.bucket.is_empty() {
         Ok(Arc::new(fs::FsStorage::open(&config.data_dir.join("blobs")).await?))
     } else {
-        Ok(Arc::new(s3::S3Storage::new(&config.s3)))
+        Ok(Arc::new(s3::S3Storage::connect(&config.s3).await))
     }
 }
 

@@ -1,5 +1,9 @@
 //! Production store: an S3 bucket (or MinIO, R2, Ceph through `AWS_ENDPOINT_URL` and path-style
-//! addressing) via aws-sdk-s3, with explicit timeouts and a bounded retry policy.
+//! addressing) via aws-sdk-s3, with explicit timeouts and a bounded retry policy. Static keys in
+//! the configuration win; without them, credentials come from AWS's standard chain (aws-config):
+//! the environment, the shared config and credentials files with their profiles, web identity
+//! (EKS IRSA), the container endpoint (ECS task roles, EKS Pod Identity) and the instance
+//! metadata service, each refreshed before it expires. An empty region asks the chain too.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,8 +32,16 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// A client for the configured bucket. Nothing is contacted until the first call.
-    pub fn new(config: &S3Config) -> Self {
+    /// A client for the configured bucket. Nothing is contacted until the first call (the
+    /// credential chain included: it is asked on the first request, and again before the
+    /// credentials it gave expire).
+    pub async fn connect(config: &S3Config) -> Self {
+        let region = if config.region.is_empty() {
+            let chain = aws_config::default_provider::region::DefaultRegionChain::builder().build();
+            chain.region().await.unwrap_or_else(|| Region::new("us-east-1"))
+        } else {
+            Region::new(config.region.clone())
+        };
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.connect_timeout)
             .operation_attempt_timeout(config.operation_timeout)
@@ -37,7 +49,7 @@ impl S3Storage {
             .build();
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
+            .region(region.clone())
             .force_path_style(config.force_path_style)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts));
@@ -52,6 +64,12 @@ impl S3Storage {
                 None,
                 "imgedge-config",
             ));
+        } else {
+            let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                .region(region)
+                .build()
+                .await;
+            builder = builder.credentials_provider(chain);
         }
         Self { client: Client::from_conf(builder.build()), bucket: config.bucket.clone() }
     }

@@ -2,6 +2,7 @@
 
 mod animation;
 mod auth;
+mod aws_credentials;
 mod cli;
 mod cluster;
 mod config;
