@@ -15,7 +15,8 @@
 # Prints per run: answers/s, goodput (transformed variants served, from /metrics) and goodput ×
 # capacity, server CPU per refusal (the run's CPU less its transforms at the capacity run's CPU
 # each, over the refusals), log lines per refusal (every line but the two of each transform),
-# peak RSS, and wrk's p99 over all answers. The server logs as shipped (access log on, human
+# peak RSS, the p99 of the 200s (the server's time from their access lines, queue wait
+# included) and wrk's p99 over all answers. The server logs as shipped (access log on, human
 # format, to a file). wrk's delay() is per thread, not per connection: after a 503 the thread's
 # next request waits 1 s, which is about what its connection would do.
 set -euo pipefail
@@ -84,10 +85,14 @@ run() { # name connections honour
   sleep 1   # the transforms wrk left behind end, and their lines are written
   t1=$(ticks); l1=$(wc -l < "$WORK/server.log"); r1=$(metric imgedge_overloaded_total); m1=$(misses)
   # Lines that are not one of a transform's two (its "transformed" line and its 200 access line).
-  local other; other=$(tail -n +"$(( l0 + 1 ))" "$WORK/server.log" | head -n "$(( l1 - l0 ))" | grep -cv 'transformed\|status=200' || true)
-  python3 - "$1" "$out" "$DUR" "$(( t1 - t0 ))" "$HZ" "$other" "$(( r1 - r0 ))" "$(hwm "$SERVER")" "$(( m1 - m0 ))" "${CPU_PER_OK:-}" <<'PY' | tee -a "$WORK/summary.txt"
+  tail -n +"$(( l0 + 1 ))" "$WORK/server.log" | head -n "$(( l1 - l0 ))" > "$WORK/log-$1.txt"
+  local other; other=$(grep -cv 'transformed\|status=200' "$WORK/log-$1.txt" || true)
+  # The 200s' own latency, from their access lines (the server's time, queue wait included).
+  local p99ok; p99ok=$(grep -o 'status=200 micros=[0-9]*' "$WORK/log-$1.txt" | sed 's/.*=//' | sort -n \
+    | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f ms", v[int(NR * 0.99 + 0.5) > 0 ? int(NR * 0.99 + 0.5) : 1] / 1000; else print "-" }')
+  python3 - "$1" "$out" "$DUR" "$(( t1 - t0 ))" "$HZ" "$other" "$(( r1 - r0 ))" "$(hwm "$SERVER")" "$(( m1 - m0 ))" "$p99ok" "${CPU_PER_OK:-}" <<'PY' | tee -a "$WORK/summary.txt"
 import re, sys
-name, out, dur, ticks, hz, lines, refused, rss, made, per_ok = sys.argv[1:]
+name, out, dur, ticks, hz, lines, refused, rss, made, p99ok, per_ok = sys.argv[1:]
 text = open(out).read()
 total = int(re.search(r"(\d+) requests in", text).group(1))
 non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0
@@ -101,7 +106,7 @@ if per_ok:
         line += f"  CPU per refusal {1000 * spent / refused:6.3f} ms  log lines per refusal {int(lines) / refused:5.3f}"
 else:
     print(f"{cpu / max(ok, 1):.6f} {ok / dur:.3f}", file=open(out + ".capacity", "w"))
-line += f"  200s {total - non2xx}  refused {refused}  server CPU {cpu:5.1f} s  peak RSS {rss} MB  p99 (all answers) {p99}"
+line += f"  200s {total - non2xx}  refused {refused}  server CPU {cpu:5.1f} s  peak RSS {rss} MB  p99 of the 200s {p99ok} (all answers, wrk: {p99})"
 print(line)
 PY
   [ -n "$CPU_PER_OK" ] || CPU_PER_OK=$(cat "$out.capacity")

@@ -1,6 +1,7 @@
 //! Originals in formats beyond JPEG, PNG, WebP and GIF: JPEG XL (every build) and AVIF (a build
 //! with `--features aom`, the one `deploy/` ships and `tests/run` tests). The JPEG XL files in
-//! `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools).
+//! `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools), the AVIF by Sharp
+//! 0.34 (libheif + aom 3.15).
 
 #[cfg(feature = "aom")]
 use serde_json::Value;
@@ -86,6 +87,12 @@ async fn avif_originals_are_kept_as_uploaded_and_transformed(backend: Backend) {
         let img = decode(&bytes);
         assert!(near(rgb(&img, 5, 20), RED, 40) && near(rgb(&img, 55, 20), BLUE, 40), "{fmt}");
     }
+    // Sharp's AVIF (libheif + aom, an encoder not ours): the same colours where they were.
+    let sharp = app.upload(&alice, fixture("halves-96x64-sharp.avif")).await;
+    assert_eq!((sharp["format"].as_str(), sharp["width"].as_u64()), (Some("avif"), Some(96)));
+    let img = decode(&app.variant_bytes(&alice, sharp["id"].as_str().unwrap(), "w_48,fmt_png").await);
+    assert!(near(rgb(&img, 4, 16), RED, 40) && near(rgb(&img, 44, 16), BLUE, 40), "{:?}", rgb(&img, 4, 16));
+
     // An op that needs every pixel: a crop of the right half is all blue.
     let img = decode(&app.variant_bytes(&alice, id, "w_30,h_40,fit_cover,g_east,fmt_png").await);
     assert!(near(rgb(&img, 2, 20), BLUE, 40), "{:?}", rgb(&img, 2, 20));
