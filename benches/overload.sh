@@ -89,7 +89,7 @@ run() { # name connections honour
   local other; other=$(grep -cv 'transformed\|status=200' "$WORK/log-$1.txt" || true)
   # The 200s' own latency, from their access lines (the server's time, queue wait included).
   local p99ok; p99ok=$(grep -o 'status=200 micros=[0-9]*' "$WORK/log-$1.txt" | sed 's/.*=//' | sort -n \
-    | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f ms", v[int(NR * 0.99 + 0.5) > 0 ? int(NR * 0.99 + 0.5) : 1] / 1000; else print "-" }')
+    | awk '{ v[NR] = $1 } END { if (NR) { i = int(NR * 0.99 + 0.5); if (i < 1) i = 1; printf "%.0f ms", v[i] / 1000 } else print "-" }')
   python3 - "$1" "$out" "$DUR" "$(( t1 - t0 ))" "$HZ" "$other" "$(( r1 - r0 ))" "$(hwm "$SERVER")" "$(( m1 - m0 ))" "$p99ok" "${CPU_PER_OK:-}" <<'PY' | tee -a "$WORK/summary.txt"
 import re, sys
 name, out, dur, ticks, hz, lines, refused, rss, made, p99ok, per_ok = sys.argv[1:]
