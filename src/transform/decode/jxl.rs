@@ -1,8 +1,10 @@
 //! JPEG XL originals, with jxl-oxide (pure Rust: in every build).
 //!
 //! - [`header`] parses the image header alone: the upright size the limits count, and what a
-//!   decode will hold. The decode itself runs under jxl-oxide's allocation tracker, capped at
-//!   twice that, so a file whose frames claim more than its header cannot take more memory.
+//!   decode will hold. Everything runs under jxl-oxide's allocation tracker: the header's parse
+//!   capped at twice the file's size, the decode at twice what the header allows, so a file
+//!   whose sections or frames claim more than that cannot take more memory (found by the fuzzer:
+//!   a 424-byte file whose table of contents claimed 843 MB).
 //! - The renderer applies the header's orientation, and converts to sRGB through moxcms (the
 //!   colour engine the rest of the pipeline uses): the pixels come out upright and in sRGB.
 //! - An animation is served by its first frame; grey becomes RGB, 16-bit and float samples
@@ -33,12 +35,11 @@ fn error(what: &str, reason: &dyn std::fmt::Display) -> PipelineError {
     PipelineError::Decode(format!("{what} JPEG XL: {reason}"))
 }
 
-/// Parses the header (and no more) of `bytes`.
-fn parse(bytes: &[u8], tracker: Option<AllocTracker>) -> Result<JxlImage, PipelineError> {
-    let mut builder = JxlImage::builder().pool(JxlThreadPool::none());
-    if let Some(tracker) = tracker {
-        builder = builder.alloc_tracker(tracker);
-    }
+/// Parses the header of `bytes` (and reads the frames' sections into memory), every allocation
+/// counted by a tracker that refuses past `limit` bytes: a table of contents claiming
+/// gigabytes of sections is refused, not reserved.
+fn parse(bytes: &[u8], limit: usize) -> Result<JxlImage, PipelineError> {
+    let builder = JxlImage::builder().pool(JxlThreadPool::none()).alloc_tracker(AllocTracker::with_limit(limit));
     let mut uninit = builder.build_uninit();
     uninit.feed_bytes(bytes).map_err(|e| error("unreadable", &e))?;
     match uninit.try_init().map_err(|e| error("unreadable", &e))? {
@@ -63,7 +64,8 @@ fn describe(image: &JxlImage) -> Result<Header, PipelineError> {
 /// # Errors
 /// [`PipelineError::Decode`] when the header cannot be parsed.
 pub fn header(bytes: &[u8]) -> Result<Header, PipelineError> {
-    describe(&parse(bytes, None)?)
+    // The sections hold at most the file's own bytes.
+    describe(&parse(bytes, bytes.len().saturating_mul(2).saturating_add(16 << 20))?)
 }
 
 /// Decodes the first frame, upright and in sRGB, as 8-bit RGB or RGBA.
@@ -79,7 +81,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
         return Err(PipelineError::Decode(format!("{w}x{h} is more pixels than allowed")));
     }
     let budget = usize::try_from(pixels * header.bytes_per_pixel * 2).unwrap_or(usize::MAX);
-    let mut image = parse(bytes, Some(AllocTracker::with_limit(budget)))?;
+    let mut image = parse(bytes, budget.saturating_add(bytes.len()))?;
     image.feed_bytes(&[]).map_err(|e| error("unreadable", &e))?;
     image.set_cms(Moxcms);
     image.request_color_encoding(EnumColourEncoding::srgb(RenderingIntent::Relative));
@@ -106,4 +108,30 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
     };
     let image = image.ok_or(PipelineError::Internal("decoded JPEG XL buffer size"))?;
     Ok(Decoded { image, orientation: image::metadata::Orientation::NoTransforms, icc: None, scale: 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use image::GenericImageView;
+
+    use super::*;
+
+    /// The fuzzer's find: 424 bytes whose table of contents claims a section of 843 MB. Before
+    /// the header's parse was tracked, that much was reserved; now the parse refuses it.
+    #[test]
+    fn a_section_larger_than_the_file_allows_is_refused_not_reserved() {
+        let bytes =
+            include_bytes!("../../../tests/fuzz/regressions/image/oom-cbf1ebe85e2db0ea36ddb537fccacef34d946425");
+        assert!(matches!(header(bytes), Err(PipelineError::Decode(_))));
+        assert!(decode(bytes, 50_000_000).is_err());
+    }
+
+    #[test]
+    fn the_fixtures_decode_upright_at_their_size() {
+        let bytes = include_bytes!("../../../tests/fixtures/halves-96x64.jxl");
+        let h = header(bytes).unwrap();
+        assert_eq!((h.width, h.height, h.alpha, h.lossy), (96, 64, false, true));
+        assert_eq!(decode(bytes, 1 << 20).unwrap().image.dimensions(), (96, 64));
+        assert!(decode(bytes, 96 * 64 - 1).is_err(), "the pixel limit");
+    }
 }
