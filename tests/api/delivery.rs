@@ -21,6 +21,7 @@ crate::for_backends!(
     metadata_is_stripped_and_colour_converted_to_srgb,
     signatures_are_checked,
     one_signed_url_has_one_spelling,
+    percent_encoded_ops_are_the_plain_variant,
     ops_that_change_nothing_serve_the_original,
     a_remembered_url_stops_working_at_once_on_this_replica,
     crop_and_gravity_work_on_the_upright_image,
@@ -614,6 +615,35 @@ async fn one_signed_url_has_one_spelling(backend: Backend) {
     let encoded = sig.replacen(&sig[..1], &format!("%{:02X}", sig.as_bytes()[0]), 1);
     assert_error(app.get(&format!("{path}?exp={exp}&sig={encoded}")).await, 403, "bad_signature").await;
     assert_eq!(app.used_today(&alice).await, 1);
+}
+
+/// Generated OpenAPI clients send `w_40%2Cfmt_webp`: the same variant, signature and ETag as
+/// `w_40,fmt_webp`, charged once.
+async fn percent_encoded_ops_are_the_plain_variant(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, id) = setup(&app, halves_jpeg(100, 50)).await;
+    let plain = app.signed(&alice, &format!("/i/{id}/w_40,crop_0:0:80:50,fmt_webp"));
+    let made = app.get(&plain).await;
+    assert_eq!(made.status(), 200);
+    let etag = made.headers()["etag"].clone();
+    let (path, query) = plain.split_once('?').unwrap();
+    for encoded in [path.replace(',', "%2C"), path.replace(',', "%2c").replace(':', "%3A"), path.replace("w_", "%77_")]
+    {
+        let res = app.get(&format!("{encoded}?{query}")).await;
+        assert_eq!(res.status(), 200, "{encoded}");
+        assert_eq!(res.headers()["etag"], etag, "{encoded}");
+        assert_eq!(res.headers()["x-cache"], "hit-memory", "{encoded}");
+        assert_eq!(size(&res.bytes().await.unwrap()), (40, 25));
+    }
+    assert_eq!(app.used_today(&alice).await, 1);
+    // Signing stays over the plain form: a signature of the encoded path does not match it.
+    let signed_encoded = app.signed(&alice, &path.replace(',', "%2C"));
+    assert_error(app.get(&signed_encoded).await, 403, "bad_signature").await;
+    // Escapes of characters that ops never hold are not decoded.
+    for other in ["w_40%2Ffmt_webp", "w_40%20", "w_40%252Cfmt_webp"] {
+        let url = app.signed(&alice, &format!("/i/{id}/{other}"));
+        assert_error(app.get(&url).await, 400, "invalid_transform").await;
+    }
 }
 
 async fn ops_that_change_nothing_serve_the_original(backend: Backend) {

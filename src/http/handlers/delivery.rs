@@ -2,6 +2,8 @@
 //! serve the bytes with CDN-friendly headers. Who may see what and for how long is decided
 //! in [`crate::delivery`].
 
+use std::borrow::Cow;
+
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -34,10 +36,22 @@ async fn deliver(
     ops: Option<&str>,
 ) -> Result<Response<Body>, Error> {
     let headers = req.headers();
+    // Generated API clients percent-encode path parameters; the ops they mean are signed and
+    // keyed in the plain spelling.
+    let ops = ops.map(unescape_ops);
+    let plain;
+    let path = match &ops {
+        Some(Cow::Owned(ops)) => {
+            plain = format!("/i/{id}/{ops}");
+            plain.as_str()
+        }
+        _ => req.uri().path(),
+    };
+    let ops = ops.as_deref();
     let ask = Ask {
         id,
         ops,
-        path: req.uri().path(),
+        path,
         query: req.uri().query(),
         accept: headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
         bearer: request::bearer(headers),
@@ -87,6 +101,39 @@ fn cache_tags(id: &str, owner: &str, ops: Option<&str>) -> Option<(HeaderValue, 
     Some((HeaderValue::from_str(&tags.join(",")).ok()?, HeaderValue::from_str(&tags.join(" ")).ok()?))
 }
 
+/// `ops` with each percent-escape of a character that ops may contain (`,`, `:`, `.`, `_`, `-`,
+/// letters, digits) read as that character: `w_300%2Cfmt_webp` is `w_300,fmt_webp`, one variant
+/// with one signature. Any other escape is left as written, for the grammar to refuse.
+fn unescape_ops(ops: &str) -> Cow<'_, str> {
+    if !ops.contains('%') {
+        return Cow::Borrowed(ops);
+    }
+    let legal = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b',' | b':' | b'.' | b'_' | b'-');
+    let (bytes, mut out) = (ops.as_bytes(), String::with_capacity(ops.len()));
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
+            .filter(|&b| legal(b));
+        match escaped {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                // Copy as written up to the next '%' (a char boundary: '%' is ASCII).
+                let start = if bytes[i] == b'%' { i + 1 } else { i };
+                let next = ops[start..].find('%').map_or(ops.len(), |n| start + n);
+                out.push_str(&ops[i..next]);
+                i = next;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut res = Response::new(body);
     *res.status_mut() = status;
@@ -116,5 +163,18 @@ mod tests {
         h.insert(IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(matches_etag(&h, b"\"c\""));
         assert!(!matches_etag(&HeaderMap::new(), b"\"c\""));
+    }
+
+    #[test]
+    fn escapes_of_characters_ops_may_hold_are_read_as_those_characters() {
+        assert!(matches!(unescape_ops("w_300,fmt_webp"), Cow::Borrowed("w_300,fmt_webp")));
+        assert_eq!(unescape_ops("w_300%2Cfmt_webp"), "w_300,fmt_webp");
+        assert_eq!(unescape_ops("crop_1%3a2%3A3%3A4%2cblur_2%2E5"), "crop_1:2:3:4,blur_2.5");
+        assert_eq!(unescape_ops("%77_300"), "w_300");
+        // Anything else stays as written, for the grammar to refuse.
+        for kept in ["w_300%2F", "w_300%20", "w_300%252C", "w_300%", "w_300%2", "%zz", "%C3%A9", "é%2C%"] {
+            let expected = kept.replace("%2C", ",");
+            assert_eq!(unescape_ops(kept), expected.as_str(), "{kept}");
+        }
     }
 }
