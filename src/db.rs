@@ -7,6 +7,7 @@ pub mod sqlite;
 pub mod tls;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -276,6 +277,54 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Deletes a preset; false when there was none.
     async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError>;
+
+    /// True when other processes share this database, so that making a variant once takes a
+    /// claim held in it ([`Repository::claim_variant`]). A SQLite file has one server process:
+    /// its in-process single flight is enough, and the claim calls below are never made.
+    fn shared_by_replicas(&self) -> bool {
+        false
+    }
+
+    /// Claims the variant `key` for `holder` until `lease` from now, in one statement: won when
+    /// nobody holds it or the holder's lease ran out (a take-over), else [`Claim::Held`].
+    async fn claim_variant(&self, _key: &str, _holder: &str, _lease: Duration) -> Result<Claim, DbError> {
+        Ok(Claim::Won { taken_over: false, charged_on: None })
+    }
+
+    /// Extends `holder`'s claim on `key` to `lease` from now; false when it no longer holds it.
+    async fn renew_claim(&self, _key: &str, _holder: &str, _lease: Duration) -> Result<bool, DbError> {
+        Ok(true)
+    }
+
+    /// Records on `holder`'s claim that the owner paid for the variant on `day`.
+    async fn claim_charged(&self, _key: &str, _holder: &str, _day: NaiveDate) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    /// Ends `holder`'s claim on `key` (the variant is in the store, or making it failed).
+    async fn release_claim(&self, _key: &str, _holder: &str) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    /// Deletes claims whose lease ran out before `before` (left by killed replicas on variants
+    /// nobody asked for again); how many.
+    async fn forget_expired_claims(&self, _before: DateTime<Utc>) -> Result<u64, DbError> {
+        Ok(0)
+    }
+}
+
+/// The answer to [`Repository::claim_variant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This holder makes the variant.
+    Won {
+        /// The claim was another holder's whose lease ran out.
+        taken_over: bool,
+        /// The day a previous holder charged the owner for this variant, if it did.
+        charged_on: Option<NaiveDate>,
+    },
+    /// Another holder's lease is running.
+    Held,
 }
 
 /// Connects to the configured database and applies pending migrations.

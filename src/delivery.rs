@@ -9,6 +9,7 @@
 //! memory; concurrent misses for one variant share one transform and one charge.
 
 pub mod access;
+mod claims;
 pub mod flight;
 pub mod hints;
 mod produce;
@@ -156,6 +157,8 @@ pub struct Delivery {
     flights: Flights<VariantKey, Flight>,
     reads: Flights<VariantKey, produce::Read>,
     failures: Failures,
+    /// Fleet-wide claims, when replicas share the database and the store keeps variants.
+    claims: Option<claims::Claims>,
     settings: DeliverySettings,
 }
 
@@ -163,7 +166,14 @@ impl Delivery {
     /// Delivery over the shared collaborators.
     pub fn new(shared: Shared, settings: DeliverySettings) -> Self {
         let failures = Failures::new(settings.failure_ttl, settings.failure_memo_bytes);
-        Self { shared, flights: Flights::default(), reads: Flights::default(), failures, settings }
+        // A replica that waits for another's variant finds it in the store: without variants
+        // there, each replica makes its own. A holder silent for twice the transform timeout
+        // is taken to be dead.
+        let claims = settings
+            .store_variants
+            .then(|| claims::Claims::new(shared.db.clone(), Arc::clone(&shared.metrics), settings.timeout * 2))
+            .flatten();
+        Self { shared, flights: Flights::default(), reads: Flights::default(), failures, claims, settings }
     }
 
     /// Requests waiting on a transform now, the one that leads each included.

@@ -85,13 +85,15 @@ fn main() -> ExitCode {
                 Ok(report) => {
                     println!(
                         "scanned {} objects: {} orphaned, {} deleted, {} younger than the grace period kept, \
-                         {} claimed by an upload meanwhile; {} empty folders removed{}",
+                         {} claimed by an upload meanwhile; {} empty folders removed; {} expired claims \
+                         forgotten{}",
                         report.scanned,
                         report.orphans,
                         report.deleted,
                         report.recent,
                         report.claimed,
                         report.folders,
+                        report.claims,
                         if dry_run { " (dry run)" } else { "" }
                     );
                     ExitCode::SUCCESS

@@ -64,6 +64,7 @@ pub struct Metrics {
     overloaded: AtomicU64,
     failures_remembered: AtomicU64,
     store_reads: AtomicU64,
+    claims: [AtomicU64; 3],
     in_flight: AtomicU64,
     connections: AtomicU64,
 }
@@ -100,6 +101,7 @@ impl Metrics {
             overloaded: AtomicU64::default(),
             failures_remembered: AtomicU64::default(),
             store_reads: AtomicU64::default(),
+            claims: Default::default(),
             in_flight: AtomicU64::default(),
             connections: AtomicU64::default(),
         }
@@ -188,6 +190,12 @@ impl Metrics {
         self.store_reads.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a fleet-wide claim on a variant: won (this replica makes it), waited (another
+    /// replica was making it), or taken over (its holder's lease ran out).
+    pub fn claim(&self, outcome: ClaimOutcome) {
+        self.claims[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -245,6 +253,17 @@ impl Metrics {
                 &self.failures_remembered,
             ),
             ("imgedge_store_reads_total", "Variants read from the object store.", &self.store_reads),
+            ("imgedge_claims_won_total", "Variants this replica claimed fleet-wide and made.", &self.claims[0]),
+            (
+                "imgedge_claims_waited_total",
+                "Misses that waited for another replica to make the variant.",
+                &self.claims[1],
+            ),
+            (
+                "imgedge_claims_taken_over_total",
+                "Claims taken over because their holder's lease ran out.",
+                &self.claims[2],
+            ),
         ];
         for (name, help, value) in counters {
             let _ =
@@ -278,6 +297,17 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// What became of a fleet-wide claim on a variant (see [`Metrics::claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// Claimed: this replica makes the variant.
+    Won = 0,
+    /// Another replica held it; this one waited for the stored result.
+    Waited = 1,
+    /// The holder's lease had run out; this replica took the claim over.
+    TakenOver = 2,
 }
 
 /// A request in flight; counted down when dropped.

@@ -1,4 +1,5 @@
-//! `imgedge sweep`: removes objects whose image no longer exists.
+//! `imgedge sweep`: removes objects whose image no longer exists (and the variant claims that
+//! killed replicas left behind).
 //!
 //! Uploads store the object before the row and deletes remove the row before the objects, so a
 //! crash or a store failure half way can only leave objects without a row — never a row without
@@ -32,6 +33,8 @@ pub struct Report {
     pub claimed: usize,
     /// Empty folders removed (local store).
     pub folders: usize,
+    /// Variant claims of killed replicas, expired for longer than the grace period, deleted.
+    pub claims: u64,
 }
 
 /// Why a sweep stopped.
@@ -130,5 +133,12 @@ pub async fn sweep(
     now: SystemTime,
 ) -> Result<Report, SweepError> {
     let plan = plan(db, store, keys, grace, now).await?;
-    apply(plan, db, store, keys, dry_run).await
+    let mut report = apply(plan, db, store, keys, dry_run).await?;
+    if !dry_run {
+        // A replica killed while making a variant leaves its claim behind; the next request for
+        // that variant takes it over, and this forgets the ones nobody asked for again.
+        let before = chrono::DateTime::<chrono::Utc>::from(now) - grace;
+        report.claims = db.forget_expired_claims(before).await?;
+    }
+    Ok(report)
 }

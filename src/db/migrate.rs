@@ -47,6 +47,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0008_variant_purges.sql",
         sql: include_str!("../../migrations/sqlite/0008_variant_purges.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_variant_claims.sql",
+        sql: include_str!("../../migrations/sqlite/0009_variant_claims.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -74,6 +79,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_variant_purges.sql",
         sql: include_str!("../../migrations/postgres/0008_variant_purges.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_variant_claims.sql",
+        sql: include_str!("../../migrations/postgres/0009_variant_claims.sql"),
     },
 ];
 

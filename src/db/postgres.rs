@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bb8::{Pool, RunError};
 use bb8_postgres::PostgresConnectionManager;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -13,7 +13,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
+    Claim, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -425,6 +425,65 @@ impl Repository for PgRepo {
         let conn = self.pool.get().await.map_err(pool)?;
         let sql = "DELETE FROM presets WHERE owner_id = $1 AND name = $2";
         Ok(conn.execute(sql, &[&owner.as_str(), &name]).await.map_err(pg)? == 1)
+    }
+
+    fn shared_by_replicas(&self) -> bool {
+        true
+    }
+
+    async fn claim_variant(&self, key: &str, holder: &str, lease: Duration) -> Result<Claim, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        // An insert, or an update of a row whose lease ran out (`xmax` is set on an update):
+        // no row back means another holder's lease is running. `charged_on` survives a take-over.
+        let row = conn
+            .query_opt(
+                "INSERT INTO variant_claims (variant_key, holder, expires_at) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (variant_key) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+                   WHERE variant_claims.expires_at < now() \
+                 RETURNING xmax <> '0'::xid AS taken_over, charged_on",
+                &[&key, &holder, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(match row {
+            Some(row) => {
+                Claim::Won { taken_over: row.try_get(0).map_err(pg)?, charged_on: row.try_get(1).map_err(pg)? }
+            }
+            None => Claim::Held,
+        })
+    }
+
+    async fn renew_claim(&self, key: &str, holder: &str, lease: Duration) -> Result<bool, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let n = conn
+            .execute(
+                "UPDATE variant_claims SET expires_at = now() + make_interval(secs => $3) \
+                 WHERE variant_key = $1 AND holder = $2",
+                &[&key, &holder, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn claim_charged(&self, key: &str, holder: &str, day: NaiveDate) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = "UPDATE variant_claims SET charged_on = $3 WHERE variant_key = $1 AND holder = $2";
+        conn.execute(sql, &[&key, &holder, &day]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn release_claim(&self, key: &str, holder: &str) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = "DELETE FROM variant_claims WHERE variant_key = $1 AND holder = $2";
+        conn.execute(sql, &[&key, &holder]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn forget_expired_claims(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        conn.execute("DELETE FROM variant_claims WHERE expires_at < $1", &[&before]).await.map_err(pg)
     }
 
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {

@@ -3,19 +3,23 @@
 //! back if the work fails.
 //!
 //! Either runs as one flight per variant, to its end, whoever is still waiting: concurrent
-//! requests share one store read (one copy in memory) or one transform (one charge). A request
+//! requests share one store read (one copy in memory) or one transform (one charge); replicas
+//! that share PostgreSQL share one transform through a claim (see [`super::claims`]). A request
 //! that waits longer than the transform timeout answers 503, but the work is not thrown away
 //! and not started again.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::claims::{Claims, Held};
 use super::{Delivery, VariantSpec};
 use crate::cache::{Tier, Variant};
 use crate::error::Error;
 use crate::format::ImageFormat;
+use crate::metrics::ClaimOutcome;
+use crate::quota::Charge;
 use crate::storage::{BlobKey, StorageError};
 use crate::transform::{levels, pipeline, Job, PipelineError, VariantKey};
 use crate::workers::PoolError;
@@ -37,6 +41,19 @@ pub(super) enum Stored {
     /// Too large to keep: each request streams it from the store.
     TooLarge,
 }
+
+/// What a fleet-wide claim came to.
+enum Claimed {
+    /// This replica makes the variant.
+    Held(Held),
+    /// Another replica made it.
+    Stored(Stored),
+}
+
+/// The first pause before a replica that waits for another's transform looks in the store.
+const FIRST_POLL: Duration = Duration::from_millis(20);
+/// The longest pause between two looks.
+const LAST_POLL: Duration = Duration::from_millis(250);
 
 /// Result shared by the requests of one store read.
 pub(super) type Read = Result<Option<Stored>, Arc<Error>>;
@@ -151,15 +168,34 @@ impl Delivery {
             Some(Stored::TooLarge) => return Ok(Found::TooLargeToKeep),
             None => {}
         }
-        let charge = match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
-            Ok(charge) => {
-                p.metrics.quota_charged();
-                charge
-            }
-            Err(exceeded) => {
-                p.metrics.quota_rejected();
-                return Err(exceeded.into());
-            }
+        // Other replicas may be making it too: claim it fleet-wide, or wait for theirs. The
+        // claim is held until this function returns — after the store has the variant.
+        let held = match &self.claims {
+            Some(claims) => match self.claim_or_wait(claims, spec).await? {
+                Claimed::Held(held) => Some(held),
+                Claimed::Stored(Stored::Kept(variant)) => return Ok(Found::Variant(variant, Tier::Store)),
+                Claimed::Stored(Stored::TooLarge) => return Ok(Found::TooLargeToKeep),
+            },
+            None => None,
+        };
+        let charge = match held.as_ref().and_then(|held| held.charged_on) {
+            // A replica that died making it had charged the owner already.
+            Some(day) => Charge { user: spec.image.owner.clone(), day, used: 0 },
+            None => match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
+                Ok(charge) => {
+                    p.metrics.quota_charged();
+                    if let Some(held) = &held {
+                        if let Err(e) = held.charged(charge.day).await {
+                            tracing::warn!(error = ?e, "could not record the charge on the claim");
+                        }
+                    }
+                    charge
+                }
+                Err(exceeded) => {
+                    p.metrics.quota_rejected();
+                    return Err(exceeded.into());
+                }
+            },
         };
         let started = Instant::now();
         let result = self.transform(spec).await;
@@ -189,6 +225,34 @@ impl Delivery {
             }
         }
         Ok(Found::Variant(variant, Tier::Miss))
+    }
+
+    /// Claims `spec`'s variant fleet-wide; while another replica holds it, waits for the result
+    /// in the store, asking again with growing pauses until the claim is free (the holder let
+    /// go after a failure) or its lease ran out (the holder died).
+    async fn claim_or_wait(&self, claims: &Claims, spec: &VariantSpec) -> Result<Claimed, Error> {
+        let at = self.stored_at(spec);
+        let mut pause = FIRST_POLL;
+        let mut waited = false;
+        loop {
+            if let Some(held) = claims.claim(&spec.key).await? {
+                // A holder that finished after this replica's store read has let go with the
+                // variant stored: look once more before making it again.
+                return Ok(match self.read_stored(&at, spec.key, spec.format).await? {
+                    Some(stored) => Claimed::Stored(stored),
+                    None => Claimed::Held(held),
+                });
+            }
+            if !waited {
+                waited = true;
+                self.shared.metrics.claim(ClaimOutcome::Waited);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LAST_POLL);
+            if let Some(stored) = self.read_stored(&at, spec.key, spec.format).await? {
+                return Ok(Claimed::Stored(stored));
+            }
+        }
     }
 
     async fn transform(&self, spec: &VariantSpec) -> Result<Variant, Error> {

@@ -96,6 +96,30 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The single number that `sql` selects, read behind the server's back.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.database {
+            DatabaseBackend::Sqlite(path) => {
+                rusqlite::Connection::open(path).expect("open sqlite").query_row(sql, [], |r| r.get(0)).expect("sql")
+            }
+            DatabaseBackend::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(conn);
+                client.query_one(sql, &[]).await.expect("sql").get(0)
+            }
+        }
+    }
+
+    /// The PostgreSQL URL of this test's database (for a server in a child process).
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            DatabaseBackend::Postgres(url) => url.clone(),
+            DatabaseBackend::Sqlite(_) => panic!("not a PostgreSQL test"),
+        }
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fixtures::halves_jpeg;
-use crate::harness::{assert_error, sign, spawn_on, Backend, Env, TestApp};
+use crate::harness::{
+    assert_error, sign, spawn_on, Backend, Child, Env, Gate, TestApp, JWT_SECRET, S3_ACCESS_KEY, S3_SECRET_KEY,
+};
 
 /// How stale a replica's lookups may be (the default).
 const LOOKUP_TTL: Duration = Duration::from_secs(10);
@@ -178,5 +180,109 @@ mod needs_postgres {
         let res = b.variant(&alice, &id, "w_120").await;
         assert_eq!((res.status().as_u16(), x_cache(&res)), (200, "miss".to_owned()));
         assert_eq!(b.used_today(&alice).await, 2);
+    }
+
+    /// Polls `app`'s counter `name` until it reaches `want` (10 s at most).
+    async fn wait_for_metric(app: &TestApp, name: &str, want: u64) {
+        for _ in 0..500 {
+            if app.metric(name).await >= want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name} never reached {want}");
+    }
+
+    async fn transforms(app: &TestApp) -> u64 {
+        app.metric("imgedge_transforms_total{outcome=\"ok\"}").await
+            + app.metric("imgedge_transforms_total{outcome=\"error\"}").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_variant_asked_of_both_at_once_is_made_and_charged_once() {
+        let (a, b) = pair(20).await;
+        let alice = a.register("alice").await;
+        let id = a.upload(&alice, halves_jpeg(2400, 1600)).await["id"].as_str().unwrap().to_owned();
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let fetch = |app: &Arc<TestApp>| {
+            let (app, alice, id) = (Arc::clone(app), alice.clone(), id.clone());
+            tokio::spawn(async move {
+                let res = app.variant(&alice, &id, "w_640,fmt_webp").await;
+                let etag = res.headers().get("etag").map(|e| e.to_str().unwrap().to_owned());
+                (res.status().as_u16(), etag, res.bytes().await.unwrap())
+            })
+        };
+        // A claims the variant and charges, then waits for a worker that the gate holds; every
+        // other request, on either replica, arrives while A is making it.
+        let gate = Gate::close(&a).await;
+        let mut requests = vec![fetch(&a)];
+        wait_for_metric(&a, "imgedge_claims_won_total", 1).await;
+        requests.extend((1..16).map(|i| fetch(if i % 2 == 0 { &a } else { &b })));
+        wait_for_metric(&b, "imgedge_claims_waited_total", 1).await;
+        gate.open().await;
+        let answers: Vec<_> = futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
+        assert!(
+            answers.iter().all(|(status, ..)| *status == 200),
+            "{:?}",
+            answers.iter().map(|a| a.0).collect::<Vec<_>>()
+        );
+        assert!(answers.iter().all(|(_, etag, bytes)| *etag == answers[0].1 && *bytes == answers[0].2));
+        assert_eq!(crate::fixtures::decode(&answers[0].2).width(), 640);
+        assert_eq!(transforms(&a).await + transforms(&b).await, 1, "one transform in the fleet");
+        assert_eq!(a.used_today(&alice).await, 1, "one charge");
+        assert_eq!(b.metric("imgedge_claims_won_total").await, 0);
+        // Nothing is left claimed once the variant is stored.
+        let claims = a.env.count("SELECT count(*) FROM variant_claims").await;
+        assert_eq!(claims, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_whose_holder_died_is_taken_over_and_not_charged_again() {
+        let env = Arc::new(Env::new(Backend::PostgresS3).await);
+        let mut config = env.config();
+        config.quota.daily_limit = 20;
+        let b = spawn_on(Arc::clone(&env), config, crate::harness::noon()).await;
+        let alice = b.register("alice").await;
+        // Large enough that its blur takes a while: the holder is stopped mid-transform.
+        let id = b.upload(&alice, halves_jpeg(3000, 2000)).await["id"].as_str().unwrap().to_owned();
+        let (db_url, s3) = (env.database_url(), env.s3.clone().expect("bucket"));
+        // A: the real binary on the same database and bucket; its lease is 2 × 1 s.
+        let a = Child::start(&[
+            ("DATABASE_URL", db_url.as_str()),
+            ("AWS_S3_BUCKET", s3.bucket.as_str()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),
+            ("JWT_SECRET", JWT_SECRET),
+            ("TRANSFORM_TIMEOUT_SECS", "1"),
+        ]);
+        let ops = "blur_100,fmt_png";
+        let path = b.signed(&alice, &format!("/i/{id}/{ops}"));
+        let on_a = tokio::spawn(reqwest::get(format!("{}{path}", a.base())));
+        // Stop A once it holds the claim (and has charged), still making the variant; then kill it.
+        let mut held = false;
+        for _ in 0..500 {
+            if env.count("SELECT count(*) FROM variant_claims WHERE charged_on IS NOT NULL").await == 1 {
+                a.signal(libc::SIGSTOP);
+                held = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(held, "A never claimed the variant");
+        assert_eq!(env.count("SELECT count(*) FROM variant_claims").await, 1, "A finished before it was stopped");
+        drop(a);
+        let _ = on_a.await;
+        assert_eq!(b.used_today(&alice).await, 1, "A charged");
+        let res = b.variant(&alice, &id, ops).await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.headers()["x-cache"], "miss");
+        assert_eq!(crate::fixtures::decode(&res.bytes().await.unwrap()).width(), 3000);
+        assert_eq!(b.metric("imgedge_claims_taken_over_total").await, 1);
+        assert_eq!(b.metric("imgedge_claims_waited_total").await, 1, "B waited for the lease to run out");
+        assert_eq!(b.used_today(&alice).await, 1, "the take-over charged nothing more");
+        assert_eq!(env.count("SELECT count(*) FROM variant_claims").await, 0);
     }
 }
