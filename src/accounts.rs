@@ -7,6 +7,7 @@ use crate::db::{to_micros, DbError, NewUser, OwnerKey, PageAfter, User};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
 use crate::images::Images;
+use crate::purges;
 use crate::shared::Shared;
 
 /// Accounts over the shared collaborators.
@@ -141,6 +142,8 @@ impl Accounts {
             return Err(AuthError::InvalidToken.into());
         }
         self.shared.lookups.forget_owner(id);
+        // Every URL signed with the old key is refused now; shared caches still hold answers.
+        self.shared.purges.queue(&[purges::owner_tag(id)]).await;
         tracing::info!(user_id = %id, "signing key rotated");
         Ok(key)
     }
@@ -184,6 +187,7 @@ impl Accounts {
         let images = self.every_image(&user.id).await?;
         self.shared.db.delete_user(&user.id).await?;
         self.shared.lookups.forget_owner(&user.id);
+        self.shared.purges.queue(&[purges::owner_tag(&user.id)]).await;
         self.shared.lookups.forget_presets(&user.id);
         for id in &images {
             self.shared.lookups.forget_image(id);

@@ -56,7 +56,8 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests. The background work
-    /// started here (the start-up backfill) stops when the shutdown begins.
+    /// started here (the start-up backfill, the purge webhook's sender) stops when the shutdown
+    /// begins.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let addr = self.addr();
         let backend = match &self.state.config.database.backend {
@@ -66,11 +67,21 @@ impl App {
         tracing::info!(%addr, database = %backend, "imgedge listening");
         let (stopping, mut stop) = tokio::sync::watch::channel(false);
         let images = self.state.images.clone();
+        let mut stop_purges = stop.clone();
         let backfill = tokio::spawn(async move {
             tokio::select! {
                 _ = images.backfill() => {}
                 _ = stop.changed() => tracing::info!("start-up backfill stopped for the shutdown"),
             }
+        });
+        // What is still queued at the shutdown stays in the database for the next sender.
+        let purges = self.state.shared.purges.clone();
+        let sender = tokio::spawn(async move {
+            purges
+                .send_until(async move {
+                    let _ = stop_purges.changed().await;
+                })
+                .await;
         });
         let shutdown = async move {
             shutdown.await;
@@ -79,6 +90,7 @@ impl App {
         let grace = self.state.config.server.shutdown_grace;
         crate::http::serve(self.listener, self.state, shutdown, grace).await;
         let _ = backfill.await;
+        let _ = sender.await;
         tracing::info!("imgedge stopped");
     }
 }

@@ -50,6 +50,7 @@ sections! {
         transform: TransformConfig,
         cache: CacheConfig,
         quota: QuotaConfig,
+        purge: PurgeConfig,
         log: LogConfig,
     }
     /// `[server]`: listener, timeouts and request limits.
@@ -157,6 +158,15 @@ sections! {
     QuotaConfig {
         daily_limit: u32,
         plans: BTreeMap<String, u32>,
+    }
+    /// `[purge]`: where the tags of changed images, presets and owners are sent for a CDN to
+    /// purge (empty: nowhere).
+    PurgeConfig {
+        webhook_url: String,
+        #[serde(rename = "timeout_secs", deserialize_with = "secs")]
+        timeout: Duration,
+        #[serde(rename = "give_up_after_secs", deserialize_with = "secs")]
+        give_up_after: Duration,
     }
     /// `[log]`: `format` is `human` or `json`; `level` a tracing filter.
     LogConfig {
@@ -281,6 +291,11 @@ impl Config {
                 !(originals.starts_with(derived) || derived.starts_with(originals)),
             ),
             ("storage.s3.endpoint (AWS_ENDPOINT_URL)", s3.endpoint.is_empty() || s3.endpoint.starts_with("http")),
+            (
+                "purge.webhook_url (PURGE_WEBHOOK_URL): an http:// or https:// URL",
+                self.purge.webhook_url.is_empty() || crate::purges::is_webhook_url(&self.purge.webhook_url),
+            ),
+            ("purge.timeout_secs", !self.purge.timeout.is_zero()),
             ("AWS_ACCESS_KEY_ID (needs the secret too)", s3.access_key_id.is_empty() == s3.secret_access_key.is_none()),
             ("storage.s3.max_attempts", s3.max_attempts >= 1),
             ("database.pool_size (DATABASE_POOL_SIZE)", self.database.pool_size >= 1),

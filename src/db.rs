@@ -278,6 +278,19 @@ pub trait Repository: Send + Sync + 'static {
     /// Deletes a preset; false when there was none.
     async fn delete_preset(&self, owner: &UserId, name: &str) -> Result<bool, DbError>;
 
+    /// Queues a purge of `tags` (space-separated) for the webhook, due at once.
+    async fn queue_purge(&self, tags: &str, now_ms: i64) -> Result<(), DbError>;
+
+    /// Takes up to `limit` purges due at `now_ms`, oldest first, and hides them from other
+    /// senders until `until_ms` (a sender that dies lets them come back then).
+    async fn take_purges(&self, now_ms: i64, until_ms: i64, limit: u32) -> Result<Vec<QueuedPurge>, DbError>;
+
+    /// Deletes purges the webhook took (or that were given up).
+    async fn purges_done(&self, ids: &[i64]) -> Result<(), DbError>;
+
+    /// Counts a failed attempt at each of `ids` and makes them due again at `next_ms`.
+    async fn purges_failed(&self, ids: &[i64], next_ms: i64) -> Result<(), DbError>;
+
     /// True when other processes share this database, so that making a variant once takes a
     /// claim held in it ([`Repository::claim_variant`]). A SQLite file has one server process:
     /// its in-process single flight is enough, and the claim calls below are never made.
@@ -311,6 +324,19 @@ pub trait Repository: Send + Sync + 'static {
     async fn forget_expired_claims(&self, _before: DateTime<Utc>) -> Result<u64, DbError> {
         Ok(0)
     }
+}
+
+/// A purge waiting for the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPurge {
+    /// Queue position.
+    pub id: i64,
+    /// Space-separated cache tags.
+    pub tags: String,
+    /// When it was queued, Unix milliseconds.
+    pub created_ms: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
 }
 
 /// The answer to [`Repository::claim_variant`].

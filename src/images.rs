@@ -15,6 +15,7 @@ pub use self::upload::{Inspected, UploadError};
 use crate::db::{to_micros, ImageRecord, Inspection, PageAfter};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
+use crate::purges;
 use crate::shared::Shared;
 use crate::transform::levels::{self, Level};
 
@@ -145,6 +146,10 @@ impl Images {
             return Err(Error::NotFound("image not found"));
         }
         self.shared.lookups.forget_image(&record.id);
+        if !public {
+            // Shared caches may keep unsigned answers through its public presets.
+            self.shared.purges.queue(&[purges::image_tag(&record.id)]).await;
+        }
         tracing::info!(image_id = %record.id, public, "image visibility changed");
         Ok(ImageRecord { public, ..record })
     }
@@ -165,6 +170,7 @@ impl Images {
             return Err(Error::NotFound("image not found"));
         };
         self.shared.lookups.forget_image(&record.id);
+        self.shared.purges.queue(&[purges::image_tag(&record.id)]).await;
         let p = &self.shared;
         let level = |key: &str| key.rsplit('/').next().is_some_and(|name| name.starts_with("level-"));
         match p.store.list(&p.keys.variants_of(&record.id)).await {
@@ -191,6 +197,7 @@ impl Images {
         let record = self.owned(owner, id).await?;
         self.shared.db.delete_image(&record.id).await?;
         self.shared.lookups.forget_image(&record.id);
+        self.shared.purges.queue(&[purges::image_tag(&record.id)]).await;
         self.remove_objects(&record.id).await;
         tracing::info!("image deleted");
         Ok(())

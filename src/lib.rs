@@ -36,6 +36,7 @@ pub mod lookups;
 pub mod metrics;
 pub mod placeholder;
 pub mod presets;
+pub mod purges;
 pub mod quota;
 pub mod services;
 pub mod shared;

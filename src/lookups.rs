@@ -377,6 +377,18 @@ mod tests {
         async fn set_inspection(&self, id: &ImageId, i: &crate::db::Inspection) -> Result<bool, DbError> {
             self.inner.set_inspection(id, i).await
         }
+        async fn queue_purge(&self, tags: &str, now_ms: i64) -> Result<(), DbError> {
+            self.inner.queue_purge(tags, now_ms).await
+        }
+        async fn take_purges(&self, now: i64, until: i64, n: u32) -> Result<Vec<crate::db::QueuedPurge>, DbError> {
+            self.inner.take_purges(now, until, n).await
+        }
+        async fn purges_done(&self, ids: &[i64]) -> Result<(), DbError> {
+            self.inner.purges_done(ids).await
+        }
+        async fn purges_failed(&self, ids: &[i64], next_ms: i64) -> Result<(), DbError> {
+            self.inner.purges_failed(ids, next_ms).await
+        }
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 use crate::db::{to_micros, Preset};
 use crate::error::Error;
 use crate::ids::UserId;
+use crate::purges;
 use crate::shared::Shared;
 use crate::transform::grammar;
 
@@ -46,6 +47,8 @@ impl Presets {
         if !stored {
             return Err(Error::Conflict("you have as many presets as allowed (limits.max_presets); delete one first"));
         }
+        // Shared caches may hold answers made with the old ops.
+        self.shared.purges.queue(&[purges::preset_tag(owner, name)]).await;
         Ok(preset)
     }
 
@@ -77,6 +80,7 @@ impl Presets {
         let deleted = self.shared.db.delete_preset(owner, name).await?;
         self.shared.lookups.forget_presets(owner);
         if deleted {
+            self.shared.purges.queue(&[purges::preset_tag(owner, name)]).await;
             Ok(())
         } else {
             Err(Error::NotFound("preset not found"))

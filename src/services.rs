@@ -17,6 +17,7 @@ use crate::images::Images;
 use crate::lookups::Lookups;
 use crate::metrics::Metrics;
 use crate::presets::Presets;
+use crate::purges::Purges;
 use crate::quota::Quota;
 use crate::shared::Shared;
 use crate::signing::Signing;
@@ -41,6 +42,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    /// `PURGE_WEBHOOK_URL` cannot be used.
+    #[error("{0}")]
+    PurgeWebhook(String),
     /// The generated JWT secret file holds something unusable.
     #[error("{0} holds a secret shorter than 32 characters")]
     ShortSecret(String),
@@ -90,6 +94,7 @@ impl Services {
             hashing: WorkerPool::new(config.auth.hash_workers, config.auth.hash_queue),
             quota: Quota::new(db.clone(), clock.clone(), config.quota.clone()),
             jwt: JwtKeys::new(secret.expose_secret().as_bytes(), config.auth.jwt_ttl),
+            purges: Purges::new(db.clone(), &config.purge).map_err(StartupError::PurgeWebhook)?,
             metrics,
             limits: config.limits.clone(),
             db,

@@ -11,6 +11,7 @@ use crate::config::Limits;
 use crate::db::Db;
 use crate::lookups::Lookups;
 use crate::metrics::Metrics;
+use crate::purges::Purges;
 use crate::quota::Quota;
 use crate::storage::{BlobKeys, Store};
 use crate::workers::WorkerPool;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub quota: Quota,
     /// Owner tokens.
     pub jwt: JwtKeys,
+    /// Cache tags queued for the CDN's purge webhook.
+    pub purges: Purges,
     /// Time source.
     pub clock: Clock,
     /// Counters.

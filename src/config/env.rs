@@ -43,6 +43,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("CACHE_STORE_VARIANTS", "cache.store_variants"),
     ("CACHE_FAILURE_TTL_SECS", "cache.failure_ttl_secs"),
     ("QUOTA_DAILY_LIMIT", "quota.daily_limit"),
+    ("PURGE_WEBHOOK_URL", "purge.webhook_url"),
     ("LOG_FORMAT", "log.format"),
     ("LOG_LEVEL", "log.level"),
     ("ACCESS_LOG", "log.access_log"),

@@ -52,6 +52,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0009_variant_claims.sql",
         sql: include_str!("../../migrations/sqlite/0009_variant_claims.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_purge_queue.sql",
+        sql: include_str!("../../migrations/sqlite/0010_purge_queue.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -84,6 +89,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 9,
         name: "0009_variant_claims.sql",
         sql: include_str!("../../migrations/postgres/0009_variant_claims.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "0010_purge_queue.sql",
+        sql: include_str!("../../migrations/postgres/0010_purge_queue.sql"),
     },
 ];
 

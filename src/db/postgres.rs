@@ -13,7 +13,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    Claim, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
+    Claim, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge, Repository,
+    User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -425,6 +426,53 @@ impl Repository for PgRepo {
         let conn = self.pool.get().await.map_err(pool)?;
         let sql = "DELETE FROM presets WHERE owner_id = $1 AND name = $2";
         Ok(conn.execute(sql, &[&owner.as_str(), &name]).await.map_err(pg)? == 1)
+    }
+
+    async fn queue_purge(&self, tags: &str, now_ms: i64) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = "INSERT INTO purge_queue (tags, created_ms, next_attempt_ms) VALUES ($1, $2, $2)";
+        conn.execute(sql, &[&tags, &now_ms]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn take_purges(&self, now_ms: i64, until_ms: i64, limit: u32) -> Result<Vec<QueuedPurge>, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        // SKIP LOCKED: replicas sending at once take different rows.
+        let rows = conn
+            .query(
+                "UPDATE purge_queue SET next_attempt_ms = $2 WHERE id IN ( \
+                   SELECT id FROM purge_queue WHERE next_attempt_ms <= $1 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, tags, created_ms, attempts",
+                &[&now_ms, &until_ms, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut purges = rows
+            .iter()
+            .map(|r| {
+                Ok(QueuedPurge {
+                    id: r.try_get(0).map_err(pg)?,
+                    tags: r.try_get(1).map_err(pg)?,
+                    created_ms: r.try_get(2).map_err(pg)?,
+                    attempts: to_u32(i64::from(r.try_get::<_, i32>(3).map_err(pg)?), "attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        purges.sort_by_key(|p| p.id);
+        Ok(purges)
+    }
+
+    async fn purges_done(&self, ids: &[i64]) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        conn.execute("DELETE FROM purge_queue WHERE id = ANY($1)", &[&ids]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn purges_failed(&self, ids: &[i64], next_ms: i64) -> Result<(), DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let sql = "UPDATE purge_queue SET attempts = attempts + 1, next_attempt_ms = $2 WHERE id = ANY($1)";
+        conn.execute(sql, &[&ids, &next_ms]).await.map_err(pg)?;
+        Ok(())
     }
 
     fn shared_by_replicas(&self) -> bool {

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, Repository, User,
+    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge, Repository, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -544,6 +544,66 @@ impl Repository for SqliteRepo {
                 .execute("DELETE FROM presets WHERE owner_id = ?1 AND name = ?2", params![owner.as_str(), name])
                 .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn queue_purge(&self, tags: &str, now_ms: i64) -> Result<(), DbError> {
+        let tags = tags.to_owned();
+        self.call(move |c| {
+            let sql = "INSERT INTO purge_queue (tags, created_ms, next_attempt_ms) VALUES (?1, ?2, ?2)";
+            c.execute(sql, params![tags, now_ms]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_purges(&self, now_ms: i64, until_ms: i64, limit: u32) -> Result<Vec<QueuedPurge>, DbError> {
+        self.call(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "UPDATE purge_queue SET next_attempt_ms = ?2 WHERE id IN ( \
+                       SELECT id FROM purge_queue WHERE next_attempt_ms <= ?1 ORDER BY id LIMIT ?3) \
+                     RETURNING id, tags, created_ms, attempts",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now_ms, until_ms, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                })
+                .map_err(backend)?;
+            let mut purges = Vec::new();
+            for row in rows {
+                let (id, tags, created_ms, attempts) = row.map_err(backend)?;
+                purges.push(QueuedPurge { id, tags, created_ms, attempts: to_u32(attempts, "attempts")? });
+            }
+            purges.sort_by_key(|p| p.id);
+            Ok(purges)
+        })
+        .await
+    }
+
+    async fn purges_done(&self, ids: &[i64]) -> Result<(), DbError> {
+        let ids = ids.to_vec();
+        self.call(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for id in ids {
+                tx.execute("DELETE FROM purge_queue WHERE id = ?1", params![id]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn purges_failed(&self, ids: &[i64], next_ms: i64) -> Result<(), DbError> {
+        let ids = ids.to_vec();
+        self.call(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for id in ids {
+                let sql = "UPDATE purge_queue SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1";
+                tx.execute(sql, params![id, next_ms]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
         })
         .await
     }

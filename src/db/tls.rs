@@ -45,6 +45,19 @@ pub fn target(url: &str, root_cert: Option<&str>) -> Result<Target, String> {
     Ok(Target { config, tls: MakeRustlsConnect::new(client_config(roots, verify)?), verify })
 }
 
+/// A client configuration for HTTPS to public hosts (the system's roots, the name checked); for
+/// a plain `http://` target, one that a connector needs but never uses.
+///
+/// # Errors
+/// HTTPS without system root certificates.
+pub fn web_client_config(https: bool) -> Result<ClientConfig, String> {
+    if https {
+        client_config(system_roots()?, Verify::ChainAndHost)
+    } else {
+        client_config(RootCertStore::empty(), Verify::Nothing)
+    }
+}
+
 fn roots_from(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;

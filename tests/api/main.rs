@@ -22,6 +22,7 @@ mod images;
 mod ops;
 mod placeholders;
 mod presets;
+mod purges;
 mod quota;
 mod replicas;
 mod srcset;

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::{self, Params};
 use crate::http::state::AppState;
+use crate::purges;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
@@ -94,9 +95,9 @@ async fn deliver(
 /// comma-separated) and `Surrogate-Key` (Fastly, Varnish xkey; space-separated).
 fn cache_tags(id: &str, owner: &str, ops: Option<&str>) -> Option<(HeaderValue, HeaderValue)> {
     let preset = ops.and_then(|ops| ops.split(',').find_map(|token| token.strip_prefix("p_")));
-    let mut tags = vec![format!("img-{id}"), format!("own-{owner}")];
+    let mut tags = vec![purges::image_tag(id), purges::owner_tag(owner)];
     if let Some(name) = preset {
-        tags.push(format!("pre-{owner}-{name}"));
+        tags.push(purges::preset_tag(owner, name));
     }
     Some((HeaderValue::from_str(&tags.join(",")).ok()?, HeaderValue::from_str(&tags.join(" ")).ok()?))
 }
