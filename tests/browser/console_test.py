@@ -6,6 +6,12 @@ says so, the srcset snippet is there → delete through the in-page confirm → 
 empty → log out. The browser log must hold no SEVERE entry (JS errors, CSP violations, failed
 loads).
 
+The walk-through runs twice: in a 1280×800 window and as a 390×844 phone (Chromium's mobile
+emulation: a touch device whose page zooms out when it is wider than the screen). On every
+screen the page must be no wider than the viewport, and axe-core (AXE_JS, injected) must find
+no serious or critical violation; opening an image must move focus to the transform panel and
+bring it into view.
+
 Run it through tests/browser/run.sh, which starts the server; directly:
     IMGEDGE_BASE_URL=http://127.0.0.1:8080 BROWSER_OUT=target/browser python console_test.py
 """
@@ -33,6 +39,9 @@ OUT_DIR = os.environ.get("BROWSER_OUT", "target/browser")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT_SECS = float(os.environ.get("BROWSER_WAIT_SECS", "30"))
+AXE_JS = os.environ.get("AXE_JS", "")
+DESKTOP = (1280, 800)
+PHONE = (390, 844)
 CSP_PARTS = ("default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
              "connect-src 'self'", "frame-ancestors 'none'")
 
@@ -59,16 +68,22 @@ def png_bytes(width, height):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
-def new_driver():
+def new_driver(phone):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    if phone:
+        width, height = PHONE
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": True, "mobile": True},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                         "Chrome/156.0 Mobile Safari/537.36",
+        })
     for arg in (
         "--headless=new",
         "--no-sandbox",
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--window-size=1280,800",
-        "--force-device-scale-factor=1",
         "--no-first-run",
         "--no-default-browser-check",
         "--disable-extensions",
@@ -78,22 +93,27 @@ def new_driver():
         "--lang=en-US",
     ):
         options.add_argument(arg)
+    if not phone:
+        options.add_argument("--force-device-scale-factor=1")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=CHROMEDRIVER)
     driver = webdriver.Chrome(service=service, options=options)
-    # A 1280×800 viewport: the window size less what the browser's own frame takes.
-    driver.set_window_size(1280, 800)
-    inner_w, inner_h = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    if (inner_w, inner_h) != (1280, 800):
-        driver.set_window_size(1280 + 1280 - inner_w, 800 + 800 - inner_h)
+    if not phone:
+        # A 1280×800 viewport: the window size less what the browser's own frame takes.
+        driver.set_window_size(*DESKTOP)
+        inner_w, inner_h = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        if (inner_w, inner_h) != DESKTOP:
+            driver.set_window_size(2 * DESKTOP[0] - inner_w, 2 * DESKTOP[1] - inner_h)
     return driver
 
 
 class ConsoleWalkThrough(unittest.TestCase):
+    PHONE = False
+
     def setUp(self):
         os.makedirs(OUT_DIR, exist_ok=True)
-        self.screenshot = os.path.join(OUT_DIR, "console.png")
-        self.driver = new_driver()
+        self.screenshot = os.path.join(OUT_DIR, "console-phone.png" if self.PHONE else "console-desktop.png")
+        self.driver = new_driver(self.PHONE)
         self.wait = WebDriverWait(self.driver, WAIT_SECS, poll_frequency=0.1)
         self.tmp = tempfile.TemporaryDirectory()
 
@@ -151,6 +171,31 @@ class ConsoleWalkThrough(unittest.TestCase):
     def severe_logs(self):
         return [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
 
+    def check_screen(self, screen):
+        """This screen fits the viewport and axe-core finds nothing serious or critical on it."""
+        widths = self.js("const e = document.documentElement; return [e.scrollWidth, e.clientWidth, window.innerWidth]")
+        self.assertLessEqual(widths[0], widths[1], f"{screen}: the page is wider than the screen {widths}")
+        if self.PHONE:
+            self.assertEqual(widths[2], PHONE[0], f"{screen}: the phone's viewport is zoomed out {widths}")
+        if not AXE_JS:
+            raise AssertionError("AXE_JS (axe-core's axe.min.js) is not set; run through tests/browser/run.sh")
+        if not self.js("return typeof axe !== 'undefined'"):
+            with open(AXE_JS, encoding="utf-8") as f:
+                self.js(f.read())
+        violations = self.driver.execute_async_script(
+            """
+            const done = arguments[arguments.length - 1];
+            axe.run(document, {resultTypes: ["violations"]})
+              .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,
+                  nodes: v.nodes.map(n => n.target.join(" ") + ": " + n.failureSummary)}))))
+              .catch(e => done([{id: "axe-error", impact: "critical", nodes: [String(e)]}]));
+            """
+        )
+        bad = [v for v in violations if v["impact"] in ("serious", "critical")]
+        self.assertEqual(bad, [], f"{screen}: axe-core violations")
+        for v in violations:
+            print(f"{screen}: axe {v['impact']} {v['id']}: {v['nodes'][:2]}", file=sys.stderr)
+
     # ---- the walk-through
 
     def test_walk_through(self):
@@ -177,6 +222,8 @@ class ConsoleWalkThrough(unittest.TestCase):
                         self.assertIn(part, csp, "the console's Content-Security-Policy")
         d.get(f"{BASE_URL}/console")
         self.assertIn("imgedge", d.title, "/console serves the console page")
+        self.visible("auth-view")
+        self.check_screen("sign-in")
 
         # Register a new owner.
         username = "console-" + secrets.token_hex(4)
@@ -192,6 +239,7 @@ class ConsoleWalkThrough(unittest.TestCase):
         self.assertTrue(self.js("return !!sessionStorage.getItem('imgedge.console.token')"), "JWT in sessionStorage")
         self.assertEqual(self.js("return document.cookie"), "", "no cookies")
         self.visible("gallery-empty")
+        self.check_screen("empty gallery")
 
         # Upload an 800×600 PNG through the file input.
         path = os.path.join(self.tmp.name, "gradient.png")
@@ -225,9 +273,13 @@ class ConsoleWalkThrough(unittest.TestCase):
         self.assertIn("sig=", thumb_src)
         self.assertEqual(self.js("return arguments[0].naturalWidth", thumb), 240)
 
-        # The ops builder: width 200, WebP.
+        # The ops builder: opening an image moves focus to it and brings it into view (on a
+        # phone it sits below the whole gallery).
         tile.find_element(By.CSS_SELECTOR, "button.tile-button").click()
         self.visible("builder")
+        self.until(lambda _: self.js("return document.activeElement.id") == "builder-title", "focus on the panel")
+        top = self.js("return document.getElementById('builder').getBoundingClientRect().top")
+        self.assertTrue(0 <= top < self.js("return window.innerHeight") / 2, f"the panel is in view (top {top})")
         width = self.visible("ops-width")
         width.clear()
         width.send_keys("200")
@@ -259,6 +311,7 @@ class ConsoleWalkThrough(unittest.TestCase):
             lambda _: d.find_element(By.ID, "quota-text").text.startswith(("2 /", "3 /")),
             "the quota meter counts the thumbnail and preview transforms",
         )
+        self.check_screen("transform panel")
         self.save_screenshot()
 
         # Purge the cached variants: the API answers 204 and the console says so.
@@ -267,7 +320,9 @@ class ConsoleWalkThrough(unittest.TestCase):
 
         # Delete, through the in-page confirm.
         d.find_element(By.ID, "delete").click()
-        self.visible("confirm-delete").click()
+        self.visible("confirm-delete")
+        self.check_screen("delete confirmation")
+        d.find_element(By.ID, "confirm-delete").click()
         self.until(
             lambda _: not d.find_elements(By.CSS_SELECTOR, "#gallery .tile[data-image-id]"),
             "the tile is gone",
@@ -293,6 +348,9 @@ class ConsoleWalkThrough(unittest.TestCase):
         asked = self.js("return document.querySelectorAll('#gallery img.thumb[src]').length")
         held = len(d.find_elements(By.CSS_SELECTOR, "#gallery .tile button.tile-load"))
         self.assertEqual((asked, held), (left, 3 - left), "thumbnails asked for: as many as the quota left")
+        self.check_screen("gallery with held thumbnails")
+        d.execute_script("window.scrollTo(0, 0)")
+        d.save_screenshot(self.screenshot.replace(".png", "-gallery.png"))
 
         # The publish switch on a tile: the API says the image is public, then private again.
         switch = d.find_element(By.CSS_SELECTOR, "#gallery .tile .publish input")
@@ -312,6 +370,10 @@ class ConsoleWalkThrough(unittest.TestCase):
         self.visible("auth-view")
         self.assertIsNone(self.js("return sessionStorage.getItem('imgedge.console.token')"))
         print(f"walk-through took {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+
+class ConsoleWalkThroughOnAPhone(ConsoleWalkThrough):
+    PHONE = True
 
 
 if __name__ == "__main__":

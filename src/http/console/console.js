@@ -700,12 +700,6 @@
       if (e.target === input || e.target.closest("label")) return;
       input.click();
     });
-    zone.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") {
-        e.preventDefault();
-        input.click();
-      }
-    });
     zone.addEventListener("dragenter", (e) => {
       e.preventDefault();
       depth++;
@@ -831,6 +825,12 @@
     resetOpsFields("");
     show($("builder-hint"), false);
     show($("builder"), true);
+    // On a phone the panel sits below the whole gallery: bring it into view, and move focus
+    // to it either way, so keyboard and screen-reader users land where the change happened.
+    const title = $("builder-title");
+    title.focus({ preventScroll: true });
+    const top = $("builder").getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.6) $("builder").scrollIntoView({ block: "start" });
     requestPreview();
   }
 
