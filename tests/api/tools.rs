@@ -1,6 +1,7 @@
-//! The owners' tools: the OpenAPI document (served, covering the route table, and held to by the
-//! live server under schemathesis) and the web console (served with its policy, and walked
-//! through in Chromium). The two scripts run against this build's binary.
+//! The owners' tools: the OpenAPI document (served, covering the route table, held to by the
+//! live server under schemathesis, linted by Redocly and openapi-spec-validator, and good for
+//! generated Python and TypeScript clients that walk through the API) and the web console (served
+//! with its policy, and walked through in Chromium). The scripts run against this build's binary.
 
 use std::process::Command;
 
@@ -74,8 +75,8 @@ fn run_script(script: &str) {
     );
 }
 
-/// Tests that run tools nobody installs with cargo — Chromium, Go, Node.js, schemathesis — (the
-/// `tools` tier of `tests/run`, which installs them).
+/// Tests that run tools nobody installs with cargo — Chromium, Go, Node.js, schemathesis, Redocly,
+/// the client generators — (the `tools` tier of `tests/run`, which installs them).
 mod needs_tools {
     use super::*;
 
@@ -87,5 +88,15 @@ mod needs_tools {
     #[test]
     fn the_console_walk_through_passes_in_chromium() {
         run_script("browser/run.sh");
+    }
+
+    #[test]
+    fn the_openapi_document_lints_clean_under_redocly_and_openapi_spec_validator() {
+        run_script("openapi/lint.sh");
+    }
+
+    #[test]
+    fn generated_python_and_typescript_clients_walk_through_the_api() {
+        run_script("clients/run.sh");
     }
 }

@@ -142,10 +142,9 @@ echo "run.sh: owner $user; images $image_id (PNG), $gif_id (animated GIF), $vict
 # --- Schemathesis
 # Parameters are drawn from real values part of the time (the rest is generated), so that
 # the image routes answer 200 and run real transforms, not only 404 and 400: the two images
-# and single ops tokens. (Schemathesis percent-encodes `,` and `:` in a path parameter, as
-# OpenAPI has clients do, and the server reads the path as sent, so a multi-token ops string
-# from here is always 400; the JSON routes cover combinations.) The delete operation gets an
-# image of its own, so the others live through the run.
+# and ops, single tokens and a few combinations. (Schemathesis percent-encodes `,` and `:` in a
+# path parameter, as generated clients do; the server reads those escapes as the characters.)
+# The delete operation gets an image of its own, so the others live through the run.
 cat >"$work/schemathesis.toml" <<TOML
 [dictionaries.images]
 values = ["$image_id", "$gif_id"]
@@ -156,7 +155,8 @@ values = ["$victim_id"]
 [dictionaries.ops]
 values = ["w_32", "h_16", "fmt_webp", "fmt_avif", "fmt_gif", "fmt_jpeg", "fmt_png", "fmt_auto", "q_30", "gray",
           "sepia", "blur_1.5", "sharpen_2", "rot_90", "flip_h", "flip_v", "still", "w_auto", "dpr_auto", "dpr_2",
-          "bg_ff0000", "fit_contain", "g_smart", "crop_0:0:8:8", "wm_$image_id", "p_st_card", ""]
+          "bg_ff0000", "fit_contain", "g_smart", "crop_0:0:8:8", "wm_$image_id", "p_st_card", "",
+          "w_32,fmt_webp", "w_16,h_16,fit_cover,fmt_avif", "crop_0:0:8:8,rot_90,gray"]
 
 [parameters]
 "path.id" = { dictionary = "images", probability = 0.75 }
