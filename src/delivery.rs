@@ -340,6 +340,9 @@ impl Delivery {
         };
         let animated = image.is_animated() && !ops.still;
         let format = resolve_format(ops.format, image.format, image.has_alpha, animated, accept, plan.output);
+        if !format.is_encodable() {
+            return Err(OpsError::FormatNotBuilt { format: format.as_str(), feature: "libjxl" }.into());
+        }
         if !format.holds(plan.output) {
             let (width, height) = plan.output;
             let max = format.max_side();

@@ -73,9 +73,9 @@ impl ImageFormat {
         !matches!(self, Self::Avif) || cfg!(feature = "aom")
     }
 
-    /// True when this build can encode the format (everything but JPEG XL).
+    /// True when this build can encode the format (JPEG XL needs `--features libjxl`).
     pub fn is_encodable(self) -> bool {
-        !matches!(self, Self::Jxl)
+        !matches!(self, Self::Jxl) || cfg!(feature = "libjxl")
     }
 
     /// The longest side an output in this format may have: what its encoders and the

@@ -258,14 +258,15 @@ where
     Ok(fetched)
 }
 
-/// What an `Accept` header says to `fmt_auto`: bit 1 AVIF, bit 0 WebP (both decide, as an
-/// animation takes WebP over AVIF).
+/// What an `Accept` header says to `fmt_auto`: bit 2 JPEG XL, bit 1 AVIF, bit 0 WebP (all
+/// decide, as an animation takes WebP over the others).
 pub fn accept_class(accept: Option<&str>) -> u8 {
     let accept = accept.unwrap_or_default();
     if !accept.contains("image/") {
         return 0;
     }
-    u8::from(crate::transform::canonical::accepts(accept, "image/avif")) << 1
+    u8::from(crate::transform::canonical::accepts(accept, "image/jxl")) << 2
+        | u8::from(crate::transform::canonical::accepts(accept, "image/avif")) << 1
         | u8::from(crate::transform::canonical::accepts(accept, "image/webp"))
 }
 

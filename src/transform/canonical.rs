@@ -22,13 +22,15 @@ fn encoder_revision(format: ImageFormat) -> &'static str {
         ImageFormat::Avif if cfg!(feature = "aom") => "\0avif-aom",
         ImageFormat::Avif => "\0avif-q-calibrated",
         ImageFormat::Jpeg => "\0jpeg-libjpeg",
+        ImageFormat::Jxl => "\0jxl-libjxl",
         _ => "",
     }
 }
 
 /// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
-/// `fmt_auto` keeps an `animated` source animated (WebP when accepted, else GIF) and passes over
-/// formats that cannot hold an `output` that large.
+/// `fmt_auto` keeps an `animated` source animated (WebP when accepted, else GIF), prefers JPEG
+/// XL (when built), then AVIF, then WebP, and passes over formats that cannot hold an `output`
+/// that large.
 pub fn resolve_format(
     choice: Option<FormatChoice>,
     source: ImageFormat,
@@ -42,6 +44,7 @@ pub fn resolve_format(
         Some(FormatChoice::Png) => ImageFormat::Png,
         Some(FormatChoice::Webp) => ImageFormat::Webp,
         Some(FormatChoice::Avif) => ImageFormat::Avif,
+        Some(FormatChoice::Jxl) => ImageFormat::Jxl,
         Some(FormatChoice::Gif) => ImageFormat::Gif,
         Some(FormatChoice::Auto) => {
             let accept = accept.unwrap_or_default();
@@ -52,6 +55,8 @@ pub fn resolve_format(
                 } else {
                     ImageFormat::Gif
                 }
+            } else if ImageFormat::Jxl.is_encodable() && takes(ImageFormat::Jxl) {
+                ImageFormat::Jxl
             } else if takes(ImageFormat::Avif) {
                 ImageFormat::Avif
             } else if takes(ImageFormat::Webp) {
@@ -63,8 +68,8 @@ pub fn resolve_format(
             }
         }
         None if source.is_encodable() => source,
-        // A source we cannot write (JPEG XL): what `fmt_auto` gives a browser that asks for
-        // neither AVIF nor WebP.
+        // A source this build cannot write (JPEG XL without `libjxl`): what `fmt_auto` gives a
+        // browser that asks for none of the newer formats.
         None if has_alpha => ImageFormat::Png,
         None => ImageFormat::Jpeg,
     }
@@ -317,6 +322,26 @@ mod tests {
         let etag = key("w_1", ImageFormat::Png).etag();
         assert_eq!(etag.len(), 34);
         assert!(etag.starts_with('"') && etag.ends_with('"'));
+    }
+
+    #[test]
+    fn auto_prefers_jpeg_xl_when_it_is_built_and_accepted() {
+        let jxl = "image/jxl,image/avif,image/webp,*/*";
+        let auto = resolve(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(jxl));
+        let source = resolve(None, ImageFormat::Jxl, false, false, None);
+        if cfg!(feature = "libjxl") {
+            assert_eq!((auto, source), (ImageFormat::Jxl, ImageFormat::Jxl));
+        } else {
+            assert_eq!((auto, source), (ImageFormat::Avif, ImageFormat::Jpeg), "skipped when not built");
+        }
+        // An animation stays WebP, and `image/jxl;q=0` is a refusal.
+        assert_eq!(resolve(Some(FormatChoice::Auto), ImageFormat::Gif, false, true, Some(jxl)), ImageFormat::Webp);
+        let refused = "image/jxl;q=0,image/webp";
+        assert_eq!(
+            resolve(Some(FormatChoice::Auto), ImageFormat::Jpeg, false, false, Some(refused)),
+            ImageFormat::Webp
+        );
+        assert_eq!(resolve(Some(FormatChoice::Jxl), ImageFormat::Png, true, false, None), ImageFormat::Jxl);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::format::ImageFormat;
 pub mod animation;
 pub mod avif;
 pub mod jpeg;
+#[cfg(feature = "libjxl")]
+pub mod jxl;
 
 /// Encoder settings.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +80,10 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
             encoder.encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8).map_err(encode_error)?;
         }
         ImageFormat::Avif => out = avif::encode(img, quality, settings.avif_speed)?,
-        ImageFormat::Jxl => return Err(PipelineError::Encode("JPEG XL output is not built".into())),
+        #[cfg(feature = "libjxl")]
+        ImageFormat::Jxl => out = jxl::encode(img, quality)?,
+        #[cfg(not(feature = "libjxl"))]
+        ImageFormat::Jxl => return Err(PipelineError::Encode("JPEG XL output is not built (feature `libjxl`)".into())),
     }
     Ok(out)
 }

@@ -60,6 +60,14 @@ pub enum OpsError {
         /// Its longest side.
         max: u32,
     },
+    /// An output format this build cannot write.
+    #[error("`fmt_{format}`: this server is built without {format} output (cargo feature `{feature}`)")]
+    FormatNotBuilt {
+        /// The format's name.
+        format: &'static str,
+        /// The feature that builds its encoder.
+        feature: &'static str,
+    },
     /// A `p_` name that is not one of the image owner's presets.
     #[error("`p_{0}` is not a preset of this image's owner")]
     UnknownPreset(String),

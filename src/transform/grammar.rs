@@ -65,7 +65,7 @@ pub const TOKENS: &[Token] = &[
     Token { name: "bg", forms: &["RRGGBB"], meaning: "padding colour, and what alpha is flattened onto" },
     Token { name: "wm", forms: &["ID"], meaning: "watermark with another image of the owner" },
     Token { name: "q", forms: &["N"], meaning: "quality 1 to 100" },
-    Token { name: "fmt", forms: &["jpeg", "png", "webp", "avif", "gif", "auto"], meaning: "output format" },
+    Token { name: "fmt", forms: &["jpeg", "png", "webp", "avif", "jxl", "gif", "auto"], meaning: "output format" },
     Token { name: "p", forms: &["NAME"], meaning: "the owner's preset" },
 ];
 
@@ -97,11 +97,12 @@ const GRAVITIES: [(&str, Gravity); 11] = [
 const ROTATIONS: [(&str, Rotation); 3] = [("90", Rotation::R90), ("180", Rotation::R180), ("270", Rotation::R270)];
 
 /// `fmt_` words; `jpg` is read as `jpeg`.
-const FORMATS: [(&str, FormatChoice); 7] = [
+const FORMATS: [(&str, FormatChoice); 8] = [
     ("jpeg", FormatChoice::Jpeg),
     ("png", FormatChoice::Png),
     ("webp", FormatChoice::Webp),
     ("avif", FormatChoice::Avif),
+    ("jxl", FormatChoice::Jxl),
     ("gif", FormatChoice::Gif),
     ("auto", FormatChoice::Auto),
     ("jpg", FormatChoice::Jpeg),
@@ -175,6 +176,8 @@ pub enum FormatChoice {
     Webp,
     /// AVIF.
     Avif,
+    /// JPEG XL.
+    Jxl,
     /// GIF.
     Gif,
     /// Best format the client's `Accept` allows.
@@ -822,7 +825,7 @@ mod tests {
         assert_eq!(forms("fit"), words(&FITS));
         assert_eq!(forms("g"), words(&GRAVITIES[..10]), "all but the `centre` alias");
         assert_eq!(forms("rot"), words(&ROTATIONS));
-        assert_eq!(forms("fmt"), words(&FORMATS[..6]), "all but the `jpg` alias");
+        assert_eq!(forms("fmt"), words(&FORMATS[..7]), "all but the `jpg` alias");
         // Every form parses, beside a box where it needs one.
         for token in TOKENS {
             for form in token.forms {
@@ -895,7 +898,7 @@ mod tests {
             (30u32..=1_000).prop_map(|n| format!("sharpen_{}.{:02}", n / 100, n % 100)),
             any::<[u8; 3]>().prop_map(|[r, g, b]| format!("bg_{r:02X}{g:02x}{b:02x}")),
             (1u32..=100).prop_map(|q| format!("q_{q}")),
-            prop::sample::select(vec!["fmt_jpeg", "fmt_png", "fmt_webp", "fmt_avif", "fmt_gif", "fmt_auto"])
+            prop::sample::select(vec!["fmt_jpeg", "fmt_png", "fmt_webp", "fmt_avif", "fmt_jxl", "fmt_gif", "fmt_auto"])
                 .prop_map(String::from),
             Just("wm_AAAAAAAAAAAAAAAAAAAAAA".to_owned()),
             prop_oneof![Just("w_auto".to_owned()), (1u32..9000).prop_map(|n| format!("w_auto:{n}"))],

@@ -9,9 +9,16 @@ use serde_json::Value;
 use crate::fixtures::{decode, near, rgb, BLUE, RED};
 #[cfg(feature = "aom")]
 use crate::fixtures::{halves_jpeg, size};
+#[cfg(not(feature = "libjxl"))]
+use crate::harness::assert_error;
 use crate::harness::{spawn, Backend};
+use imgedge::format::ImageFormat;
 
 crate::for_backends!(jpeg_xl_originals_are_kept_as_uploaded_and_transformed);
+#[cfg(feature = "libjxl")]
+crate::for_backends!(jpeg_xl_variants_decode_elsewhere_and_fmt_auto_prefers_them);
+#[cfg(not(feature = "libjxl"))]
+crate::for_backends!(fmt_jxl_is_refused_naming_the_feature);
 #[cfg(feature = "aom")]
 crate::for_backends!(avif_originals_are_kept_as_uploaded_and_transformed, avif_headers_are_counted_before_any_decode);
 
@@ -31,19 +38,20 @@ async fn jpeg_xl_originals_are_kept_as_uploaded_and_transformed(backend: Backend
     let res = app.get(&app.signed(&alice, &format!("/i/{id}"))).await;
     assert_eq!(res.headers()["content-type"], "image/jxl");
     assert_eq!(res.bytes().await.unwrap().to_vec(), lossy, "the original as uploaded");
-    // No `fmt_`: JPEG, as no browser-safe JPEG XL is written.
+    // No `fmt_`: the source's format when this build writes JPEG XL (`libjxl`), else JPEG.
     let bytes = app.variant_bytes(&alice, id, "w_48").await;
-    assert_eq!(imgedge::format::ImageFormat::sniff(&bytes), Some(imgedge::format::ImageFormat::Jpeg));
+    let kept = if cfg!(feature = "libjxl") { ImageFormat::Jxl } else { ImageFormat::Jpeg };
+    assert_eq!(ImageFormat::sniff(&bytes), Some(kept));
     for fmt in ["png", "webp"] {
         let img = decode(&app.variant_bytes(&alice, id, &format!("w_48,fmt_{fmt}")).await);
         assert_eq!((img.width(), img.height()), (48, 32), "{fmt}");
         assert!(near(rgb(&img, 4, 16), RED, 40) && near(rgb(&img, 44, 16), BLUE, 40), "{fmt}");
     }
 
-    // Lossless with alpha (modular): PNG by default, the alpha kept.
+    // Lossless with alpha (modular): the alpha kept.
     let image = app.upload(&alice, fixture("halves-alpha-96x64.jxl")).await;
     let id = image["id"].as_str().unwrap();
-    let img = decode(&app.variant_bytes(&alice, id, "w_48").await).to_rgba8();
+    let img = decode(&app.variant_bytes(&alice, id, "w_48,fmt_png").await).to_rgba8();
     assert_eq!(img.dimensions(), (48, 32));
     let px = img.get_pixel(4, 16).0;
     assert!(near([px[0], px[1], px[2]], RED, 10) && (120..=136).contains(&px[3]), "{px:?}");
@@ -57,6 +65,50 @@ async fn jpeg_xl_originals_are_kept_as_uploaded_and_transformed(backend: Backend
     let res = app.upload_raw(&alice, lossy[..lossy.len() / 2].to_vec(), "image/jxl").await;
     assert_eq!(res.status(), 422);
     assert_eq!(app.stored_keys("originals/").await.len(), 3);
+}
+
+/// `fmt_jxl` (libjxl) decoded by jxl-oxide — another implementation — at its size and colours;
+/// `q_` makes smaller files; `fmt_auto` picks JPEG XL first when `Accept` lists it, with its own
+/// ETag and `Vary: Accept`.
+#[cfg(feature = "libjxl")]
+async fn jpeg_xl_variants_decode_elsewhere_and_fmt_auto_prefers_them(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, crate::fixtures::halves_jpeg(300, 200)).await["id"].as_str().unwrap().to_owned();
+    let res = app.variant(&alice, &id, "w_150,fmt_jxl").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jxl");
+    let bytes = res.bytes().await.unwrap();
+    let decoded = imgedge::transform::decode::jxl::decode(&bytes, 1 << 24).expect("jxl-oxide decodes it").image;
+    assert_eq!((decoded.width(), decoded.height()), (150, 100));
+    assert!(near(rgb(&decoded, 10, 50), RED, 40) && near(rgb(&decoded, 140, 50), BLUE, 40));
+    let small = app.variant_bytes(&alice, &id, "w_150,fmt_jxl,q_20").await;
+    assert!(small.len() < bytes.len(), "q_20: {} < {}", small.len(), bytes.len());
+
+    let auto = |accept: &'static str| {
+        let url = app.url(&app.signed(&alice, &format!("/i/{id}/w_150,fmt_auto")));
+        app.client.get(url).header("accept", accept).send()
+    };
+    let jxl = auto("image/jxl,image/avif,image/webp,*/*").await.unwrap();
+    assert_eq!(jxl.headers()["content-type"], "image/jxl");
+    assert!(jxl.headers()["vary"].to_str().unwrap().contains("Accept"));
+    let avif = auto("image/avif,image/webp,*/*").await.unwrap();
+    assert_eq!(avif.headers()["content-type"], "image/avif");
+    assert_ne!(jxl.headers()["etag"], avif.headers()["etag"]);
+    assert_eq!(jxl.bytes().await.unwrap(), bytes, "fmt_auto's JPEG XL is the fmt_jxl variant");
+}
+
+#[cfg(not(feature = "libjxl"))]
+async fn fmt_jxl_is_refused_naming_the_feature(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let id = app.upload(&alice, crate::fixtures::halves_jpeg(30, 20)).await["id"].as_str().unwrap().to_owned();
+    let message = assert_error(app.variant(&alice, &id, "w_10,fmt_jxl").await, 400, "invalid_transform").await;
+    assert!(message.contains("libjxl"), "{message}");
+    let url = app.url(&app.signed(&alice, &format!("/i/{id}/w_10,fmt_auto")));
+    let res = app.client.get(url).header("accept", "image/jxl,image/webp").send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "image/webp", "fmt_auto skips what is not built");
+    assert_eq!(app.used_today(&alice).await, 1);
 }
 
 #[cfg(feature = "aom")]

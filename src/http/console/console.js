@@ -737,7 +737,7 @@
   // The grammar's words and bounds (the server's defaults; a test holds them to its grammar).
   const MAX_DIMENSION = 8192;
   const FITS = ["cover", "contain", "fill", "inside", "outside"];
-  const FORMATS = ["jpeg", "png", "webp", "avif", "gif", "auto"];
+  const FORMATS = ["jpeg", "png", "webp", "avif", "jxl", "gif", "auto"];
   const dimension = (v) => /^[1-9][0-9]{0,4}$/.test(v) && Number(v) <= MAX_DIMENSION;
 
   // Tokens the structured fields own, by token name.

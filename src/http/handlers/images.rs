@@ -238,7 +238,7 @@ impl Transformations {
         if let Some(name) = &self.format {
             // A format name, nothing else: the value is not spliced into the ops unchecked.
             let format: ImageFormat = name.to_ascii_lowercase().parse().map_err(|()| {
-                Error::InvalidRequest(format!("format `{name}` is not one of jpeg, png, webp, avif, gif"))
+                Error::InvalidRequest(format!("format `{name}` is not one of jpeg, png, webp, avif, jxl, gif"))
             })?;
             tokens.push(format!("fmt_{format}"));
         }
