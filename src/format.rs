@@ -86,8 +86,10 @@ impl ImageFormat {
             Self::Jpeg | Self::Gif => 65_535,
             Self::Webp => 16_383,
             Self::Avif => 16_384,
-            // The codestream's own limit (2^30), far above any other bound here.
-            Self::Jxl => 1 << 30,
+            // Ours, not the codestream's (2^30): libjxl holds about 13 bytes a pixel while it
+            // encodes (220 MB at 4096 × 4096, measured), so larger outputs are refused (and
+            // `fmt_auto` picks another format) rather than letting one request take gigabytes.
+            Self::Jxl => 4096,
             Self::Png => i32::MAX.unsigned_abs(),
         }
     }

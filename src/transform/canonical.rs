@@ -67,9 +67,9 @@ pub fn resolve_format(
                 ImageFormat::Jpeg
             }
         }
-        None if source.is_encodable() => source,
-        // A source this build cannot write (JPEG XL without `libjxl`): what `fmt_auto` gives a
-        // browser that asks for none of the newer formats.
+        None if source.is_encodable() && source.holds(output) => source,
+        // A source this build cannot write (JPEG XL without `libjxl`, or larger than JPEG XL
+        // output may be): what `fmt_auto` gives a browser that asks for none of the newer formats.
         None if has_alpha => ImageFormat::Png,
         None => ImageFormat::Jpeg,
     }
@@ -342,6 +342,10 @@ mod tests {
             ImageFormat::Webp
         );
         assert_eq!(resolve(Some(FormatChoice::Jxl), ImageFormat::Png, true, false, None), ImageFormat::Jxl);
+        // Past 4096 px a side JPEG XL is not written: `fmt_auto` and a JPEG XL source fall back.
+        let auto = Some(FormatChoice::Auto);
+        assert_eq!(resolve_format(auto, ImageFormat::Jpeg, false, false, Some(jxl), (4097, 10)), ImageFormat::Avif);
+        assert_eq!(resolve_format(None, ImageFormat::Jxl, false, false, None, (4097, 10)), ImageFormat::Jpeg);
     }
 
     #[test]
