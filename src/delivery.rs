@@ -340,8 +340,8 @@ impl Delivery {
         };
         let animated = image.is_animated() && !ops.still;
         let format = resolve_format(ops.format, image.format, image.has_alpha, animated, accept, plan.output);
-        if !format.is_encodable() {
-            return Err(OpsError::FormatNotBuilt { format: format.as_str(), feature: "libjxl" }.into());
+        if let Some(feature) = format.missing_encoder() {
+            return Err(OpsError::FormatNotBuilt { format: format.as_str(), feature }.into());
         }
         if !format.holds(plan.output) {
             let (width, height) = plan.output;

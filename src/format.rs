@@ -73,9 +73,15 @@ impl ImageFormat {
         !matches!(self, Self::Avif) || cfg!(feature = "aom")
     }
 
-    /// True when this build can encode the format (JPEG XL needs `--features libjxl`).
+    /// True when this build can encode the format (see [`ImageFormat::missing_encoder`]).
     pub fn is_encodable(self) -> bool {
-        !matches!(self, Self::Jxl) || cfg!(feature = "libjxl")
+        self.missing_encoder().is_none()
+    }
+
+    /// The cargo feature that would build this format's encoder, when this build has none
+    /// (JPEG XL without `--features libjxl`).
+    pub fn missing_encoder(self) -> Option<&'static str> {
+        (matches!(self, Self::Jxl) && !cfg!(feature = "libjxl")).then_some("libjxl")
     }
 
     /// The longest side an output in this format may have: what its encoders and the
