@@ -19,6 +19,7 @@
 #   IMGEDGE_PORT   the server's port (default: a free one the server picks)
 #   CONSOLE_BASE   base URL the browser opens instead of the server's own port (a dev proxy in
 #                  front of it, say); the server is still started and checked as above
+#   KEEP=1         keep the temporary directory (server log, data); its path is printed
 #   TEST_LOG=1     show the server's log
 set -euo pipefail
 
@@ -62,61 +63,12 @@ if [ "$(cat "$axe_dir/.version" 2>/dev/null || true)" != "$AXE_VERSION" ] || [ !
   echo "$AXE_VERSION" >"$axe_dir/.version"
 fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/imgedge-browser.XXXXXX")"
-server_pid=""
-cleanup() {
-  local status=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ "${TEST_LOG:-0}" = 1 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log ----" >&2
-    cat "$work/server.log" >&2 || true
-  elif [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log (last 40 lines) ----" >&2
-    tail -n 40 "$work/server.log" >&2 || true
-  fi
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$work/data" "$out"
-log="$work/server.log"
-
-# From an empty folder, so no ./config.toml is picked up; only the variables below apply.
-# PORT=0 lets the server pick a free port, read back from its "listening" log line (no race
-# with another process taking a port chosen here).
-(
-  cd "$work"
-  unset IMGEDGE_CONFIG DATABASE_URL AWS_S3_BUCKET JWT_SECRET
-  # A daily quota of 4: the walk-through spends it and sees the console hold thumbnails back.
-  exec env HOST=127.0.0.1 PORT="${IMGEDGE_PORT:-0}" DATA_DIR="$work/data" LOG_LEVEL="${LOG_LEVEL:-info}" \
-    QUOTA_DAILY_LIMIT=4 "$bin" serve
-) >"$log" 2>&1 &
-server_pid=$!
-
-deadline=$((SECONDS + 60))
-port=""
-while :; do
-  port="$(grep -a 'imgedge listening' "$log" 2>/dev/null | grep -ao '127\.0\.0\.1:[0-9]\+' | head -n1 | cut -d: -f2 || true)"
-  if [ -n "$port" ] && curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "run.sh: the server exited before answering /healthz" >&2
-    exit 1
-  fi
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "run.sh: the server did not answer /healthz within 60 s" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-server="http://127.0.0.1:$port"
+# shellcheck source=../lib/server.sh
+. "$root/tests/lib/server.sh"
+server_workdir browser
+mkdir -p "$out"
+# A daily quota of 4: the walk-through spends it and sees the console hold thumbnails back.
+start_server "$bin" QUOTA_DAILY_LIMIT=4
 
 base="${CONSOLE_BASE:-$server}"
 echo "run.sh: server $server (pid $server_pid), browser opens $base/console"

@@ -64,31 +64,9 @@ if [ ! -x "$npm_dir/node_modules/.bin/tsc" ] || [ "$(cat "$npm_dir/.imgedge-pins
   echo "$want" >"$npm_dir/.imgedge-pins.sha256"
 fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/imgedge-clients.XXXXXX")"
-server_pid=""
-cleanup() {
-  local status=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ "${TEST_LOG:-0}" = 1 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log ----" >&2
-    cat "$work/server.log" >&2 || true
-  elif [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log (last 40 lines) ----" >&2
-    tail -n 40 "$work/server.log" >&2 || true
-  fi
-  if [ "${KEEP:-0}" = 1 ]; then
-    echo "run.sh: kept $work" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=../lib/server.sh
+. "$root/tests/lib/server.sh"
+server_workdir clients
 start=$SECONDS
 
 # --- generate and type-check the Python client
@@ -134,34 +112,8 @@ head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
 open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
 PYTHON
 
-# --- the server: from an empty folder (no ./config.toml), on a port it picks itself
-mkdir -p "$work/data"
-log="$work/server.log"
-(
-  cd "$work"
-  unset IMGEDGE_CONFIG DATABASE_URL AWS_S3_BUCKET JWT_SECRET
-  exec env HOST=127.0.0.1 PORT=0 DATA_DIR="$work/data" LOG_LEVEL="${LOG_LEVEL:-info}" "$bin" serve
-) >"$log" 2>&1 &
-server_pid=$!
-
-deadline=$((SECONDS + 60))
-port=""
-while :; do
-  port="$(grep -a 'imgedge listening' "$log" 2>/dev/null | grep -ao '127\.0\.0\.1:[0-9]\+' | head -n1 | cut -d: -f2 || true)"
-  if [ -n "$port" ] && curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "run.sh: the server exited before answering /healthz" >&2
-    exit 1
-  fi
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "run.sh: the server did not answer /healthz within 60 s" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-server="http://127.0.0.1:$port"
+# --- the server
+start_server "$bin"
 echo "run.sh: server $server (pid $server_pid)"
 
 (cd "$work/python" && "$venv/bin/python" walk.py "$server" "$work/walk.png")
