@@ -17,8 +17,10 @@ pub enum ImageFormat {
     Gif,
     /// AVIF (an input only in a build with `--features aom`).
     Avif,
-    /// JPEG XL (an input; no encoder yet).
+    /// JPEG XL (an output only in a build with `--features libjxl`).
     Jxl,
+    /// HEIC/HEIF: an input only (no build writes it).
+    Heic,
 }
 
 impl ImageFormat {
@@ -31,6 +33,7 @@ impl ImageFormat {
             Self::Gif => "gif",
             Self::Avif => "avif",
             Self::Jxl => "jxl",
+            Self::Heic => "heic",
         }
     }
 
@@ -43,6 +46,7 @@ impl ImageFormat {
             Self::Gif => "image/gif",
             Self::Avif => "image/avif",
             Self::Jxl => "image/jxl",
+            Self::Heic => "image/heic",
         }
     }
 
@@ -61,11 +65,26 @@ impl ImageFormat {
             [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Self::Png),
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
             [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::Webp),
-            [_, _, _, _, b'f', b't', b'y', b'p', b'a', b'v', b'i', b'f' | b's', ..] => Some(Self::Avif),
+            [_, _, _, _, b'f', b't', b'y', b'p', ..] => Self::sniff_heif(bytes),
             // A bare codestream, or the ISO BMFF container's signature box.
             [0xFF, 0x0A, ..] | [0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', 0x0D, 0x0A, 0x87, 0x0A, ..] => Some(Self::Jxl),
             _ => None,
         }
+    }
+
+    /// AVIF or HEIC from an ISO BMFF `ftyp` box: its major brand, else the first compatible
+    /// brand that names one of them (a file branded only `mif1` says nothing of its codec).
+    fn sniff_heif(bytes: &[u8]) -> Option<Self> {
+        let size = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let brands = bytes.get(8..size.min(bytes.len()).min(256))?;
+        // Major brand, minor version (skipped), compatible brands.
+        let major = brands.get(..4).into_iter();
+        let compatible = brands.get(8..).unwrap_or_default().chunks_exact(4);
+        major.chain(compatible).find_map(|brand| match brand {
+            b"avif" | b"avis" => Some(Self::Avif),
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Some(Self::Heic),
+            _ => None,
+        })
     }
 
     /// True when this build can decode the format (AVIF needs `--features aom`).
@@ -75,7 +94,7 @@ impl ImageFormat {
 
     /// True when this build can encode the format (see [`ImageFormat::missing_encoder`]).
     pub fn is_encodable(self) -> bool {
-        self.missing_encoder().is_none()
+        self != Self::Heic && self.missing_encoder().is_none()
     }
 
     /// The cargo feature that would build this format's encoder, when this build has none
@@ -96,6 +115,8 @@ impl ImageFormat {
             // encodes (220 MB at 4096 × 4096, measured), so larger outputs are refused (and
             // `fmt_auto` picks another format) rather than letting one request take gigabytes.
             Self::Jxl => 4096,
+            // Never written; what a grid of HEVC tiles may describe.
+            Self::Heic => 65_535,
             Self::Png => i32::MAX.unsigned_abs(),
         }
     }
@@ -128,6 +149,7 @@ impl FromStr for ImageFormat {
             "gif" => Ok(Self::Gif),
             "avif" => Ok(Self::Avif),
             "jxl" => Ok(Self::Jxl),
+            "heic" => Ok(Self::Heic),
             _ => Err(()),
         }
     }
@@ -145,6 +167,12 @@ mod tests {
         assert_eq!(ImageFormat::sniff(b"GIF87a...."), Some(ImageFormat::Gif));
         assert_eq!(ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
         assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif"), Some(ImageFormat::Avif));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1avif"), Some(ImageFormat::Avif));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"), Some(ImageFormat::Heic));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heix"), Some(ImageFormat::Heic));
+        // A brand past the box's own size is not the file's.
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x10ftypmif1\0\0\0\0heic"), None);
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x14ftypisom\0\0\0\0mp41"), None);
         assert_eq!(ImageFormat::sniff(b"\xFF\x0A\xFA\x7F"), Some(ImageFormat::Jxl));
         assert_eq!(ImageFormat::sniff(b"\0\0\0\x0cJXL \r\n\x87\n\0\0"), Some(ImageFormat::Jxl));
     }
@@ -165,6 +193,7 @@ mod tests {
             ImageFormat::Gif,
             ImageFormat::Avif,
             ImageFormat::Jxl,
+            ImageFormat::Heic,
         ] {
             assert_eq!(f.as_str().parse::<ImageFormat>(), Ok(f));
         }

@@ -103,9 +103,15 @@ pub struct Header {
 pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError> {
     let format = ImageFormat::sniff(bytes).filter(|f| f.is_decodable()).ok_or(UploadError::Unsupported)?;
     // The size first, from the first bytes alone; the probe reads the rest of the header.
-    let size = imagesize::blob_size(bytes).map_err(|e| UploadError::Corrupt(format!("unreadable header ({e})")))?;
-    let (width, height) =
-        (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX));
+    let (width, height) = if format == ImageFormat::Heic {
+        // imagesize reads the first `ispe` box, which in a grid may be a tile's; the container's
+        // own parse knows the primary image (a grid's size is in its `grid` box).
+        let header = decode::heic::header(bytes).map_err(|e| UploadError::Corrupt(e.to_string()))?;
+        (header.width, header.height)
+    } else {
+        let size = imagesize::blob_size(bytes).map_err(|e| UploadError::Corrupt(format!("unreadable header ({e})")))?;
+        (u32::try_from(size.width).unwrap_or(u32::MAX), u32::try_from(size.height).unwrap_or(u32::MAX))
+    };
     if width == 0 || height == 0 {
         return Err(UploadError::Corrupt("zero width or height".into()));
     }

@@ -9,7 +9,7 @@
 //! - WebP stills decode straight to the scaled size with libwebp; animations go through
 //!   image-webp, whole.
 //! - AVIF (in a build with `--features aom`) decodes whole with libavif + libaom ([`avif`]),
-//!   JPEG XL whole with jxl-oxide ([`jxl`]).
+//!   JPEG XL whole with jxl-oxide ([`jxl`]), HEIC whole with heic-rs ([`heic`]).
 //!
 //! [`probe`] reads only the header and says what a decode at a given scale holds at its peak
 //! ([`Probe::bytes_at`]), at the depth the decoder really uses, so the pipeline can refuse or
@@ -19,6 +19,7 @@ pub mod animation;
 #[cfg(feature = "aom")]
 pub mod avif;
 pub mod gif;
+pub mod heic;
 pub mod jpeg;
 pub mod jxl;
 pub mod png;
@@ -197,6 +198,11 @@ pub fn probe(bytes: &[u8], format: ImageFormat) -> Result<Probe, PipelineError> 
             let whole = h.bytes_per_pixel;
             Probe { width: h.width, height: h.height, whole, fixed: 0, shrinks: Shrinks::Whole, check_bytes: 0 }
         }
+        ImageFormat::Heic => {
+            let h = heic::header(bytes)?;
+            let whole = h.bytes_per_pixel;
+            Probe { width: h.width, height: h.height, whole, fixed: 0, shrinks: Shrinks::Whole, check_bytes: 0 }
+        }
     };
     // The check also decodes the preview the placeholders are computed from.
     let preview = probe.bytes_at(probe.scale(probe.preview_shrink()));
@@ -220,6 +226,7 @@ pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Res
         #[cfg(feature = "aom")]
         ImageFormat::Avif => return avif::decode(bytes, max_pixels),
         ImageFormat::Jxl => return jxl::decode(bytes, max_pixels),
+        ImageFormat::Heic => return heic::decode(bytes, max_pixels),
         ImageFormat::Jpeg if k > 1 => {
             if let Some(decoded) = jpeg::decode_scaled(bytes, k, max_pixels) {
                 return Ok(decoded);
@@ -283,6 +290,7 @@ fn decode_full(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Dec
         ImageFormat::Gif => image::ImageFormat::Gif,
         ImageFormat::Avif => return Err(not_built()),
         ImageFormat::Jxl => return jxl::decode(bytes, max_pixels),
+        ImageFormat::Heic => return heic::decode(bytes, max_pixels),
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     let mut limits = Limits::default();

@@ -84,6 +84,7 @@ pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, Pipeli
         ImageFormat::Jxl => out = jxl::encode(img, quality)?,
         #[cfg(not(feature = "libjxl"))]
         ImageFormat::Jxl => return Err(PipelineError::Encode("JPEG XL output is not built (feature `libjxl`)".into())),
+        ImageFormat::Heic => return Err(PipelineError::Encode("HEIC is an input format only".into())),
     }
     Ok(out)
 }

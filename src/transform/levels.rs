@@ -1,5 +1,5 @@
-//! Working copies of large lossy originals (JPEG, and lossy WebP, AVIF and JPEG XL stills
-//! without alpha):
+//! Working copies of large lossy originals (JPEG, and lossy WebP, AVIF, JPEG XL and HEIC
+//! stills without alpha):
 //! the original at 1/2 and 1/4 of its size, upright and in sRGB, kept as JPEG q95 4:4:4 beside
 //! it. A variant is decoded from the smallest copy that still holds every pixel it needs — the
 //! copy at 1/f stands in for the original wherever the output is at least f times smaller
@@ -48,6 +48,7 @@ pub fn wanted(bytes: &[u8], format: ImageFormat, (width, height): (u32, u32)) ->
         #[cfg(feature = "aom")]
         ImageFormat::Avif => decode::avif::header(bytes).is_ok_and(|h| !h.alpha),
         ImageFormat::Jxl => decode::jxl::header(bytes).is_ok_and(|h| !h.alpha && h.lossy),
+        ImageFormat::Heic => decode::heic::header(bytes).is_ok_and(|h| !h.alpha),
         _ => false,
     }
 }

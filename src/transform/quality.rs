@@ -10,6 +10,8 @@ pub fn default_quality(format: ImageFormat) -> Option<u8> {
         ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Jxl => Some(80),
         ImageFormat::Avif => Some(60),
         ImageFormat::Png | ImageFormat::Gif => None,
+        // Never an output.
+        ImageFormat::Heic => None,
     }
 }
 

@@ -1,20 +1,23 @@
-//! Originals in formats beyond JPEG, PNG, WebP and GIF: JPEG XL (every build) and AVIF (a build
-//! with `--features aom`, the one `deploy/` ships and `tests/run` tests). The JPEG XL files in
-//! `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools), the AVIF by Sharp
-//! 0.34 (libheif + aom 3.15).
+//! Originals in formats beyond JPEG, PNG, WebP and GIF: JPEG XL and HEIC (every build) and AVIF
+//! (a build with `--features aom`, the one `deploy/` ships and `tests/run` tests). The JPEG XL
+//! files in `tests/fixtures` were written by libjxl's `cjxl` 0.7 (Debian's libjxl-tools), the AVIF
+//! by Sharp 0.34 (libheif + aom 3.15), the HEIC by pillow-heif 1.9 (libheif 1.23 + x265 4.3);
+//! where a HEIC's pixels are checked, the expected colours are what libheif shows.
 
 #[cfg(feature = "aom")]
 use serde_json::Value;
 
-use crate::fixtures::{decode, near, rgb, BLUE, RED};
 #[cfg(feature = "aom")]
-use crate::fixtures::{halves_jpeg, size};
+use crate::fixtures::halves_jpeg;
+use crate::fixtures::size;
+use crate::fixtures::{decode, near, rgb, BLUE, RED};
 #[cfg(not(feature = "libjxl"))]
 use crate::harness::assert_error;
 use crate::harness::{spawn, Backend};
 use imgedge::format::ImageFormat;
 
 crate::for_backends!(jpeg_xl_originals_are_kept_as_uploaded_and_transformed);
+crate::for_backends!(heic_originals_are_kept_as_uploaded_and_transformed, heic_sizes_are_counted_before_any_decode);
 #[cfg(feature = "libjxl")]
 crate::for_backends!(jpeg_xl_variants_decode_elsewhere_and_fmt_auto_prefers_them);
 #[cfg(not(feature = "libjxl"))]
@@ -65,6 +68,115 @@ async fn jpeg_xl_originals_are_kept_as_uploaded_and_transformed(backend: Backend
     let res = app.upload_raw(&alice, lossy[..lossy.len() / 2].to_vec(), "image/jxl").await;
     assert_eq!(res.status(), 422);
     assert_eq!(app.stored_keys("originals/").await.len(), 3);
+}
+
+const GREEN: [u8; 3] = [0, 160, 0];
+
+/// iPhone-style HEIC: stored as uploaded, upright by `irot`/`imir`, grids of tiles, alpha,
+/// 10-bit, a Display P3 profile converted, every output format.
+async fn heic_originals_are_kept_as_uploaded_and_transformed(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    // Red | blue over green, 96 × 64, written with EXIF orientation 6 (libheif: `irot`): upright
+    // it is 64 × 96, green on the left, red over blue on the right.
+    let turned = fixture("quad-96x64-o6.heic");
+    let image = app.upload(&alice, turned.clone()).await;
+    assert_eq!(image["format"], "heic");
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(64), Some(96)));
+    let id = image["id"].as_str().unwrap();
+    let res = app.get(&app.signed(&alice, &format!("/i/{id}"))).await;
+    assert_eq!(res.headers()["content-type"], "image/heic");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), turned, "the original as uploaded");
+    // No `fmt_`: a JPEG (no build writes HEIC); every other format on request.
+    let bytes = app.variant_bytes(&alice, id, "w_32").await;
+    assert_eq!(ImageFormat::sniff(&bytes), Some(ImageFormat::Jpeg));
+    for fmt in ["jpeg", "png", "webp"] {
+        let img = decode(&app.variant_bytes(&alice, id, &format!("w_32,fmt_{fmt}")).await);
+        assert_eq!((img.width(), img.height()), (32, 48), "{fmt}");
+        let (left, top_right, bottom_right) = (rgb(&img, 4, 24), rgb(&img, 28, 5), rgb(&img, 28, 43));
+        assert!(
+            near(left, GREEN, 40) && near(top_right, RED, 40) && near(bottom_right, BLUE, 40),
+            "{fmt}: {left:?} {top_right:?} {bottom_right:?}"
+        );
+    }
+    if ImageFormat::Avif.is_encodable() {
+        assert_eq!(size(&app.variant_bytes(&alice, id, "w_32,fmt_avif").await), (32, 48));
+    }
+
+    // EXIF 5 and 7, a turn then a mirror (libheif: `irot` 3, then `imir` axis 1 and 0): red
+    // over blue on the left, green right; green left, blue over red on the right.
+    for (name, [top_left, bottom_left, top_right, bottom_right]) in
+        [("quad-96x64-o5.heic", [RED, BLUE, GREEN, GREEN]), ("quad-96x64-o7.heic", [GREEN, GREEN, BLUE, RED])]
+    {
+        let image = app.upload(&alice, fixture(name)).await;
+        let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_32,fmt_png").await);
+        let seen = [rgb(&img, 3, 5), rgb(&img, 3, 43), rgb(&img, 28, 5), rgb(&img, 28, 43)];
+        let expected = [top_left, bottom_left, top_right, bottom_right];
+        assert!(seen.iter().zip(expected).all(|(&s, e)| near(s, e, 40)), "{name}: {seen:?}");
+    }
+
+    // A grid of 128-px tiles, 300 × 200 (the last column and row cut): seamless quadrants.
+    let image = app.upload(&alice, fixture("quad-300x200-grid.heic")).await;
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(300), Some(200)));
+    let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_150,fmt_png").await);
+    assert_eq!((img.width(), img.height()), (150, 100));
+    for (x, y, colour) in
+        [(5, 5, RED), (64, 30, RED), (70, 45, RED), (140, 5, BLUE), (100, 45, BLUE), (75, 90, GREEN), (64, 70, GREEN)]
+    {
+        assert!(near(rgb(&img, x, y), colour, 40), "({x}, {y}): {:?}", rgb(&img, x, y));
+    }
+
+    // An auxiliary alpha image: red | half-transparent blue.
+    let image = app.upload(&alice, fixture("halves-alpha-96x64.heic")).await;
+    let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_48,fmt_png").await).to_rgba8();
+    let (opaque, half) = (img.get_pixel(4, 16).0, img.get_pixel(44, 16).0);
+    assert!(near([opaque[0], opaque[1], opaque[2]], RED, 40) && opaque[3] == 255, "{opaque:?}");
+    assert!(near([half[0], half[1], half[2]], BLUE, 40) && (120..=136).contains(&half[3]), "{half:?}");
+
+    // 10 bits a sample.
+    let image = app.upload(&alice, fixture("halves-96x64-10bit.heic")).await;
+    let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_48,fmt_png").await);
+    assert!(near(rgb(&img, 4, 16), RED, 40) && near(rgb(&img, 44, 16), BLUE, 40), "{:?}", rgb(&img, 4, 16));
+
+    // Display P3 (200, 40, 40), as an iPhone tags its photos: converted, so sRGB has more red.
+    let image = app.upload(&alice, fixture("red-64-p3.heic")).await;
+    let img = decode(&app.variant_bytes(&alice, image["id"].as_str().unwrap(), "w_32,fmt_png").await);
+    let red = rgb(&img, 16, 16);
+    assert!(red[0] >= 212 && red[1] < 40, "P3 (200, 40, 40) as sRGB: {red:?}");
+
+    // Cut short: 422, nothing more kept.
+    let res = app.upload_raw(&alice, turned[..turned.len() * 2 / 3].to_vec(), "image/heic").await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.stored_keys("originals/").await.len(), 7);
+}
+
+/// A HEIC's size is read from its container and counted by the limits before any pixel is
+/// decoded: a grid of 128-px tiles claiming 60000 × 60000 is refused without a decode; one whose
+/// `grid` box and `ispe` disagree is refused by the decoder.
+async fn heic_sizes_are_counted_before_any_decode(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.register("alice").await;
+    let grid = fixture("quad-300x200-grid.heic");
+    // The grid's `ispe` (version and flags, then 32-bit width and height) and its derivation's
+    // body in `idat` (version, flags, rows - 1, columns - 1, then the size as 16-bit numbers).
+    let find = |needle: &[u8]| grid.windows(needle.len()).position(|w| w == needle).expect("the grid's 300 x 200");
+    let ispe = find(&[b"ispe".as_slice(), &[0; 4], &300u32.to_be_bytes(), &200u32.to_be_bytes()].concat()) + 8;
+    let body = find(&[0, 0, 1, 2, 0x01, 0x2C, 0x00, 0xC8]) + 4;
+    let mut claims = grid.clone();
+    claims[ispe..ispe + 8].copy_from_slice(&[60_000u32.to_be_bytes(), 60_000u32.to_be_bytes()].concat());
+    claims[body..body + 4].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    let res = app.upload_raw(&alice, claims.clone(), "image/heic").await;
+    assert_eq!(res.status(), 422);
+    let refusal: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(refusal["error"]["code"], "unprocessable_image", "{refusal}");
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("60000x60000"), "{refusal}");
+
+    // The `grid` box alone claiming more than its `ispe`: tiles that do not cover it, 422.
+    let mut lies = grid.clone();
+    lies[body..body + 4].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    let res = app.upload_raw(&alice, lies, "image/heic").await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.stored_keys("originals/").await.len(), 0);
 }
 
 /// `fmt_jxl` (libjxl) decoded by jxl-oxide — another implementation — at its size and colours;
