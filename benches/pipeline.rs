@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::DynamicImage;
 use imgedge::format::ImageFormat;
+use imgedge::transform::quality::{AutoLevel, Quality};
 use imgedge::transform::{decode, encode, levels, parse, pipeline, resize};
 
 fn corpus(name: &str, synthetic: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
@@ -80,10 +81,15 @@ fn stages(c: &mut Criterion) {
     });
     let thumb: DynamicImage = resize::resize(&quarter, None, (300, 225)).unwrap();
     for (name, format, quality) in [
-        ("encode 300px webp q80", ImageFormat::Webp, Some(80)),
-        ("encode 300px jpeg q80", ImageFormat::Jpeg, Some(80)),
+        ("encode 300px webp q80", ImageFormat::Webp, Some(Quality::Fixed(80))),
+        ("encode 300px jpeg q80", ImageFormat::Jpeg, Some(Quality::Fixed(80))),
+        (
+            "encode 300px jpeg q_auto (three trial encodes, scored)",
+            ImageFormat::Jpeg,
+            Some(Quality::Auto(AutoLevel::Good)),
+        ),
         ("encode 300px png", ImageFormat::Png, None),
-        ("encode 300px avif q60 speed 8", ImageFormat::Avif, Some(60)),
+        ("encode 300px avif q60 speed 8", ImageFormat::Avif, Some(Quality::Fixed(60))),
     ] {
         let settings = encode::Settings { format, quality, background: [255; 3], avif_speed: 8 };
         g.bench_function(name, |b| b.iter(|| encode::encode(black_box(&thumb), &settings).unwrap()));

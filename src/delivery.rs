@@ -208,7 +208,7 @@ impl Delivery {
                 // The answer depends on Save-Data whether or not this request sent it.
                 vary.save_data = true;
                 if ask.hints.save_data {
-                    spec.ops.quality = Some(quality);
+                    spec.ops.quality = Some(crate::transform::quality::Quality::Fixed(quality));
                     spec.key = variant_key(&spec.image, &spec.ops, &spec.plan, spec.format);
                 }
             }

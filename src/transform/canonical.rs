@@ -115,7 +115,7 @@ impl VariantKey {
     /// above a small source, are one variant; format and quality enter resolved, so `w_300` and
     /// `w_300,fmt_jpeg,q_80` on a JPEG are one, while `fmt_auto` splits by what the client takes.
     pub fn new(image: &ImageId, ops: &Ops, plan: &Plan, format: ImageFormat) -> Self {
-        let quality = effective_quality(format, ops.quality).map_or(0, u16::from);
+        let quality = effective_quality(format, ops.quality).map_or(0, super::quality::Quality::key);
         let mut hasher = blake3::Hasher::new();
         hasher.update(PIPELINE_VERSION.as_bytes());
         hasher.update(b"\0");

@@ -5,10 +5,12 @@ use image::codecs::gif::GifEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage};
 
+use super::quality::Quality;
 use super::PipelineError;
 use crate::format::ImageFormat;
 
 pub mod animation;
+pub mod auto;
 pub mod avif;
 pub mod jpeg;
 #[cfg(feature = "libjxl")]
@@ -19,8 +21,8 @@ pub mod jxl;
 pub struct Settings {
     /// Output format.
     pub format: ImageFormat,
-    /// Quality 1–100 for lossy formats.
-    pub quality: Option<u8>,
+    /// Quality for lossy formats: 1–100, or `q_auto`'s level.
+    pub quality: Option<Quality>,
     /// Colour alpha is flattened onto for formats without alpha.
     pub background: [u8; 3],
     /// AVIF encoder speed, 1 (small, slow) to 10 (fast).
@@ -45,9 +47,21 @@ pub fn check_size(format: ImageFormat, size: (u32, u32)) -> Result<(), PipelineE
 /// # Errors
 /// [`PipelineError::Encode`] when the encoder refuses (e.g. too large for the format).
 pub fn encode(img: &DynamicImage, settings: &Settings) -> Result<Vec<u8>, PipelineError> {
+    check_size(settings.format, (img.width(), img.height()))?;
+    match settings.quality {
+        Some(Quality::Auto(level)) => auto::encode(img, settings, level),
+        Some(Quality::Fixed(q)) => encode_at(img, settings, q),
+        None => encode_at(img, settings, 80),
+    }
+}
+
+/// Encodes `img` at `quality` 1–100 (for lossy formats; the others ignore it).
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_at(img: &DynamicImage, settings: &Settings, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let (w, h) = (img.width(), img.height());
-    check_size(settings.format, (w, h))?;
-    let quality = settings.quality.unwrap_or(80).clamp(1, 100);
+    let quality = quality.clamp(1, 100);
     let mut out = Vec::new();
     match settings.format {
         ImageFormat::Jpeg => {
@@ -137,7 +151,7 @@ mod tests {
     #[test]
     fn every_format_round_trips_with_its_size() {
         for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif, ImageFormat::Avif] {
-            let settings = Settings { format, quality: Some(70), background: [255; 3], avif_speed: 10 };
+            let settings = Settings { format, quality: Some(Quality::Fixed(70)), background: [255; 3], avif_speed: 10 };
             let bytes = encode(&sample(false), &settings).unwrap();
             assert_eq!(ImageFormat::sniff(&bytes), Some(format));
             let size = imagesize::blob_size(&bytes).unwrap();

@@ -7,6 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::quality::{AutoLevel, Quality};
 use super::OpsError;
 use crate::ids::ImageId;
 
@@ -64,7 +65,11 @@ pub const TOKENS: &[Token] = &[
     Token { name: "sepia", forms: &[""], meaning: "sepia" },
     Token { name: "bg", forms: &["RRGGBB"], meaning: "padding colour, and what alpha is flattened onto" },
     Token { name: "wm", forms: &["ID"], meaning: "watermark with another image of the owner" },
-    Token { name: "q", forms: &["N"], meaning: "quality 1 to 100" },
+    Token {
+        name: "q",
+        forms: &["N", "auto", "auto:best", "auto:good", "auto:eco"],
+        meaning: "quality 1 to 100, or the lowest that reaches a perceptual score",
+    },
     Token { name: "fmt", forms: &["jpeg", "png", "webp", "avif", "jxl", "gif", "auto"], meaning: "output format" },
     Token { name: "p", forms: &["NAME"], meaning: "the owner's preset" },
 ];
@@ -249,8 +254,8 @@ pub struct Ops {
     pub bg: Option<[u8; 3]>,
     /// Watermark image.
     pub watermark: Option<ImageId>,
-    /// Encoder quality 1–100.
-    pub quality: Option<u8>,
+    /// Encoder quality: 1–100, or `q_auto`'s level.
+    pub quality: Option<Quality>,
     /// Output format.
     pub format: Option<FormatChoice>,
 }
@@ -528,10 +533,18 @@ fn parse_token(token: &str, ops: &mut Ops, seen: &mut Seen, max_dim: u32) -> Res
             seen.first(14, token)?;
             ops.watermark = Some(ImageId::parse(v).ok_or_else(bad)?);
         }
+        ("q", "auto") => {
+            seen.first(15, token)?;
+            ops.quality = Some(Quality::Auto(AutoLevel::Good));
+        }
+        ("q", v) if v.starts_with("auto:") => {
+            seen.first(15, token)?;
+            ops.quality = Some(Quality::Auto(v[5..].parse().map_err(|()| bad())?));
+        }
         ("q", v) => {
             seen.first(15, token)?;
             let q = integer(v, 1, 100).map_err(|e| e.or(bad(), range("1 to 100")))?;
-            ops.quality = Some(u8::try_from(q).map_err(|_| bad())?);
+            ops.quality = Some(Quality::Fixed(u8::try_from(q).map_err(|_| bad())?));
         }
         ("fmt", v) => {
             seen.first(16, token)?;
@@ -707,9 +720,21 @@ impl fmt::Display for Ops {
             sep.next(f)?;
             write!(f, "wm_{wm}")?;
         }
-        if let Some(q) = self.quality {
-            sep.next(f)?;
-            write!(f, "q_{q}")?;
+        match self.quality {
+            Some(Quality::Fixed(q)) => {
+                sep.next(f)?;
+                write!(f, "q_{q}")?;
+            }
+            // `q_auto:good` is written as its short form.
+            Some(Quality::Auto(AutoLevel::Good)) => {
+                sep.next(f)?;
+                f.write_str("q_auto")?;
+            }
+            Some(Quality::Auto(level)) => {
+                sep.next(f)?;
+                write!(f, "q_auto:{}", level.as_str())?;
+            }
+            None => {}
         }
         if let Some(fmt) = self.format {
             sep.next(f)?;
@@ -750,9 +775,21 @@ mod tests {
         assert_eq!(ops.fit, Some(Fit::Contain));
         assert_eq!(ops.gravity, None, "gravity only matters for cover");
         assert_eq!(ops.format, Some(FormatChoice::Webp));
-        assert_eq!(ops.quality, Some(70));
+        assert_eq!(ops.quality, Some(Quality::Fixed(70)));
         assert_eq!(ops.dpr, Some(150));
         assert_eq!(ops.bg, Some([0xff, 0x88, 0x00]));
+    }
+
+    #[test]
+    fn q_auto_takes_a_level_and_is_written_short_for_good() {
+        assert_eq!(p("q_auto").unwrap().quality, Some(Quality::Auto(AutoLevel::Good)));
+        assert_eq!(p("q_auto:eco").unwrap().quality, Some(Quality::Auto(AutoLevel::Eco)));
+        assert_eq!(p("w_10,q_auto:good").unwrap().to_string(), "w_10,q_auto");
+        assert_eq!(p("q_auto:best,w_10").unwrap().to_string(), "w_10,q_auto:best");
+        for bad in ["q_auto:", "q_auto:low", "q_auto:GOOD", "q_auto_good", "q_autos"] {
+            assert_eq!(p(bad), Err(OpsError::Invalid(bad.into())), "{bad}");
+        }
+        assert_eq!(p("q_auto,q_80"), Err(OpsError::Duplicate("q_80".into())));
     }
 
     #[test]
@@ -898,6 +935,7 @@ mod tests {
             (30u32..=1_000).prop_map(|n| format!("sharpen_{}.{:02}", n / 100, n % 100)),
             any::<[u8; 3]>().prop_map(|[r, g, b]| format!("bg_{r:02X}{g:02x}{b:02x}")),
             (1u32..=100).prop_map(|q| format!("q_{q}")),
+            prop::sample::select(vec!["q_auto", "q_auto:best", "q_auto:good", "q_auto:eco"]).prop_map(String::from),
             prop::sample::select(vec!["fmt_jpeg", "fmt_png", "fmt_webp", "fmt_avif", "fmt_jxl", "fmt_gif", "fmt_auto"])
                 .prop_map(String::from),
             Just("wm_AAAAAAAAAAAAAAAAAAAAAA".to_owned()),

@@ -40,7 +40,9 @@ impl Encoder {
                 encoder.set_repeat(loops.to_gif()).map_err(encode_error)?;
                 Inner::Gif(encoder)
             }
-            ImageFormat::Webp => Inner::Webp(WebpAnimation::new(size, loops, settings.quality.unwrap_or(80))?),
+            ImageFormat::Webp => {
+                Inner::Webp(WebpAnimation::new(size, loops, settings.quality.map_or(80, |q| q.fixed_or(80)))?)
+            }
             other => return Err(PipelineError::Encode(format!("{other} cannot hold an animation"))),
         };
         Ok(Self { size, inner })
