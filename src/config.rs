@@ -138,6 +138,9 @@ sections! {
         queue_wait: Duration,
         avif_speed: u8,
         width_ladder: Vec<u32>,
+        #[serde(rename = "auto_format_budget_ms", deserialize_with = "millis")]
+        auto_format_budget: Duration,
+        auto_format_max_age_secs: u32,
     }
     /// `[cache]`: the in-memory variant cache and whether variants go to the store.
     CacheConfig {
@@ -354,6 +357,10 @@ fn boolean(raw: &str) -> Option<bool> {
 
 fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_secs)
+}
+
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 fn mebibytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

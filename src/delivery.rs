@@ -68,6 +68,25 @@ pub struct Resolved {
     /// The image's owner (for the cache tags).
     pub owner: crate::ids::UserId,
     source: Source,
+    /// What `fmt_auto` serves if its slow format is not made within the budget.
+    fallback: Option<Box<VariantSpec>>,
+}
+
+/// What [`Delivery::serve`] found.
+pub struct Served {
+    /// The bytes, or their length.
+    pub payload: Payload,
+    /// The cache tier of a variant.
+    pub tier: Option<Tier>,
+    /// Set when the answer is not the variant resolved but `fmt_auto`'s cheaper stand-in: its
+    /// ETag, its short `Cache-Control` and its format replace the resolved ones.
+    pub instead: Option<(HeaderValue, HeaderValue, ImageFormat)>,
+}
+
+impl Served {
+    fn of(payload: Payload, tier: Option<Tier>) -> Self {
+        Self { payload, tier, instead: None }
+    }
 }
 
 /// Where the bytes of a [`Resolved`] answer come from.
@@ -99,6 +118,9 @@ pub struct VariantSpec {
     pub key: VariantKey,
     /// The watermark original, when `wm_` is given.
     pub watermark: Option<ImageRecord>,
+    /// Whether making it charges the owner: not for `fmt_auto`'s cheaper stand-in, which rides
+    /// on the charge of the slow format it stands in for.
+    pub charged: bool,
 }
 
 /// Bytes of a response: in memory, streaming from the store, or (for `HEAD`) only their length.
@@ -148,6 +170,11 @@ pub struct DeliverySettings {
     /// `max-age` of unsigned answers through a public preset (how long a shared cache may keep
     /// an image after it is un-published).
     pub public_max_age: i64,
+    /// Longest `fmt_auto` waits for an AVIF or JPEG XL before it serves a cheaper format (zero:
+    /// no limit).
+    pub auto_format_budget: std::time::Duration,
+    /// `max-age` of that cheaper answer.
+    pub auto_format_max_age: u32,
 }
 
 /// Authorisation, cache policy and variant production for `/i`.
@@ -225,8 +252,10 @@ impl Delivery {
                 format: spec.image.format,
                 owner: spec.image.owner.clone(),
                 source: Source::Original(spec.image),
+                fallback: None,
             });
         }
+        let fallback = self.fallback(&spec, ask.accept);
         let resolved = Resolved {
             etag: header(&spec.key.etag())?,
             cache_control: access.cache_control(),
@@ -234,6 +263,7 @@ impl Delivery {
             format: spec.format,
             owner: spec.image.owner.clone(),
             source: Source::Variant(Box::new(spec)),
+            fallback,
         };
         let query = ask.query.filter(|_| rememberable(ask));
         if let (Access::Signed { .. }, Source::Variant(spec), Some(query)) = (access, &resolved.source, query) {
@@ -291,26 +321,74 @@ impl Delivery {
     /// 429 when a transform is needed and the quota is spent, 503 when the pool is full or the
     /// transform times out, 422 when the original cannot be decoded, 404 when the original's
     /// object is gone, 5xx for backends.
-    pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<(Payload, Option<Tier>), Error> {
+    pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<Served, Error> {
         let original = |image: &ImageRecord| self.shared.keys.original(&image.id);
         match resolved.source {
             Source::Original(image) if head => {
-                Ok((Payload::Length(self.shared.store.size(&original(&image)).await?), None))
+                Ok(Served::of(Payload::Length(self.shared.store.size(&original(&image)).await?), None))
             }
-            Source::Original(image) => Ok((Payload::Stream(self.shared.store.get(&original(&image)).await?), None)),
+            Source::Original(image) => {
+                Ok(Served::of(Payload::Stream(self.shared.store.get(&original(&image)).await?), None))
+            }
             Source::Cached(variant) => {
                 self.shared.metrics.cache(Tier::Memory);
-                Ok((Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
+                Ok(Served::of(Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
             }
-            Source::Variant(spec) => {
-                let (payload, tier) = self.variant_payload(&spec, head).await?;
-                Ok((payload, Some(tier)))
-            }
+            Source::Variant(spec) => match resolved.fallback {
+                Some(fallback) => self.within_budget(&spec, &fallback, &resolved.cache_control, head).await,
+                None => {
+                    let (payload, tier) = self.variant_payload(&spec, head).await?;
+                    Ok(Served::of(payload, Some(tier)))
+                }
+            },
             Source::Stored(payload) => {
                 self.shared.metrics.cache(Tier::Store);
-                Ok((payload, Some(Tier::Store)))
+                Ok(Served::of(payload, Some(Tier::Store)))
             }
         }
+    }
+
+    /// `fmt_auto`'s stand-in for `spec` (an AVIF or JPEG XL): the format it would pick without
+    /// the slow ones, when the browser takes it and a budget is set.
+    fn fallback(&self, spec: &VariantSpec, accept: Option<&str>) -> Option<Box<VariantSpec>> {
+        let auto = spec.ops.format == Some(transform::FormatChoice::Auto);
+        if !auto || !spec.format.is_slow() || self.settings.auto_format_budget.is_zero() {
+            return None;
+        }
+        let format = transform::canonical::cheaper_auto_format(accept, spec.image.has_alpha, spec.plan.output);
+        let key = variant_key(&spec.image, &spec.ops, &spec.plan, format);
+        Some(Box::new(VariantSpec { format, key, charged: false, ..spec.clone() }))
+    }
+
+    /// `spec` if it is made within the budget (or is made already); else `fallback`, marked to
+    /// be answered with its own ETag and a short `max-age`, while `spec` goes on being made in
+    /// its flight — once, charged once — for the requests after.
+    async fn within_budget(
+        &self,
+        spec: &VariantSpec,
+        fallback: &VariantSpec,
+        cache_control: &HeaderValue,
+        head: bool,
+    ) -> Result<Served, Error> {
+        let budget = self.settings.auto_format_budget;
+        if let Ok(made) = tokio::time::timeout(budget, self.variant_payload(spec, head)).await {
+            let (payload, tier) = made?;
+            return Ok(Served::of(payload, Some(tier)));
+        }
+        self.shared.metrics.auto_format_fallback();
+        let (payload, tier) = self.variant_payload(fallback, head).await?;
+        // Never longer than the answer it stands in for may be kept (an expiring signature).
+        let max_age = match cache_control.to_str().unwrap_or_default() {
+            c if c.starts_with("private") => format!("private, max-age={}", self.settings.auto_format_max_age),
+            c => {
+                let signed = c.split("max-age=").nth(1).and_then(|v| v.split(',').next()?.trim().parse::<u32>().ok());
+                let age =
+                    signed.map_or(self.settings.auto_format_max_age, |s| s.min(self.settings.auto_format_max_age));
+                format!("public, max-age={age}")
+            }
+        };
+        let instead = (header(&fallback.key.etag())?, header(&max_age)?, fallback.format);
+        Ok(Served { payload, tier: Some(tier), instead: Some(instead) })
     }
 
     /// Checks `ops` against `image` and resolves the output: crop inside the image, watermark
@@ -350,7 +428,7 @@ impl Delivery {
         }
         let ops = relative_to_image(ops, &plan, image.has_alpha, image.is_animated(), format);
         let key = variant_key(&image, &ops, &plan, format);
-        Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, plan, format, key, watermark })
+        Ok(VariantSpec { image, owner_plan: owner.plan.clone(), ops, plan, format, key, watermark, charged: true })
     }
 
     /// The whole variant with its size, for the JSON transform API.
@@ -413,6 +491,7 @@ impl Delivery {
             format: entry.format,
             owner: entry.owner.clone(),
             source,
+            fallback: None,
         }))
     }
 

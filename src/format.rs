@@ -126,6 +126,12 @@ impl ImageFormat {
         width.max(height) <= self.max_side()
     }
 
+    /// True for the formats whose encoders take seconds on large outputs (AVIF, JPEG XL), which
+    /// `fmt_auto` makes only within a size and a time budget.
+    pub fn is_slow(self) -> bool {
+        matches!(self, Self::Avif | Self::Jxl)
+    }
+
     /// True for the formats that hold animations (as sources and as outputs).
     pub fn can_animate(self) -> bool {
         matches!(self, Self::Gif | Self::Webp)

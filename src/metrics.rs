@@ -63,6 +63,7 @@ pub struct Metrics {
     quota_refunds: AtomicU64,
     overloaded: AtomicU64,
     failures_remembered: AtomicU64,
+    auto_format_fallbacks: AtomicU64,
     store_reads: AtomicU64,
     claims: [AtomicU64; 3],
     in_flight: AtomicU64,
@@ -100,6 +101,7 @@ impl Metrics {
             quota_refunds: AtomicU64::default(),
             overloaded: AtomicU64::default(),
             failures_remembered: AtomicU64::default(),
+            auto_format_fallbacks: AtomicU64::default(),
             store_reads: AtomicU64::default(),
             claims: Default::default(),
             in_flight: AtomicU64::default(),
@@ -185,6 +187,12 @@ impl Metrics {
         self.failures_remembered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a `fmt_auto` answer given in a cheaper format because the slow one was not made
+    /// within the budget.
+    pub fn auto_format_fallback(&self) {
+        self.auto_format_fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a variant read whole from the object store (not a streamed one's repeated reads).
     pub fn store_read(&self) {
         self.store_reads.fetch_add(1, Ordering::Relaxed);
@@ -251,6 +259,11 @@ impl Metrics {
                 "imgedge_failures_remembered_total",
                 "Requests answered with the remembered error of a failed transform, without one.",
                 &self.failures_remembered,
+            ),
+            (
+                "imgedge_auto_format_fallbacks_total",
+                "fmt_auto answers in a cheaper format while AVIF or JPEG XL was still being made.",
+                &self.auto_format_fallbacks,
             ),
             ("imgedge_store_reads_total", "Variants read from the object store.", &self.store_reads),
             ("imgedge_claims_won_total", "Variants this replica claimed fleet-wide and made.", &self.claims[0]),

@@ -110,6 +110,8 @@ impl Services {
             failure_ttl: cache.failure_ttl,
             failure_memo_bytes: cache.failure_memo_bytes,
             public_max_age: i64::from(cache.public_max_age_secs),
+            auto_format_budget: config.transform.auto_format_budget,
+            auto_format_max_age: config.transform.auto_format_max_age_secs,
         };
         let delivery = Delivery::new(shared.clone(), settings);
         Ok(Self {

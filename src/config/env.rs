@@ -39,6 +39,8 @@ pub const ENV: &[(&str, &str)] = &[
     ("TRANSFORM_QUEUE", "transform.queue"),
     ("TRANSFORM_TIMEOUT_SECS", "transform.timeout_secs"),
     ("TRANSFORM_QUEUE_WAIT_SECS", "transform.queue_wait_secs"),
+    ("AUTO_FORMAT_BUDGET_MS", "transform.auto_format_budget_ms"),
+    ("AUTO_FORMAT_MAX_AGE_SECS", "transform.auto_format_max_age_secs"),
     ("CACHE_MEMORY_MB", "cache.memory_mb"),
     ("CACHE_STORE_VARIANTS", "cache.store_variants"),
     ("CACHE_FAILURE_TTL_SECS", "cache.failure_ttl_secs"),

@@ -179,9 +179,11 @@ impl Delivery {
             None => None,
         };
         let charge = match held.as_ref().and_then(|held| held.charged_on) {
+            // `fmt_auto`'s stand-in rides on the charge of the format it stands in for.
+            _ if !spec.charged => None,
             // A replica that died making it had charged the owner already.
-            Some(day) => Charge { user: spec.image.owner.clone(), day, used: 0 },
-            None => match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
+            Some(day) => Some(Charge { user: spec.image.owner.clone(), day, used: 0 }),
+            None => Some(match p.quota.charge(&spec.image.owner, &spec.owner_plan).await? {
                 Ok(charge) => {
                     p.metrics.quota_charged();
                     if let Some(held) = &held {
@@ -195,7 +197,7 @@ impl Delivery {
                     p.metrics.quota_rejected();
                     return Err(exceeded.into());
                 }
-            },
+            }),
         };
         let started = Instant::now();
         let result = self.transform(spec).await;
@@ -203,9 +205,13 @@ impl Delivery {
         let variant = match result {
             Ok(variant) => p.memory.keep(spec.key, variant),
             Err(e) => {
-                match p.quota.refund(&charge).await {
-                    Ok(()) => p.metrics.quota_refunded(),
-                    Err(refund) => tracing::error!(error = ?refund, "could not refund the quota of a failed transform"),
+                if let Some(charge) = &charge {
+                    match p.quota.refund(charge).await {
+                        Ok(()) => p.metrics.quota_refunded(),
+                        Err(refund) => {
+                            tracing::error!(error = ?refund, "could not refund the quota of a failed transform")
+                        }
+                    }
                 }
                 if let Error::Pipeline(failure) = &e {
                     self.failures.remember(spec.key, failure.clone());
@@ -216,7 +222,7 @@ impl Delivery {
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
             bytes = variant.bytes.len(),
-            used_today = charge.used,
+            used_today = charge.as_ref().map_or(0, |c| c.used),
             "transformed"
         );
         if self.settings.store_variants {

@@ -27,10 +27,15 @@ fn encoder_revision(format: ImageFormat) -> &'static str {
     }
 }
 
+/// The most pixels `fmt_auto` makes AVIF or JPEG XL at (2048 × 2048): above it, the slow
+/// encoders would take seconds, and `fmt_auto` picks the next format accepted — a final answer,
+/// not a stand-in. (`fmt_avif` and `fmt_jxl` are made at any size their formats hold.)
+pub const AUTO_SLOW_MAX_PIXELS: u64 = 2048 * 2048;
+
 /// Resolves the output format: an explicit `fmt_`, `fmt_auto` from `Accept`, or the source's.
 /// `fmt_auto` keeps an `animated` source animated (WebP when accepted, else GIF), prefers JPEG
-/// XL (when built), then AVIF, then WebP, and passes over formats that cannot hold an `output`
-/// that large.
+/// XL (when built), then AVIF — each up to [`AUTO_SLOW_MAX_PIXELS`] — then WebP, and passes over
+/// formats that cannot hold an `output` that large.
 pub fn resolve_format(
     choice: Option<FormatChoice>,
     source: ImageFormat,
@@ -46,27 +51,7 @@ pub fn resolve_format(
         Some(FormatChoice::Avif) => ImageFormat::Avif,
         Some(FormatChoice::Jxl) => ImageFormat::Jxl,
         Some(FormatChoice::Gif) => ImageFormat::Gif,
-        Some(FormatChoice::Auto) => {
-            let accept = accept.unwrap_or_default();
-            let takes = |format: ImageFormat| format.holds(output) && accepts(accept, format.mime());
-            if animated {
-                if takes(ImageFormat::Webp) {
-                    ImageFormat::Webp
-                } else {
-                    ImageFormat::Gif
-                }
-            } else if ImageFormat::Jxl.is_encodable() && takes(ImageFormat::Jxl) {
-                ImageFormat::Jxl
-            } else if takes(ImageFormat::Avif) {
-                ImageFormat::Avif
-            } else if takes(ImageFormat::Webp) {
-                ImageFormat::Webp
-            } else if has_alpha {
-                ImageFormat::Png
-            } else {
-                ImageFormat::Jpeg
-            }
-        }
+        Some(FormatChoice::Auto) => auto_format(accept, has_alpha, animated, output, true),
         None if source.is_encodable() && source.holds(output) => source,
         // A source this build cannot write (JPEG XL without `libjxl`, or larger than JPEG XL
         // output may be): what `fmt_auto` gives a browser that asks for none of the newer formats.
@@ -83,6 +68,39 @@ pub fn accepts(accept: &str, mime: &str) -> bool {
         let zero = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
         matches && !zero
     })
+}
+
+/// What `fmt_auto` serves instead of a slow format (AVIF, JPEG XL) while that one is made:
+/// the format it would pick without them. `None` when the slow one is the only fit.
+pub fn cheaper_auto_format(accept: Option<&str>, has_alpha: bool, output: (u32, u32)) -> ImageFormat {
+    auto_format(accept, has_alpha, false, output, false)
+}
+
+/// `fmt_auto`'s choice; `slow` lets it pick AVIF and JPEG XL.
+fn auto_format(accept: Option<&str>, has_alpha: bool, animated: bool, output: (u32, u32), slow: bool) -> ImageFormat {
+    let accept = accept.unwrap_or_default();
+    let pixels = u64::from(output.0) * u64::from(output.1);
+    let takes = |format: ImageFormat| {
+        let allowed = !format.is_slow() || (slow && pixels <= AUTO_SLOW_MAX_PIXELS);
+        allowed && format.is_encodable() && format.holds(output) && accepts(accept, format.mime())
+    };
+    if animated {
+        if takes(ImageFormat::Webp) {
+            ImageFormat::Webp
+        } else {
+            ImageFormat::Gif
+        }
+    } else if takes(ImageFormat::Jxl) {
+        ImageFormat::Jxl
+    } else if takes(ImageFormat::Avif) {
+        ImageFormat::Avif
+    } else if takes(ImageFormat::Webp) {
+        ImageFormat::Webp
+    } else if has_alpha {
+        ImageFormat::Png
+    } else {
+        ImageFormat::Jpeg
+    }
 }
 
 /// `ops` without the tokens that cannot change this image's output, so they make no variant of
@@ -315,6 +333,21 @@ mod tests {
             ImageFormat::Webp,
             "an explicit format is refused later, not replaced"
         );
+    }
+
+    #[test]
+    fn auto_makes_the_slow_formats_up_to_a_size_and_names_a_cheaper_one() {
+        let chrome = Some("image/avif,image/webp,*/*");
+        let auto = Some(FormatChoice::Auto);
+        assert_eq!(resolve_format(auto, ImageFormat::Jpeg, false, false, chrome, (2048, 2048)), ImageFormat::Avif);
+        assert_eq!(resolve_format(auto, ImageFormat::Jpeg, false, false, chrome, (2049, 2048)), ImageFormat::Webp);
+        assert_eq!(
+            resolve_format(Some(FormatChoice::Avif), ImageFormat::Jpeg, false, false, chrome, (4000, 4000)),
+            ImageFormat::Avif
+        );
+        assert_eq!(cheaper_auto_format(chrome, false, (300, 200)), ImageFormat::Webp);
+        assert_eq!(cheaper_auto_format(Some("image/avif,*/*"), true, (300, 200)), ImageFormat::Png);
+        assert_eq!(cheaper_auto_format(Some("image/avif,*/*"), false, (300, 200)), ImageFormat::Jpeg);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod animation;
 mod auth;
+mod auto_format;
 mod auto_quality;
 mod aws_credentials;
 mod cli;

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use hyper::body::Incoming;
 
 use crate::delivery::hints::Hints;
-use crate::delivery::{Ask, Payload};
+use crate::delivery::{Ask, Payload, Served};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::{self, Params};
@@ -75,8 +75,18 @@ async fn deliver(
     if matches_etag(headers, resolved.etag.as_bytes()) {
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
     }
-    let (format, head) = (resolved.format, req.method() == Method::HEAD);
-    let (payload, tier) = state.delivery.serve(resolved, head).await?;
+    let (mut format, head) = (resolved.format, req.method() == Method::HEAD);
+    let Served { payload, tier, instead } = state.delivery.serve(resolved, head).await?;
+    if let Some((etag, cache_control, stand_in)) = instead {
+        // `fmt_auto`'s cheaper stand-in, while the slow format is made.
+        let unchanged = matches_etag(headers, etag.as_bytes());
+        out.insert(ETAG, etag);
+        out.insert(CACHE_CONTROL, cache_control);
+        if unchanged {
+            return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
+        }
+        format = stand_in;
+    }
     out.insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
     out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
     if let Some(tier) = tier {
