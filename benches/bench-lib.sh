@@ -74,12 +74,12 @@ sign() { # port token id ops -> url path
 # A python with Pillow (AVIF decoding) and numpy for benches/quality.py: a venv made on first use.
 quality_python() { # -> path, or non-zero when it cannot be had
   local v="${QUALITY_VENV:-$HOME/.cache/imgedge-quality-venv}"
-  local check='import numpy; from PIL import features, Image
+  local check='import numpy, pillow_jxl; from PIL import features, Image
 try: import pillow_avif
 except ImportError: pass
 assert features.check("avif") or "AVIF" in Image.OPEN'
   if ! "$v/bin/python" -c "$check" 2>/dev/null; then
-    { python3 -m venv "$v" && "$v/bin/pip" install -q "pillow>=11.3" numpy; } >&2 || return 1
+    { python3 -m venv "$v" && "$v/bin/pip" install -q "pillow>=11.3" numpy pillow-jxl-plugin; } >&2 || return 1
     "$v/bin/python" -c "$check" 2>/dev/null || "$v/bin/pip" install -q pillow-avif-plugin >&2 || return 1
     "$v/bin/python" -c "$check" || return 1
   fi

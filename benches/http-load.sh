@@ -7,7 +7,7 @@
 # quality pass, once each), and apt (wrk, nginx-light and the corpus's photos).
 #
 #   benches/http-load.sh                    # DUR=10 CONC=8 CONC_I=2 REPS=3 WRK_THREADS=2
-#                                           # SCEN="a b c d e f g h i-jpeg i-png i-webp i-avif"
+#                                           # SCEN="a b c d e f g h j q i-jpeg i-png i-webp i-avif"
 #   SCEN="i-jpeg i-png i-webp i-avif" benches/http-load.sh   # only the imgproxy-shaped cases
 #   IMGEDGE_BIN=/tmp/imgedge-bin benches/http-load.sh   # that binary, no cargo build
 #   IMGEDGE_ENV="MALLOC_MMAP_THRESHOLD_=1048576" benches/http-load.sh   # extra environment for imgedge
@@ -20,6 +20,10 @@
 # ENGINE_THREADPOOL_SIZE = cores, behind nginx (an upstream block, round-robin, keep-alive) on
 # :3902. `--processes N` (THUMBOR_MODE=processes) lets the kernel give all of wrk's keep-alive
 # connections to one process, and its req/s swings 2x between runs.
+#
+# imgedge's own cases, no peer making the same: (j) (c) as JPEG XL q80 (`fmt_jxl`: a build with
+# FEATURES=libjxl, else "unsupported (400)"), (q) (c) with `q_auto` (SSIMULACRA2 77) in place of
+# q80 — set beside (c) for req/s, and in the quality pass for bytes and SSIM.
 #
 # The imgproxy-shaped cases (i-jpeg, i-png, i-webp, i-avif), after imgproxy's
 # image-servers-benchmark: a 2040x1360 photo (DIV2K's size) served in its own format — JPEG q80
@@ -50,9 +54,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
 PEERS="$HERE/peers"
 DUR="${DUR:-10}"; CONC="${CONC:-8}"; CONC_I="${CONC_I:-2}"; REPS="${REPS:-3}"; WT="${WRK_THREADS:-2}"; COPIES="${COPIES:-32}"
 DUR_H="${DUR_H:-$(( DUR * 4 > 30 ? DUR * 4 : 30 ))}"; TIMEOUT="${WRK_TIMEOUT:-60s}"
-SCEN="${SCEN:-a b c d e f g h i-jpeg i-png i-webp i-avif}"; THUMBOR="${THUMBOR:-1}"; QUALITY="${QUALITY:-1}"
+SCEN="${SCEN:-a b c d e f g h j q i-jpeg i-png i-webp i-avif}"; THUMBOR="${THUMBOR:-1}"; QUALITY="${QUALITY:-1}"
 export THUMBOR_MODE="${THUMBOR_MODE:-nginx}"
-COLD="a b c d h i-jpeg i-png i-webp i-avif"   # the transform cases: imgedge without caches, thumbor
+COLD="a b c d h j q i-jpeg i-png i-webp i-avif"   # the transform cases: imgedge without caches, thumbor
 in_scen() { case " $SCEN " in *" $1 "*) return 0;; esac; return 1; }
 CORPUS=/tmp/imgbench/corpus; PEER=/tmp/imgbench/peer-sharp
 RES="/tmp/imgbench/imgedge-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
@@ -78,9 +82,10 @@ wait_up 3900; wait_up 3910; wait_up 3911; wait_up 3912
 
 # --- imgedge set-up: an owner, the corpus uploaded, signed URL lists
 declare -A FILE=([a]=photo-12mp.jpg [b]=photo-12mp.jpg [c]=photo-2mp.jpg [d]=alpha-1024.png [h]=photo-2mp.jpg
+  [j]=photo-2mp.jpg [q]=photo-2mp.jpg
   [i-jpeg]=photo-2.8mp.jpg [i-png]=photo-2.8mp.png [i-webp]=photo-2.8mp.webp [i-avif]=photo-2.8mp.avif)
 declare -A OPS=([a]="w_300,q_80,fmt_webp" [b]="w_1200,q_80,fmt_jpeg" [c]="w_300,q_80,fmt_webp" [d]="w_300,fmt_png"
-  [h]="w_600,q_60,fmt_avif"
+  [h]="w_600,q_60,fmt_avif" [j]="w_300,q_80,fmt_jxl" [q]="w_300,q_auto,fmt_webp"
   [i-jpeg]="w_512,h_512,fit_inside,q_80,fmt_jpeg" [i-png]="w_512,h_512,fit_inside,fmt_png"
   [i-webp]="w_512,h_512,fit_inside,q_75,fmt_webp" [i-avif]="w_512,h_512,fit_inside,q_65,fmt_avif")
 declare -A SHARP_URL=(
@@ -180,6 +185,7 @@ servers() {
   local w="" who
   for who in sharp thumbor nginx imgedge; do
     case $who in
+      sharp) [ -n "${SHARP_URL[$1]:-}" ] || continue;;
       thumbor) { [ "$THUMBOR" = 1 ] && [ -n "${THUMBOR_URL[$1]:-}" ]; } || continue;;
       nginx) [ -n "${NGINX_URL[$1]:-}" ] || continue;;
     esac
@@ -205,7 +211,7 @@ pids_of() { # who scenario -> the server's processes (with a parent's workers)
 conc_of() { case $1 in i-*) echo "$CONC_I";; *) echo "$CONC";; esac; }      # wrk's connections
 dur_of() { case $1 in h|i-avif) echo "$DUR_H";; *) echo "$DUR";; esac; }   # seconds per run
 want_type() { case $1 in a|c|f|g|i-webp) echo image/webp;; b|e|i-jpeg) echo image/jpeg;; d|i-png) echo image/png;;
-  h|i-avif) echo image/avif;; esac; }
+  h|i-avif) echo image/avif;; j) echo image/jxl;; q) echo image/webp;; esac; }
 tiers() { # port -> "hit-memory hit-store miss" counts from /metrics
   curl -s "http://127.0.0.1:$1/metrics" | awk '/^imgedge_cache_requests_total/ { match($0, /tier="[^"]+"/); n[substr($0, RSTART + 6, RLENGTH - 7)] = $NF }
     END { printf "%d %d %d\n", n["hit-memory"], n["hit-store"], n["miss"] }'
@@ -317,6 +323,7 @@ desc() { case $1 in a) echo "(a) 12MP jpeg -> w300 webp q80, miss";; b) echo "(b
   c) echo "(c) 2MP jpeg -> w300 webp q80, miss";; d) echo "(d) png+alpha -> w300 png, miss";;
   e) echo "(e) original 2MP jpeg";; f) echo "(f) (a)'s output, memory hit";; g) echo "(g) (a)'s output, store hit";;
   h) echo "(h) 2MP jpeg -> w600 avif q60, miss";;
+  j) echo "(j) 2MP jpeg -> w300 jxl q80, miss";; q) echo "(q) 2MP jpeg -> w300 webp q_auto, miss";;
   i-jpeg) echo "(i-jpeg) 2.8MP jpeg q80 -> 512 box jpeg q80";; i-png) echo "(i-png) 2.8MP png -> 512 box png";;
   i-webp) echo "(i-webp) 2.8MP webp q75 -> 512 box webp q75";; i-avif) echo "(i-avif) 2.8MP avif q65 -> 512 box avif q65";; esac; }
 expected_tier() { case $1 in e) echo none;; f) echo hit-memory;; g) echo hit-store;; *) echo miss;; esac; }
@@ -454,7 +461,7 @@ if [ "$QUALITY" = 1 ] && [ -n "$QCASES" ]; then
   if QPY=$(quality_python); then
     : > "$RES/quality.tsv"
     for s in $QCASES; do
-      src=$(sed -n 's#^/t/\([^?]*\)?.*#\1#p' <<< "${SHARP_URL[$s]}")
+      src=${FILE[$s]}
       for who in $(servers "$s"); do
         printf '%s\t%s\t%s\t%s\n' "$s" "$who" "$src" "$(full_url "$who" "$s")" >> "$RES/quality.tsv"
       done

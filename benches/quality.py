@@ -15,7 +15,8 @@ source) is composited over white first, both sides, so what is compared is what 
 --calibrate: for each peer's output in a case, also the imgedge quality with the same ssim_y
 (linear interpolation over the imgedge rows of that case, labelled `q_N`) and its bytes there.
 
-Needs Pillow (with AVIF decoding: Pillow >= 11.3, or pillow-avif-plugin) and numpy.
+Needs Pillow (with AVIF decoding: Pillow >= 11.3, or pillow-avif-plugin), pillow-jxl-plugin for
+JPEG XL outputs, and numpy.
 """
 import argparse
 import io
@@ -28,6 +29,10 @@ from PIL import Image, ImageOps
 
 try:  # older Pillow: the plugin registers AVIF
     import pillow_avif  # noqa: F401
+except ImportError:
+    pass
+try:  # JPEG XL outputs (case j)
+    import pillow_jxl  # noqa: F401
 except ImportError:
     pass
 
