@@ -16,13 +16,13 @@ const PIPELINE_VERSION: &str = "imgedge-pipeline-v1";
 /// that format alone (empty until then, so the other formats' keys stay as they are): AVIF's
 /// `q` was recalibrated to Sharp's scale, and builds with libaom (the `aom` feature) make other
 /// bytes than builds with rav1e, so replicas of the two kinds never share an AVIF; JPEG moved
-/// from jpeg-encoder to libjpeg.
+/// from jpeg-encoder to libjpeg; JPEG XL's `q` was calibrated to our JPEG's.
 fn encoder_revision(format: ImageFormat) -> &'static str {
     match format {
         ImageFormat::Avif if cfg!(feature = "aom") => "\0avif-aom",
         ImageFormat::Avif => "\0avif-q-calibrated",
         ImageFormat::Jpeg => "\0jpeg-libjpeg",
-        ImageFormat::Jxl => "\0jxl-libjxl",
+        ImageFormat::Jxl => "\0jxl-libjxl-q-calibrated",
         _ => "",
     }
 }

@@ -60,6 +60,17 @@ impl std::str::FromStr for AutoLevel {
     }
 }
 
+/// A requested `q` (1–100) on an encoder's own scale: linear between `points` (requested,
+/// encoder's), which start at 1 and end at 100, so that a number means about the same in every
+/// format (each table is measured by the bench harness's SSIM).
+pub fn calibrated(points: &[(f32, f32)], q: u8) -> f32 {
+    let q = f32::from(q.clamp(1, 100));
+    points
+        .windows(2)
+        .find(|w| q <= w[1].0)
+        .map_or(100.0, |w| w[0].1 + (q - w[0].0) * (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
+}
+
 /// Quality used when `q_` is not given, per format; `None` for lossless formats.
 pub fn default_quality(format: ImageFormat) -> Option<u8> {
     match format {

@@ -130,11 +130,7 @@ mod rav1e {
     pub fn ravif_quality(q: u8) -> f32 {
         const POINTS: [(f32, f32); 6] =
             [(1.0, 1.0), (50.0, 65.0), (60.0, 82.0), (70.0, 88.0), (80.0, 94.0), (100.0, 100.0)];
-        let q = f32::from(q.clamp(1, 100));
-        POINTS
-            .windows(2)
-            .find(|w| q <= w[1].0)
-            .map_or(100.0, |w| w[0].1 + (q - w[0].0) * (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
+        crate::transform::quality::calibrated(&POINTS, q)
     }
 
     pub fn encode(pixels: &[u8], (w, h): (u32, u32), alpha: bool, quality: u8, speed: u8) -> Result<Vec<u8>, String> {
