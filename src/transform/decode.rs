@@ -20,6 +20,7 @@ pub mod animation;
 pub mod avif;
 pub mod gif;
 pub mod heic;
+pub mod heif;
 pub mod jpeg;
 pub mod jxl;
 pub mod png;

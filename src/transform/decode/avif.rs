@@ -16,25 +16,14 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libavif_sys as sys;
 
+use super::heif::{self, Step};
 use super::Decoded;
 use crate::transform::libavif::{check, Owned};
 use crate::transform::PipelineError;
 
-/// What the container says, before any pixel is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// Stored width (before `irot`).
-    pub width: u32,
-    /// Stored height.
-    pub height: u32,
-    /// Whether an alpha plane comes with the image.
-    pub alpha: bool,
-    /// Bytes per pixel a decode holds at its peak: libaom's frame buffers, libavif's alpha
-    /// plane and our 8-bit RGB(A) copy.
-    pub bytes_per_pixel: u64,
-    /// What `irot` and `imir` ask for.
-    pub orientation: Orientation,
-}
+/// What the container says (bytes per pixel: libaom's frame buffers, libavif's alpha plane and
+/// our 8-bit RGB(A) copy).
+pub use super::heif::Header;
 
 /// A decoder that has parsed `bytes`, which it reads until it is dropped.
 struct Parsed<'a> {
@@ -107,24 +96,12 @@ impl<'a> Parsed<'a> {
     }
 }
 
-/// `irot` (anticlockwise quarter turns) then `imir` (axis 0 swaps top and bottom, 1 left and
-/// right), as the orientation that does the same.
+/// `irot` then `imir`, the order libavif applies them in.
 fn orientation(image: &sys::avifImage) -> Orientation {
     let flags = image.transformFlags;
-    let turns = if flags & sys::AVIF_TRANSFORM_IROT != 0 { image.irot.angle % 4 } else { 0 };
-    let mirror = (flags & sys::AVIF_TRANSFORM_IMIR != 0).then_some(image.imir.axis);
-    // Clockwise, as `Orientation` counts.
-    match (turns, mirror) {
-        (0, None) => Orientation::NoTransforms,
-        (1, None) => Orientation::Rotate270,
-        (2, None) => Orientation::Rotate180,
-        (_, None) => Orientation::Rotate90,
-        // Left-right after the turn.
-        (0, Some(1)) | (2, Some(0)) => Orientation::FlipHorizontal,
-        (0, Some(_)) | (2, Some(_)) => Orientation::FlipVertical,
-        (1, Some(1)) | (3, Some(0)) => Orientation::Rotate270FlipH,
-        (_, Some(_)) => Orientation::Rotate90FlipH,
-    }
+    let turn = (flags & sys::AVIF_TRANSFORM_IROT != 0).then_some(Step::Turn(image.irot.angle));
+    let mirror = (flags & sys::AVIF_TRANSFORM_IMIR != 0).then_some(Step::Mirror(image.imir.axis));
+    heif::orientation(turn.into_iter().chain(mirror))
 }
 
 /// Reads the header.
@@ -242,33 +219,17 @@ mod tests {
     }
 
     #[test]
-    fn irot_and_imir_become_the_orientation_that_does_the_same() {
-        let mut image = sys::avifImage::default();
-        let mut at = |turns: u8, mirror: Option<u8>| {
-            image.transformFlags = sys::AVIF_TRANSFORM_IROT | mirror.map_or(0, |_| sys::AVIF_TRANSFORM_IMIR);
-            image.irot.angle = turns;
-            image.imir.axis = mirror.unwrap_or(0);
-            orientation(&image)
+    fn irot_and_imir_are_read_in_that_order() {
+        let mut image = sys::avifImage {
+            transformFlags: sys::AVIF_TRANSFORM_IROT | sys::AVIF_TRANSFORM_IMIR,
+            irot: sys::avifImageRotation { angle: 1 },
+            imir: sys::avifImageMirror { axis: 0 },
+            ..Default::default()
         };
-        // Six distinct pixels, so every one of the eight orientations looks different.
-        let strip = DynamicImage::ImageRgb8(RgbImage::from_fn(3, 2, |x, y| image::Rgb([(x + 3 * y) as u8, 0, 0])));
-        let turned = |turns: u8, mirror: Option<u8>| {
-            let mut img = strip.clone();
-            for _ in 0..turns {
-                img = img.rotate270(); // a quarter turn anticlockwise
-            }
-            match mirror {
-                Some(0) => img.flipv(),
-                Some(_) => img.fliph(),
-                None => img,
-            }
-        };
-        for turns in 0..4 {
-            for mirror in [None, Some(0), Some(1)] {
-                let mut oriented = strip.clone();
-                oriented.apply_orientation(at(turns, mirror));
-                assert_eq!(oriented, turned(turns, mirror), "irot {turns}, imir {mirror:?}");
-            }
-        }
+        assert_eq!(orientation(&image), heif::orientation([Step::Turn(1), Step::Mirror(0)]));
+        image.transformFlags = sys::AVIF_TRANSFORM_IMIR;
+        assert_eq!(orientation(&image), Orientation::FlipVertical, "no irot flag: the angle is not read");
+        image.transformFlags = 0;
+        assert_eq!(orientation(&image), Orientation::NoTransforms);
     }
 }
