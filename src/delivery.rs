@@ -69,7 +69,15 @@ pub struct Resolved {
     pub owner: crate::ids::UserId,
     source: Source,
     /// What `fmt_auto` serves if its slow format is not made within the budget.
-    fallback: Option<Box<VariantSpec>>,
+    fallback: Option<Box<StandIn>>,
+}
+
+/// `fmt_auto`'s cheaper answer while its slow format (AVIF, JPEG XL) is made.
+struct StandIn {
+    /// The variant in the format `fmt_auto` would pick without the slow ones.
+    spec: VariantSpec,
+    /// Its short `Cache-Control`.
+    cache_control: HeaderValue,
 }
 
 /// What [`Delivery::serve`] found.
@@ -255,7 +263,7 @@ impl Delivery {
                 fallback: None,
             });
         }
-        let fallback = self.fallback(&spec, ask.accept);
+        let fallback = self.fallback(&spec, ask.accept, access);
         let resolved = Resolved {
             etag: header(&spec.key.etag())?,
             cache_control: access.cache_control(),
@@ -335,7 +343,7 @@ impl Delivery {
                 Ok(Served::of(Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
             }
             Source::Variant(spec) => match resolved.fallback {
-                Some(fallback) => self.within_budget(&spec, &fallback, &resolved.cache_control, head).await,
+                Some(fallback) => self.within_budget(&spec, *fallback, head).await,
                 None => {
                     let (payload, tier) = self.variant_payload(&spec, head).await?;
                     Ok(Served::of(payload, Some(tier)))
@@ -350,44 +358,31 @@ impl Delivery {
 
     /// `fmt_auto`'s stand-in for `spec` (an AVIF or JPEG XL): the format it would pick without
     /// the slow ones, when the browser takes it and a budget is set.
-    fn fallback(&self, spec: &VariantSpec, accept: Option<&str>) -> Option<Box<VariantSpec>> {
+    fn fallback(&self, spec: &VariantSpec, accept: Option<&str>, access: Access) -> Option<Box<StandIn>> {
         let auto = spec.ops.format == Some(transform::FormatChoice::Auto);
         if !auto || !spec.format.is_slow() || self.settings.auto_format_budget.is_zero() {
             return None;
         }
         let format = transform::canonical::cheaper_auto_format(accept, spec.image.has_alpha, spec.plan.output);
         let key = variant_key(&spec.image, &spec.ops, &spec.plan, format);
-        Some(Box::new(VariantSpec { format, key, charged: false, ..spec.clone() }))
+        let spec = VariantSpec { format, key, charged: false, ..spec.clone() };
+        let cache_control = access.stand_in_cache_control(self.settings.auto_format_max_age);
+        Some(Box::new(StandIn { spec, cache_control }))
     }
 
     /// `spec` if it is made within the budget (or is made already); else `fallback`, marked to
     /// be answered with its own ETag and a short `max-age`, while `spec` goes on being made in
     /// its flight — once, charged once — for the requests after.
-    async fn within_budget(
-        &self,
-        spec: &VariantSpec,
-        fallback: &VariantSpec,
-        cache_control: &HeaderValue,
-        head: bool,
-    ) -> Result<Served, Error> {
+    async fn within_budget(&self, spec: &VariantSpec, fallback: StandIn, head: bool) -> Result<Served, Error> {
         let budget = self.settings.auto_format_budget;
         if let Ok(made) = tokio::time::timeout(budget, self.variant_payload(spec, head)).await {
             let (payload, tier) = made?;
             return Ok(Served::of(payload, Some(tier)));
         }
         self.shared.metrics.auto_format_fallback();
-        let (payload, tier) = self.variant_payload(fallback, head).await?;
-        // Never longer than the answer it stands in for may be kept (an expiring signature).
-        let max_age = match cache_control.to_str().unwrap_or_default() {
-            c if c.starts_with("private") => format!("private, max-age={}", self.settings.auto_format_max_age),
-            c => {
-                let signed = c.split("max-age=").nth(1).and_then(|v| v.split(',').next()?.trim().parse::<u32>().ok());
-                let age =
-                    signed.map_or(self.settings.auto_format_max_age, |s| s.min(self.settings.auto_format_max_age));
-                format!("public, max-age={age}")
-            }
-        };
-        let instead = (header(&fallback.key.etag())?, header(&max_age)?, fallback.format);
+        let StandIn { spec: fallback, cache_control } = fallback;
+        let (payload, tier) = self.variant_payload(&fallback, head).await?;
+        let instead = (header(&fallback.key.etag())?, cache_control, fallback.format);
         Ok(Served { payload, tier: Some(tier), instead: Some(instead) })
     }
 

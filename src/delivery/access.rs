@@ -33,7 +33,6 @@ impl Access {
         Self::Signed { max_age: exp.map_or(YEAR, |exp| (exp - now).clamp(0, YEAR)) }
     }
 
-    /// The `Cache-Control` header of answers given under this access.
     /// The same access for an answer made with a preset, which shared caches keep at most
     /// [`PRESET_MAX_AGE`] (the owner's own, private, fetches are not capped).
     pub fn with_preset(self) -> Self {
@@ -43,6 +42,17 @@ impl Access {
         }
     }
 
+    /// The `Cache-Control` of a stand-in answer that caches should ask for again after
+    /// `max_age` seconds (never later than the signature allows).
+    pub fn stand_in_cache_control(&self, max_age: u32) -> HeaderValue {
+        let value = match self {
+            Self::Signed { max_age: signed } => format!("public, max-age={}", (*signed).min(i64::from(max_age))),
+            Self::Owner => format!("private, max-age={max_age}"),
+        };
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("no-store"))
+    }
+
+    /// The `Cache-Control` header of answers given under this access.
     pub fn cache_control(&self) -> HeaderValue {
         match self {
             Self::Signed { max_age } if *max_age >= YEAR => {
@@ -143,6 +153,13 @@ mod tests {
         assert_eq!(Access::signed(Some(100 + 2 * YEAR), 100), Access::Signed { max_age: YEAR });
         assert_eq!(Access::signed(Some(50), 100), Access::Signed { max_age: 0 });
         assert!(Access::Owner.cache_control().to_str().unwrap().starts_with("private"));
+    }
+
+    #[test]
+    fn a_stand_in_is_kept_briefly_and_never_past_its_signature() {
+        assert_eq!(Access::signed(None, 100).stand_in_cache_control(60), "public, max-age=60");
+        assert_eq!(Access::signed(Some(130), 100).stand_in_cache_control(60), "public, max-age=30");
+        assert_eq!(Access::Owner.stand_in_cache_control(60), "private, max-age=60");
     }
 
     #[test]
