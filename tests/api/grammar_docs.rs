@@ -95,6 +95,15 @@ fn the_console_offers_the_grammars_words_and_bounds() {
     };
     assert_eq!(list("FITS"), words("fit"));
     assert_eq!(list("FORMATS"), words("fmt"));
+    // The quality field takes N and every word of q_; its suggestions are those words.
+    let quality_words: Vec<String> = words("q").into_iter().filter(|w| *w != "N").map(str::to_owned).collect();
+    assert_eq!(list("QUALITY_WORDS"), quality_words);
+    let start = page.find("<datalist id=\"ops-quality-words\">").expect("#ops-quality-words");
+    let datalist = &page[start..start + page[start..].find("</datalist>").unwrap()];
+    let suggested: Vec<String> =
+        datalist.split("value=\"").skip(1).filter_map(|v| v.split('"').next()).map(str::to_owned).collect();
+    assert_eq!(suggested, quality_words, "#ops-quality-words");
+    assert!(page.contains("id=\"ops-quality\" type=\"text\" list=\"ops-quality-words\""), "#ops-quality");
     let max = imgedge::Config::embedded("/tmp").limits.max_dimension;
     assert!(script.contains(&format!("const MAX_DIMENSION = {max};")), "console.js bounds w_ and h_ at {max}");
     for input in ["ops-width", "ops-height"] {

@@ -314,6 +314,23 @@ class ConsoleWalkThrough(unittest.TestCase):
         self.check_screen("transform panel")
         self.save_screenshot()
 
+        # Quality takes q_auto's levels as well as numbers.
+        quality = self.visible("ops-quality")
+        quality.clear()
+        quality.send_keys("auto:eco")
+        self.assertEqual(d.find_element(By.ID, "ops-raw").get_attribute("value"), "w_200,fmt_webp,q_auto:eco")
+        self.until(
+            lambda _: self.js(
+                """
+                const p = arguments[0], src = p.getAttribute('src') || '';
+                return p.dataset.state === 'loaded' && p.complete && src.includes('q_auto:eco')
+                    && p.naturalWidth === 200;
+                """,
+                preview,
+            ),
+            "the preview loads with q_auto:eco",
+        )
+
         # Purge the cached variants: the API answers 204 and the console says so.
         d.find_element(By.ID, "purge").click()
         self.until(lambda _: "purged" in d.find_element(By.ID, "toast").text, "the purge is confirmed")

@@ -738,6 +738,7 @@
   const MAX_DIMENSION = 8192;
   const FITS = ["cover", "contain", "fill", "inside", "outside"];
   const FORMATS = ["jpeg", "png", "webp", "avif", "jxl", "gif", "auto"];
+  const QUALITY_WORDS = ["auto", "auto:best", "auto:good", "auto:eco"];
   const dimension = (v) => /^[1-9][0-9]{0,4}$/.test(v) && Number(v) <= MAX_DIMENSION;
 
   // Tokens the structured fields own, by token name.
@@ -746,7 +747,10 @@
     h: { id: "ops-height", valid: dimension },
     fit: { id: "ops-fit", valid: (v) => FITS.includes(v) },
     fmt: { id: "ops-format", valid: (v) => FORMATS.includes(v) },
-    q: { id: "ops-quality", valid: (v) => /^[1-9][0-9]{0,2}$/.test(v) && Number(v) <= 100 },
+    q: {
+      id: "ops-quality",
+      valid: (v) => (/^[1-9][0-9]{0,2}$/.test(v) && Number(v) <= 100) || QUALITY_WORDS.includes(v),
+    },
   };
 
   const splitOps = (raw) =>
