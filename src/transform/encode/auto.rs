@@ -110,7 +110,8 @@ fn search(
 fn reduced(img: &DynamicImage, background: [u8; 3], pixels: u64) -> Result<DynamicImage, PipelineError> {
     let (width, height) = img.dimensions();
     let scale = (pixels as f64 / (f64::from(width) * f64::from(height))).sqrt();
-    let side = |extent: u32| ((f64::from(extent) * scale).round() as u32).clamp(16, extent);
+    // At most the side itself, and at least 16 px where the side has them (never a panic).
+    let side = |extent: u32| ((f64::from(extent) * scale).round() as u32).max(16).min(extent);
     resize::resize(&DynamicImage::ImageRgb8(flatten(img, background)), None, (side(width), side(height)))
 }
 
@@ -228,6 +229,8 @@ mod tests {
             let (ratio, sample_ratio) = (f64::from(w) / f64::from(h), f64::from(sw) / f64::from(sh));
             assert!((sample_ratio / ratio - 1.0).abs() < 0.02, "{w}x{h}: {sw}x{sh}");
         }
+        // A side under 16 px stays as it is: no panic, whatever calls it.
+        assert_eq!(reduced(&photo(10, 4), [255; 3], 16).unwrap().dimensions(), (10, 4));
         // Alpha is composited on the background first, as the score sees it.
         let clear = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(600, 400, image::Rgba([0, 0, 0, 0])));
         let sample = reduced(&clear, [10, 200, 30], 256 * 256).unwrap();
