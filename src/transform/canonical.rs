@@ -71,7 +71,7 @@ pub fn accepts(accept: &str, mime: &str) -> bool {
 }
 
 /// What `fmt_auto` serves instead of a slow format (AVIF, JPEG XL) while that one is made:
-/// the format it would pick without them. `None` when the slow one is the only fit.
+/// the format it would pick without them (at worst PNG or JPEG, which every browser takes).
 pub fn cheaper_auto_format(accept: Option<&str>, has_alpha: bool, output: (u32, u32)) -> ImageFormat {
     auto_format(accept, has_alpha, false, output, false)
 }

@@ -56,9 +56,8 @@ pub fn encode(img: &DynamicImage, settings: &Settings, level: AutoLevel) -> Resu
     }
     let target_pixels = search_pixels(u64::from(width) * u64::from(height));
     let whole = target_pixels.is_none();
-    let sample = match target_pixels {
-        Some(pixels) => Some(reduced(img, settings.background, pixels)?),
-        None => None,
+    let Ok(sample) = target_pixels.map(|pixels| reduced(img, settings.background, pixels)).transpose() else {
+        return encode_at(img, settings, default);
     };
     let measured = sample.as_ref().map_or(img, |s| s);
     let reference = flatten(measured, settings.background);
