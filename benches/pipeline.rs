@@ -180,9 +180,19 @@ fn working_copies(c: &mut Criterion) {
     g.bench_function("upload check of a 12MP jpeg (copies included)", |b| {
         b.iter(|| imgedge::images::upload::inspect(black_box(&big), &limits).unwrap())
     });
+    // The copies are decoded by libjpeg, whole ones too; zune-jpeg decodes originals whole.
+    let half = copy(&big_copies, 2);
+    g.bench_function("decode the 1/2 copy whole: zune-jpeg", |b| {
+        b.iter(|| decode::decode(black_box(&half), ImageFormat::Jpeg, 1, 50_000_000).unwrap())
+    });
+    g.bench_function("decode the 1/2 copy whole: libjpeg", |b| {
+        b.iter(|| decode::working_copy(black_box(&half), 1, 50_000_000).unwrap())
+    });
+    // (b) from the copy the rule chose before the 1/3 one existed, and from the one it chooses.
     for (name, bytes, level, size, ops, out) in [
         ("(a) from the 1/4 copy", copy(&big_copies, 4), 4, (4000, 3000), "w_300,q_80", ImageFormat::Webp),
-        ("(b) from the 1/2 copy", copy(&big_copies, 2), 2, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
+        ("(b) from the 1/2 copy", half.clone(), 2, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
+        ("(b) from the 1/3 copy", copy(&big_copies, 3), 3, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
         ("(c) from the 1/4 copy", copy(&mid_copies, 4), 4, (1600, 1200), "w_300,q_80", ImageFormat::Webp),
     ] {
         g.bench_function(name, |b| b.iter(|| run_from(&bytes, level, ImageFormat::Jpeg, size, ops, out)));

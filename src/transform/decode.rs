@@ -3,7 +3,8 @@
 //!
 //! - A JPEG that will be scaled down is decoded with DCT scaling (1/2, 1/4, 1/8) by libjpeg
 //!   (mozjpeg), so a 12 MP photo headed for a 300 px thumbnail never exists at full size;
-//!   full-size JPEGs go through zune-jpeg (SIMD without nasm).
+//!   full-size JPEGs go through zune-jpeg (SIMD without nasm); our own working copies through
+//!   libjpeg at every scale ([`working_copy`]).
 //! - PNG and GIF rows are streamed into an area-averaging shrinker ([`shrink`]), so a large PNG
 //!   or a huge GIF screen headed for a thumbnail never exists at full size either.
 //! - WebP stills decode straight to the scaled size with libwebp; animations go through
@@ -236,6 +237,19 @@ pub fn decode(bytes: &[u8], format: ImageFormat, k: u32, max_pixels: u64) -> Res
         _ => {}
     }
     decode_full(bytes, format, max_pixels)
+}
+
+/// Decodes a working copy (see [`super::levels`]) at scale `k`: with libjpeg at every scale,
+/// whole ones included. The copies are baseline 4:4:4 JPEGs of our own, which libjpeg with its
+/// SIMD decodes faster than zune-jpeg (the 1/2 copy of a 12 MP photo: 16.3 against 19.0 ms).
+///
+/// # Errors
+/// As [`decode`], which decides when libjpeg cannot.
+pub fn working_copy(bytes: &[u8], k: u32, max_pixels: u64) -> Result<Decoded, PipelineError> {
+    match jpeg::decode_scaled(bytes, k, max_pixels) {
+        Some(decoded) => Ok(decoded),
+        None => decode(bytes, ImageFormat::Jpeg, k, max_pixels),
+    }
 }
 
 /// What the upload check learned from decoding a file completely.

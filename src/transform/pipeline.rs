@@ -107,7 +107,12 @@ pub fn run(job: &Job<'_>) -> Result<Output, PipelineError> {
     // Sharp's default `fastShrinkOnLoad`), PNG and GIF rows are averaged down while they are
     // read; Lanczos3 does the rest.
     let probe = decode::probe(job.original, job.source_format)?;
-    let decoded = decode::decode(job.original, job.source_format, decode_scale(job, &probe, &plan), job.max_pixels)?;
+    let scale = decode_scale(job, &probe, &plan);
+    let decoded = if job.level > 1 {
+        decode::working_copy(job.original, scale, job.max_pixels)?
+    } else {
+        decode::decode(job.original, job.source_format, scale, job.max_pixels)?
+    };
     let img = shape(decoded, job, &plan, &mut None)?;
     let img = filter(img, job, &mut None)?;
     let bytes = encode::encode(&img, &settings(job))?;

@@ -1,6 +1,6 @@
 //! Working copies of large JPEG originals: made at upload (or by the start-up backfill for
 //! older rows), stored beside the variants, gone with the image, and decoded instead of the
-//! original wherever they hold every pixel the original's own decode would give.
+//! original wherever one is at least 1.1 times the output on each side.
 
 use image::GenericImageView;
 
@@ -26,12 +26,13 @@ async fn large_jpegs_are_served_from_their_working_copies(backend: Backend) {
     let keys = &app.state.shared.keys;
     let mut stored = app.stored_keys(&format!("derived/{id}/")).await;
     stored.sort();
-    assert_eq!(stored, vec![keys.level(&id, 2).as_str().to_owned(), keys.level(&id, 4).as_str().to_owned()]);
+    let levels: Vec<_> = [2, 3, 4].map(|f| keys.level(&id, f).as_str().to_owned()).into();
+    assert_eq!(stored, levels);
     let copy = |factor| {
         let (at, store) = (keys.level(&id, factor), app.state.shared.store.clone());
         async move { decode(&store.get_bytes(&at).await.unwrap()).dimensions() }
     };
-    assert_eq!((copy(2).await, copy(4).await), ((900, 600), (450, 300)));
+    assert_eq!((copy(2).await, copy(3).await, copy(4).await), ((900, 600), (600, 400), (450, 300)));
     // Small images and other formats get none.
     let small = upload(&app, &alice, halves_jpeg(400, 200)).await;
     assert!(app.stored_keys(&format!("derived/{small}/")).await.is_empty());
@@ -46,9 +47,16 @@ async fn large_jpegs_are_served_from_their_working_copies(backend: Backend) {
     // original is not.
     app.state.shared.store.delete(&keys.original(&id)).await.unwrap();
     let thumb = app.variant_bytes(&alice, id.as_str(), "w_300,fmt_webp").await;
-    assert_eq!(decode(&thumb).dimensions(), (300, 200), "from the 1/4 copy (a 1/4 decode of the original)");
-    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_500").await).width(), 500, "from the 1/2 copy");
+    assert_eq!(decode(&thumb).dimensions(), (300, 200), "from the 1/4 copy");
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_500").await).width(), 500, "from the 1/3 copy");
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_800").await).width(), 800, "from the 1/2 copy");
     assert_error(app.variant(&alice, id.as_str(), "w_1500").await, 404, "not_found").await;
+    // Which copy: with the 1/3 one gone too, what it serves is not found, and an output it
+    // would hold without 10 % to spare never came from it.
+    app.state.shared.store.delete(&keys.level(&id, 3)).await.unwrap();
+    assert_error(app.variant(&alice, id.as_str(), "w_520").await, 404, "not_found").await;
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_560").await).width(), 560, "600 px is not 1.1 × 560");
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_400").await).width(), 400, "450 px is 1.1 × 400");
 
     // Deleted with the image.
     let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
@@ -65,7 +73,7 @@ async fn older_rows_get_their_copies_from_the_backfill(backend: Backend) {
     app.state.shared.store.delete_prefix(&format!("derived/{id}/")).await.unwrap();
     app.state.shared.lookups.forget_image(&id);
     assert_eq!(app.state.images.backfill().await, 1);
-    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 2, "both copies");
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 3, "every copy");
     // And the copies serve at once.
     app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
     assert_eq!(app.variant(&alice, id.as_str(), "w_300").await.status(), 200);
@@ -80,11 +88,11 @@ async fn lossy_stills_get_copies_lossless_and_transparent_ones_do_not(backend: B
     // A lossy WebP (the server's own, full size): copies, and its variants come from them.
     let webp = app.variant_bytes(&alice, jpeg.as_str(), "fmt_webp,q_90").await;
     let id = upload(&app, &alice, webp).await;
-    assert_eq!(copies(&app, &id).await, 2, "lossy WebP");
+    assert_eq!(copies(&app, &id).await, 3, "lossy WebP");
     let from_original = decode(&app.variant_bytes(&alice, id.as_str(), "w_400,fmt_png").await).to_rgb8();
     app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
     let from_copy = decode(&app.variant_bytes(&alice, id.as_str(), "w_420,fmt_png").await);
-    assert_eq!(from_copy.dimensions(), (420, 280), "served with the original gone: from the 1/4 copy");
+    assert_eq!(from_copy.dimensions(), (420, 280), "served with the original gone: from the 1/3 copy");
     let from_copy = from_copy.resize_exact(400, 267, image::imageops::FilterType::Lanczos3).to_rgb8();
     let diff = mean_difference(&from_copy, &from_original);
     assert!(diff < 6.0, "mean difference {diff:.2} between the copy's variant and the original's");
@@ -104,7 +112,7 @@ async fn lossy_stills_get_copies_lossless_and_transparent_ones_do_not(backend: B
     if cfg!(feature = "aom") {
         let avif = app.variant_bytes(&alice, jpeg.as_str(), "fmt_avif,q_80").await;
         let id = upload(&app, &alice, avif).await;
-        assert_eq!(copies(&app, &id).await, 2, "AVIF");
+        assert_eq!(copies(&app, &id).await, 3, "AVIF");
         app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
         assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_300,fmt_png").await).dimensions(), (300, 200));
     }
