@@ -134,7 +134,8 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     if levels::wanted(bytes, format, (width, height)) {
         // The decode of the working copies (at 1/2 where the format scales while it decodes),
         // the half-size image, and then at once: the half, its 1/3 and 1/4 reductions (4/9 and
-        // 1/4 of it) and the copy of the half the encoder reads, 2.7 halves in all.
+        // 1/4 of it) and, when the decode is not RGB already, the RGB copy the encoder reads:
+        // 2.7 halves at most.
         let half = u64::from(width.div_ceil(2)) * u64::from(height.div_ceil(2)) * 3;
         memory = memory.max(probe.bytes_at(2) + half * 2);
     }

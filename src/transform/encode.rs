@@ -1,6 +1,8 @@
 //! Encoders. Every output is written from pixels alone, so no metadata (EXIF, GPS, XMP,
 //! comments, ICC) survives: pixels are already sRGB by then.
 
+use std::borrow::Cow;
+
 use image::codecs::gif::GifEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage};
@@ -103,9 +105,11 @@ pub fn encode_at(img: &DynamicImage, settings: &Settings, quality: u8) -> Result
     Ok(out)
 }
 
-/// The image as RGB, alpha composited over `background`.
-pub fn flatten(img: &DynamicImage, background: [u8; 3]) -> RgbImage {
+/// The image as RGB, alpha composited over `background`: borrowed when it is RGB already (the
+/// encoders only read it), so an opaque output is not copied once more before it is encoded.
+pub fn flatten(img: &DynamicImage, background: [u8; 3]) -> Cow<'_, RgbImage> {
     match img {
+        DynamicImage::ImageRgb8(buf) => Cow::Borrowed(buf),
         DynamicImage::ImageRgba8(buf) => {
             let mut rgb = RgbImage::new(buf.width(), buf.height());
             for (dst, src) in rgb.pixels_mut().zip(buf.pixels()) {
@@ -115,9 +119,9 @@ pub fn flatten(img: &DynamicImage, background: [u8; 3]) -> RgbImage {
                     dst[c] = u8::try_from(v).unwrap_or(u8::MAX);
                 }
             }
-            rgb
+            Cow::Owned(rgb)
         }
-        other => other.to_rgb8(),
+        other => Cow::Owned(other.to_rgb8()),
     }
 }
 

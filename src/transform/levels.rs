@@ -108,7 +108,8 @@ pub fn make(original: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Vec
 }
 
 fn encode(img: &DynamicImage) -> Result<Vec<u8>, PipelineError> {
-    let rgb = img.to_rgb8();
+    // Copies are of opaque originals: nothing to composite, and RGB pixels are read in place.
+    let rgb = super::encode::flatten(img, [255; 3]);
     super::encode::jpeg::encode(rgb.as_raw(), rgb.width(), rgb.height(), QUALITY, super::encode::jpeg::Chroma::Full)
 }
 

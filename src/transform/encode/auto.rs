@@ -111,7 +111,7 @@ fn reduced(img: &DynamicImage, background: [u8; 3], pixels: u64) -> Result<Dynam
     let scale = (pixels as f64 / (f64::from(width) * f64::from(height))).sqrt();
     // At most the side itself, and at least 16 px where the side has them (never a panic).
     let side = |extent: u32| ((f64::from(extent) * scale).round() as u32).max(16).min(extent);
-    resize::resize(&DynamicImage::ImageRgb8(flatten(img, background)), None, (side(width), side(height)))
+    resize::resize(&DynamicImage::ImageRgb8(flatten(img, background).into_owned()), None, (side(width), side(height)))
 }
 
 /// SSIMULACRA2 against one reference, computed once.
