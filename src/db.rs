@@ -19,6 +19,13 @@ use crate::ids::{ImageId, UserId};
 use crate::placeholder::Placeholder;
 use crate::BoxError;
 
+/// The rows the start-up backfill inspects again: what an upload check records is missing, or
+/// the working copies are an earlier set ([`crate::transform::levels::EARLIER_MASKS`]).
+pub(crate) static BACKFILL_WHERE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let earlier = crate::transform::levels::EARLIER_MASKS.map(|m| m.to_string()).join(", ");
+    format!("thumbhash IS NULL OR frames IS NULL OR levels IS NULL OR levels IN ({earlier})")
+});
+
 /// Shared handle to the configured repository.
 pub type Db = Arc<dyn Repository>;
 
@@ -258,7 +265,8 @@ pub trait Repository: Send + Sync + 'static {
     /// Ids of every image, for sweeping orphaned objects.
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
 
-    /// Up to `limit` images uploaded before their placeholders, frames or working copies were made.
+    /// Up to `limit` images uploaded before their placeholders, frames or working copies were
+    /// made, or with an earlier set of copies ([`BACKFILL_WHERE`]).
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
 
     /// Stores what the upload check computes (placeholders, frames, which working copies are

@@ -536,9 +536,7 @@ impl Repository for PgRepo {
 
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         let conn = self.pool.get().await.map_err(pool)?;
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL OR levels IS NULL LIMIT $1"
-        );
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {} LIMIT $1", super::BACKFILL_WHERE.as_str());
         let rows = conn.query(&sql, &[&i64::from(limit)]).await.map_err(pg)?;
         rows.iter().map(image_from).collect()
     }

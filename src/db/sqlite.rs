@@ -610,7 +610,7 @@ impl Repository for SqliteRepo {
 
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError> {
         self.call(move |c| {
-            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE thumbhash IS NULL OR frames IS NULL OR levels IS NULL LIMIT ?1");
+            let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {} LIMIT ?1", super::BACKFILL_WHERE.as_str());
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt.query_map([limit], raw_image).map_err(backend)?;
             rows.map(|r| image_from(r.map_err(backend)?)).collect()

@@ -28,6 +28,11 @@ pub const FACTORS: [u32; 3] = [2, 3, 4];
 /// 1.03× and 0.988 at 1.11×, where the 1/2 copy gives 0.994 and 0.995.
 pub const HEADROOM: f64 = 1.1;
 
+/// The [`mask`]s earlier versions recorded, before the copy at 1/3: the start-up backfill makes
+/// such an original's copies again (see `Images::backfill`). Until it has, the rule serves
+/// them from the copies they have.
+pub const EARLIER_MASKS: [u32; 1] = [(1 << 2) | (1 << 4)];
+
 /// Originals with fewer pixels get no copies: their decode is cheap already.
 pub const MIN_PIXELS: u64 = 1_500_000;
 

@@ -113,26 +113,29 @@ async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
     let old = ImageRecord { placeholder: None, ..image(&owner.id, Utc::now()) };
     let uncounted = ImageRecord { frames: None, ..image(&owner.id, Utc::now()) };
     let uncopied = ImageRecord { levels: None, ..image(&owner.id, Utc::now()) };
+    // Copies at 1/2 and 1/4 only: made before the one at 1/3.
+    let earlier = ImageRecord { levels: Some(0b10100), ..image(&owner.id, Utc::now()) };
     let new = image(&owner.id, Utc::now());
-    for record in [&old, &uncounted, &uncopied, &new] {
+    for record in [&old, &uncounted, &uncopied, &earlier, &new] {
         repo.insert_image(record).await.unwrap();
     }
     let stored = repo.image(&new.id).await.unwrap().unwrap();
     assert_eq!((&stored.placeholder, stored.frames), (&new.placeholder, Some(7)));
     let mut missing: Vec<ImageId> = repo.images_to_backfill(10).await.unwrap().into_iter().map(|r| r.id).collect();
     missing.sort_by_key(|id| id.to_string());
-    let mut expected = vec![old.id.clone(), uncounted.id.clone(), uncopied.id.clone()];
+    let mut expected = vec![old.id.clone(), uncounted.id.clone(), uncopied.id.clone(), earlier.id.clone()];
     expected.sort_by_key(|id| id.to_string());
     assert_eq!(missing, expected);
     let computed = new.placeholder.clone().unwrap();
     let inspection = |frames, levels| db::Inspection { placeholder: computed.clone(), frames, levels };
     assert!(repo.set_inspection(&old.id, &inspection(1, 0)).await.unwrap());
     assert!(repo.set_inspection(&uncounted.id, &inspection(12, 0)).await.unwrap());
-    assert!(repo.set_inspection(&uncopied.id, &inspection(1, 0b10100)).await.unwrap());
+    assert!(repo.set_inspection(&uncopied.id, &inspection(1, 0b11100)).await.unwrap());
+    assert!(repo.set_inspection(&earlier.id, &inspection(1, 0b11100)).await.unwrap());
     let filled = repo.image(&old.id).await.unwrap().unwrap();
     assert_eq!((filled.placeholder, filled.frames), (Some(computed.clone()), Some(1)));
     assert_eq!(repo.image(&uncounted.id).await.unwrap().unwrap().frames, Some(12));
-    assert_eq!(repo.image(&uncopied.id).await.unwrap().unwrap().levels, Some(0b10100));
+    assert_eq!(repo.image(&uncopied.id).await.unwrap().unwrap().levels, Some(0b11100));
     assert!(repo.images_to_backfill(10).await.unwrap().is_empty());
     assert!(!repo.set_inspection(&ImageId::generate(), &inspection(1, 0)).await.unwrap(), "no such row");
 }

@@ -1,5 +1,5 @@
 //! Working copies of large JPEG originals: made at upload (or by the start-up backfill for
-//! older rows), stored beside the variants, gone with the image, and decoded instead of the
+//! older rows, and for rows with the copies of before the 1/3 one), stored beside the variants, gone with the image, and decoded instead of the
 //! original wherever one is at least 1.1 times the output on each side.
 
 use image::GenericImageView;
@@ -77,6 +77,20 @@ async fn older_rows_get_their_copies_from_the_backfill(backend: Backend) {
     // And the copies serve at once.
     app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
     assert_eq!(app.variant(&alice, id.as_str(), "w_300").await.status(), 200);
+    assert_eq!(app.state.images.backfill().await, 0);
+
+    // A row from before the copy at 1/3 (copies at 1/2 and 1/4 recorded): it is made, and used.
+    let id = upload(&app, &alice, photo()).await;
+    app.env.execute(&format!("UPDATE images SET levels = {} WHERE id = '{id}'", (1 << 2) | (1 << 4))).await;
+    let keys = &app.state.shared.keys;
+    app.state.shared.store.delete(&keys.level(&id, 3)).await.unwrap();
+    app.state.shared.lookups.forget_image(&id);
+    assert_eq!(app.state.images.backfill().await, 1);
+    assert_eq!(app.stored_keys(&format!("derived/{id}/")).await.len(), 3, "the copy at 1/3 too");
+    for gone in [keys.original(&id), keys.level(&id, 2)] {
+        app.state.shared.store.delete(&gone).await.unwrap();
+    }
+    assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_500").await).width(), 500, "from the 1/3 copy");
     assert_eq!(app.state.images.backfill().await, 0);
 }
 
