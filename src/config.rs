@@ -309,7 +309,7 @@ impl Config {
             ("limits.max_dimension", (1..=65_535).contains(&self.limits.max_dimension)),
             ("transform.timeout_secs (TRANSFORM_TIMEOUT_SECS)", !self.transform.timeout.is_zero()),
             ("transform.queue_wait_secs (TRANSFORM_QUEUE_WAIT_SECS)", !self.transform.queue_wait.is_zero()),
-            ("transform.avif_speed", (1..=10).contains(&self.transform.avif_speed)),
+            ("transform.avif_speed (0: the encoder's default)", self.transform.avif_speed <= 10),
             (
                 "transform.width_ladder (ascending widths within limits.max_dimension)",
                 !self.transform.width_ladder.is_empty()

@@ -103,7 +103,7 @@ impl Services {
         };
         let images = Images::new(shared.clone(), config.transform.timeout);
         let settings = DeliverySettings {
-            avif_speed: config.transform.avif_speed,
+            avif_speed: crate::transform::encode::avif::speed(config.transform.avif_speed),
             store_variants: cache.store_variants,
             timeout: config.transform.timeout,
             width_ladder: config.transform.width_ladder.clone(),

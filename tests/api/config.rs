@@ -22,6 +22,11 @@ fn defaults_then_the_file_then_the_environment() {
     assert_eq!(config.database.backend, DatabaseBackend::Sqlite(PathBuf::from("/x/imgedge.db")));
     assert!(config.storage.s3.force_path_style);
     assert_eq!(load("", &[("LOG_FORMAT", "json")]).unwrap().log.format, LogFormat::Json);
+    // AVIF's speed: 0 is the encoder's own default (libaom 6, rav1e 8); 1–10 as given.
+    let avif_speed =
+        |text: &str| imgedge::transform::encode::avif::speed(load(text, &[]).unwrap().transform.avif_speed);
+    assert_eq!(avif_speed(""), if cfg!(feature = "aom") { 6 } else { 8 });
+    assert_eq!(avif_speed("[transform]\navif_speed = 9\n"), 9);
 }
 
 #[test]
@@ -40,6 +45,8 @@ fn bad_values_name_their_setting() {
         let err = load("", pairs).unwrap_err().to_string();
         assert!(err.contains(needle), "{pairs:?}: {err}");
     }
+    let err = load("[transform]\navif_speed = 11\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("transform.avif_speed"), "{err}");
     let err = load("[server]\nprot = 1\n", &[]).unwrap_err().to_string();
     assert!(err.contains("prot"), "{err}");
 }

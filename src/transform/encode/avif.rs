@@ -11,6 +11,21 @@ use super::PipelineError;
 /// Which AV1 encoder this build has: part of the variant key, since the two make different bytes.
 pub const ENCODER: &str = if cfg!(feature = "aom") { "aom" } else { "rav1e" };
 
+/// The speed `transform.avif_speed = 0` stands for. libaom: 6, thumbor's (Pillow's) and
+/// libavif's own, where a 2 MP photo to 600 px q60 scores an SSIM of 0.921 at Sharp's bytes
+/// (Sharp: 0.925) in 2.3 times the time of speed 8 (0.916). rav1e: 8, its ten times slower encoder
+/// cannot spend more.
+pub const DEFAULT_SPEED: u8 = if cfg!(feature = "aom") { 6 } else { 8 };
+
+/// The encoder speed for `transform.avif_speed`: [`DEFAULT_SPEED`] for 0, else as configured.
+pub fn speed(configured: u8) -> u8 {
+    if configured == 0 {
+        DEFAULT_SPEED
+    } else {
+        configured
+    }
+}
+
 /// Encodes `img` (`Rgb8` or `Rgba8`; anything else is converted) at `quality` 1–100 and `speed`
 /// 1 (small, slow) to 10 (fast), on one thread: parallelism comes from transforms side by side.
 ///
