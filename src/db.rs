@@ -266,7 +266,7 @@ pub trait Repository: Send + Sync + 'static {
     async fn image_ids(&self) -> Result<Vec<ImageId>, DbError>;
 
     /// Up to `limit` images uploaded before their placeholders, frames or working copies were
-    /// made, or with an earlier set of copies ([`BACKFILL_WHERE`]).
+    /// made, or with an earlier set of copies ([`crate::transform::levels::EARLIER_MASKS`]).
     async fn images_to_backfill(&self, limit: u32) -> Result<Vec<ImageRecord>, DbError>;
 
     /// Stores what the upload check computes (placeholders, frames, which working copies are

@@ -216,8 +216,9 @@ impl Images {
 }
 
 impl Images {
-    /// Computes the placeholders and frame counts of rows uploaded before they existed, a batch
-    /// at a time, each from its original on the worker pool (like an upload check, so at the
+    /// Computes the placeholders, frame counts and working copies of rows uploaded before they
+    /// existed, or with an earlier set of copies ([`levels::EARLIER_MASKS`]), a batch at a
+    /// time, each from its original on the worker pool (the whole upload check again, so at the
     /// same cost and within the same budget). Returns how many rows it filled. An image that
     /// fails (its original missing or unreadable) is logged and skipped until the next start.
     pub async fn backfill(&self) -> usize {
@@ -239,7 +240,11 @@ impl Images {
             let todo: Vec<ImageRecord> = rows.into_iter().filter(|r| !skipped.contains(&r.id)).collect();
             if todo.is_empty() {
                 if filled > 0 || !skipped.is_empty() {
-                    tracing::info!(filled, skipped = skipped.len(), "backfill of placeholders and frames done");
+                    tracing::info!(
+                        filled,
+                        skipped = skipped.len(),
+                        "backfill of placeholders, frames and working copies done"
+                    );
                 }
                 return filled;
             }
