@@ -22,6 +22,23 @@ fn corpus(name: &str, synthetic: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     })
 }
 
+/// The (d) case's original: a 1024×768 PNG with alpha.
+fn alpha_png() -> Vec<u8> {
+    corpus("alpha-1024.png", || {
+        let img = image::RgbaImage::from_fn(1024, 768, |x, y| {
+            image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, ((x + y) % 256) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    })
+}
+
+/// The (i-png) case's original: a 2040×1360 PNG photo.
+fn photo_png() -> Vec<u8> {
+    corpus("photo-2.8mp.png", || encoded(photo(2040, 1360), image::ImageFormat::Png))
+}
+
 fn photo(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
@@ -110,14 +127,7 @@ fn stages(c: &mut Criterion) {
 fn whole(c: &mut Criterion) {
     let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
     let mid = corpus("photo-2mp.jpg", || photo(1600, 1200));
-    let alpha = corpus("alpha-1024.png", || {
-        let img = image::RgbaImage::from_fn(1024, 768, |x, y| {
-            image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, ((x + y) % 256) as u8])
-        });
-        let mut out = std::io::Cursor::new(Vec::new());
-        DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    });
+    let alpha = alpha_png();
     let mut g = c.benchmark_group("pipeline (the http-load cases)");
     g.sample_size(10);
     g.bench_function("(a) 12MP jpeg -> w300 webp q80", |b| {
@@ -140,6 +150,10 @@ fn whole(c: &mut Criterion) {
         b.iter(|| run(&big, ImageFormat::Jpeg, (4000, 3000), "w_300,h_300,g_smart,sharpen_1", ImageFormat::Avif))
     });
     // The imgproxy-shaped cases: a 2040×1360 photo into a 512 box, the same format out.
+    let png = photo_png();
+    g.bench_function("(i-png) 2.8MP png -> 512 box png", |b| {
+        b.iter(|| run(&png, ImageFormat::Png, (2040, 1360), "w_512,h_512,fit_inside", ImageFormat::Png))
+    });
     let webp = corpus("photo-2.8mp.webp", || encoded(photo(2040, 1360), image::ImageFormat::WebP));
     g.bench_function("(i-webp) 2.8MP webp -> 512 box webp q75", |b| {
         b.iter(|| run(&webp, ImageFormat::Webp, (2040, 1360), "w_512,h_512,fit_inside,q_75", ImageFormat::Webp))
@@ -168,8 +182,12 @@ fn whole(c: &mut Criterion) {
 fn working_copies(c: &mut Criterion) {
     let big = corpus("photo-12mp.jpg", || photo(4000, 3000));
     let mid = corpus("photo-2mp.jpg", || photo(1600, 1200));
-    let copies = |bytes: &[u8]| levels::make(bytes, ImageFormat::Jpeg, 50_000_000).unwrap();
+    let copies = |bytes: &[u8]| levels::make(bytes, ImageFormat::Jpeg, levels::Kind::Jpeg, 50_000_000).unwrap();
     let (big_copies, mid_copies) = (copies(&big), copies(&mid));
+    // Lossless originals get PNG copies.
+    let (alpha, png) = (alpha_png(), photo_png());
+    let png_copies = |bytes: &[u8]| levels::make(bytes, ImageFormat::Png, levels::Kind::Png, 50_000_000).unwrap();
+    let (alpha_copies, png_copies) = (png_copies(&alpha), png_copies(&png));
     let copy = |copies: &[levels::Level], f: u32| copies.iter().find(|l| l.factor == f).unwrap().bytes.clone();
     let mut g = c.benchmark_group("working copies");
     g.sample_size(10);
@@ -194,9 +212,22 @@ fn working_copies(c: &mut Criterion) {
         ("(b) from the 1/2 copy", half.clone(), 2, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
         ("(b) from the 1/3 copy", copy(&big_copies, 3), 3, (4000, 3000), "w_1200,q_80", ImageFormat::Jpeg),
         ("(c) from the 1/4 copy", copy(&mid_copies, 4), 4, (1600, 1200), "w_300,q_80", ImageFormat::Webp),
+        ("(d) from the 1/3 PNG copy", copy(&alpha_copies, 3), 3, (1024, 768), "w_300", ImageFormat::Png),
+        (
+            "(i-png) from the 1/3 PNG copy",
+            copy(&png_copies, 3),
+            3,
+            (2040, 1360),
+            "w_512,h_512,fit_inside",
+            ImageFormat::Png,
+        ),
     ] {
-        g.bench_function(name, |b| b.iter(|| run_from(&bytes, level, ImageFormat::Jpeg, size, ops, out)));
+        let format = levels::Kind::of(&bytes).format();
+        g.bench_function(name, |b| b.iter(|| run_from(&bytes, level, format, size, ops, out)));
     }
+    g.bench_function("make the PNG copies of a 1024x768 png+alpha", |b| {
+        b.iter(|| levels::make(black_box(&alpha), ImageFormat::Png, levels::Kind::Png, 50_000_000).unwrap())
+    });
     g.finish();
 }
 

@@ -88,7 +88,7 @@ impl Images {
     async fn put_levels(&self, id: &ImageId, levels: Vec<Level>) -> Result<(), Error> {
         for level in levels {
             let at = self.shared.keys.level(id, level.factor);
-            self.shared.store.put(&at, Bytes::from(level.bytes), "image/jpeg").await?;
+            self.shared.store.put(&at, Bytes::from(level.bytes), level.kind.format().mime()).await?;
         }
         Ok(())
     }

@@ -124,7 +124,8 @@ impl BlobKeys {
     }
 
     /// The working copy of `id` at 1/`factor` (see [`crate::transform::levels`]): kept beside
-    /// its variants, so it goes with the image.
+    /// its variants, so it goes with the image. The name says `.jpg` for every copy, the PNG
+    /// copies of lossless originals too (the name came first); readers go by the bytes.
     pub fn level(&self, id: &ImageId, factor: u32) -> BlobKey {
         BlobKey(format!("{}{id}/level-{factor}.jpg", self.derived))
     }

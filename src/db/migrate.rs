@@ -57,6 +57,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0010_purge_queue.sql",
         sql: include_str!("../../migrations/sqlite/0010_purge_queue.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_lossless_copies.sql",
+        sql: include_str!("../../migrations/sqlite/0011_lossless_copies.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -94,6 +99,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "0010_purge_queue.sql",
         sql: include_str!("../../migrations/postgres/0010_purge_queue.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "0011_lossless_copies.sql",
+        sql: include_str!("../../migrations/postgres/0011_lossless_copies.sql"),
     },
 ];
 

@@ -64,7 +64,7 @@ impl Delivery {
     /// copy's factor (1 for the original).
     async fn source(&self, spec: &VariantSpec) -> Result<(Bytes, u32), Error> {
         let p = &self.shared;
-        // Only lossy opaque stills have copies, so an animation always reads its original.
+        // Only stills have copies, so an animation always reads its original.
         let level = spec.image.levels.map_or(1, |mask| levels::choose(mask, spec.plan.shrink()));
         if level > 1 {
             match p.store.get_bytes(&p.keys.level(&spec.image.id, level)).await {
@@ -312,8 +312,12 @@ impl Work {
     fn job(&self) -> Job<'_> {
         Job {
             original: &self.original,
-            // The copies are JPEGs, whatever the original is.
-            source_format: if self.level > 1 { ImageFormat::Jpeg } else { self.spec.image.format },
+            // A copy is a JPEG or a PNG, whatever the original is.
+            source_format: if self.level > 1 {
+                levels::Kind::of(&self.original).format()
+            } else {
+                self.spec.image.format
+            },
             source_size: (self.spec.image.width, self.spec.image.height),
             source_frames: self.spec.image.frames,
             ops: &self.spec.ops,

@@ -81,7 +81,7 @@ pub struct Inspected {
     pub placeholder: Placeholder,
     /// Number of frames (1 for a still).
     pub frames: u32,
-    /// Working copies to store beside the original (large JPEGs; see [`levels`]).
+    /// Working copies to store beside the original (large stills; see [`levels`]).
     pub levels: Vec<Level>,
 }
 
@@ -92,6 +92,8 @@ pub struct Header {
     pub format: ImageFormat,
     /// Bytes of pixel memory [`inspect`] will hold.
     pub memory: u64,
+    /// The working copies [`inspect`] makes, if any (see [`levels::wanted`]).
+    pub copies: Option<levels::Kind>,
 }
 
 /// The cheap checks: format from magic bytes, then from the header alone the pixel count and
@@ -130,19 +132,27 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     }
     let probe = decode::probe(bytes, format).map_err(|e| UploadError::Corrupt(e.to_string()))?;
     let canvas = u64::from(extent.0) * u64::from(extent.1) * 4;
-    let mut memory = if frames > 1 { probe.check_bytes.max(canvas * u64::from(frames)) } else { probe.check_bytes };
-    if levels::wanted(bytes, format, (width, height)) {
-        // The decode of the working copies (at 1/2 where the format scales while it decodes),
-        // the half-size image, and then at once: the half, its 1/3 and 1/4 reductions (4/9 and
-        // 1/4 of it) and, when the decode is not RGB already, the RGB copy the encoder reads:
-        // 2.7 halves at most.
-        let half = u64::from(width.div_ceil(2)) * u64::from(height.div_ceil(2)) * 3;
-        memory = memory.max(probe.bytes_at(2) + half * 2);
+    let check = if frames > 1 { probe.check_bytes.max(canvas * u64::from(frames)) } else { probe.check_bytes };
+    if check > limits.max_decode_bytes {
+        return Err(UploadError::TooLarge { needed: check, limit: limits.max_decode_bytes });
     }
-    if memory > limits.max_decode_bytes {
-        return Err(UploadError::TooLarge { needed: memory, limit: limits.max_decode_bytes });
+    // The decode of the working copies (at 1/2 where the format scales while it decodes), the
+    // half-size image, and then at once: the half, its 1/3 and 1/4 reductions (4/9 and 1/4 of
+    // it) and, for a JPEG copy of a decode that is not RGB already, the RGB copy the encoder
+    // reads: 2.7 halves at most. Copies are a saving, never a condition: an original whose
+    // copies would hold more than a decode may gets none.
+    let copies = levels::wanted(bytes, format, (width, height), frames).map(|kind| {
+        let channels = match kind {
+            levels::Kind::Jpeg => 3,
+            levels::Kind::Png => 4,
+        };
+        let half = u64::from(width.div_ceil(2)) * u64::from(height.div_ceil(2)) * channels;
+        (kind, check.max(probe.bytes_at(2) + half * 2))
+    });
+    match copies.filter(|&(_, memory)| memory <= limits.max_decode_bytes) {
+        Some((kind, memory)) => Ok(Header { format, memory, copies: Some(kind) }),
+        None => Ok(Header { format, memory: check, copies: None }),
     }
-    Ok(Header { format, memory })
 }
 
 /// The full check of an upload: header checks, then a complete decode that keeps as little
@@ -152,17 +162,16 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
 /// # Errors
 /// As [`check_header`], and `Corrupt` when decoding fails.
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, UploadError> {
-    let Header { format, .. } = check_header(bytes, limits)?;
+    let Header { format, copies, .. } = check_header(bytes, limits)?;
     // JPEG decoders fill a truncated scan with grey instead of failing; the end marker tells.
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(UploadError::Corrupt("JPEG data ends before its end-of-image marker".into()));
     }
     let checked = decode::check(bytes, format, limits.max_pixels).map_err(|e| UploadError::Corrupt(e.to_string()))?;
     // A JPEG the scaled decoder cannot read (CMYK, say) simply gets no copies.
-    let levels = if levels::wanted(bytes, format, (checked.width, checked.height)) {
-        levels::make(bytes, format, limits.max_pixels).unwrap_or_default()
-    } else {
-        Vec::new()
+    let levels = match copies {
+        Some(kind) => levels::make(bytes, format, kind, limits.max_pixels).unwrap_or_default(),
+        None => Vec::new(),
     };
     Ok(Inspected {
         format,

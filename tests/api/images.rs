@@ -389,6 +389,8 @@ async fn uploads_over_the_decode_limit_are_422() {
     // A PNG of the same size streams its rows through the check, well under 1 MB.
     assert_eq!(app.upload_raw(&alice, fixtures::alpha_png(800, 800), "image/png").await.status(), 201);
     assert!(app.stored_keys("originals/").await.len() == 1);
+    // Its working copies would hold more than 1 MB: it gets none, and is taken all the same.
+    assert!(app.stored_keys("derived/").await.is_empty());
 }
 
 /// All decodes share one memory budget: a transform that does not fit waits for memory to be

@@ -1,14 +1,18 @@
-//! Working copies of large JPEG originals: made at upload (or by the start-up backfill for
-//! older rows, and for rows with the copies of before the 1/3 one), stored beside the variants, gone with the image, and decoded instead of the
-//! original wherever one is at least 1.1 times the output on each side.
+//! Working copies of large stills (JPEG copies of lossy ones, PNG copies of lossless or
+//! transparent ones): made at upload (or by the start-up backfill for older rows, for rows with
+//! the copies of before the 1/3 one, and for lossless rows from before their copies), stored
+//! beside the variants, gone with the image, and decoded instead of the original wherever one is
+//! at least 1.1 times the output on each side.
 
 use image::GenericImageView;
 
-use crate::fixtures::{busy, decode, encode, halves_jpeg};
+use imgedge::format::ImageFormat;
+
+use crate::fixtures::{alpha_png, busy, decode, encode, halves_jpeg};
 use crate::harness::{assert_error, spawn, Backend, Owner, TestApp};
 
 crate::for_backends!(large_jpegs_are_served_from_their_working_copies, older_rows_get_their_copies_from_the_backfill);
-crate::for_backends!([Sqlite] lossy_stills_get_copies_lossless_and_transparent_ones_do_not);
+crate::for_backends!([Sqlite] stills_get_copies_of_their_kind);
 
 /// A 1800×1200 JPEG with detail: 2.16 MP, enough for working copies.
 fn photo() -> Vec<u8> {
@@ -92,17 +96,39 @@ async fn older_rows_get_their_copies_from_the_backfill(backend: Backend) {
     }
     assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_500").await).width(), 500, "from the 1/3 copy");
     assert_eq!(app.state.images.backfill().await, 0);
+
+    // A PNG from before lossless originals had copies (none recorded): the migration that came
+    // with them marks it, and the backfill makes them; a PNG under 0.5 MP is left alone.
+    let png = upload(&app, &alice, alpha_png(1040, 690)).await;
+    let small = upload(&app, &alice, alpha_png(800, 600)).await;
+    app.env.execute(&format!("UPDATE images SET levels = 0 WHERE id = '{png}'")).await;
+    app.state.shared.store.delete_prefix(&format!("derived/{png}/")).await.unwrap();
+    let migrations = match backend {
+        Backend::Sqlite => imgedge::db::migrate::SQLITE,
+        Backend::Postgres | Backend::PostgresS3 => imgedge::db::migrate::POSTGRES,
+    };
+    let migration = migrations.iter().find(|m| m.name == "0011_lossless_copies.sql").unwrap();
+    app.env.execute(migration.sql).await;
+    for id in [&png, &small] {
+        app.state.shared.lookups.forget_image(id);
+    }
+    assert_eq!(app.state.images.backfill().await, 1, "the large PNG only");
+    assert_eq!(app.stored_keys(&format!("derived/{png}/")).await.len(), 3, "the PNG's copies");
+    assert_eq!(app.stored_keys(&format!("derived/{small}/")).await.len(), 0, "0.48 MP");
+    app.state.shared.store.delete(&app.state.shared.keys.original(&png)).await.unwrap();
+    assert_eq!(decode(&app.variant_bytes(&alice, png.as_str(), "w_300").await).width(), 300, "from a copy");
+    assert_eq!(app.state.images.backfill().await, 0);
 }
 
-async fn lossy_stills_get_copies_lossless_and_transparent_ones_do_not(backend: Backend) {
+async fn stills_get_copies_of_their_kind(backend: Backend) {
     let app = spawn(backend).await;
     let alice = app.register("alice").await;
     let jpeg = upload(&app, &alice, photo()).await;
 
-    // A lossy WebP (the server's own, full size): copies, and its variants come from them.
+    // A lossy WebP (the server's own, full size): JPEG copies, and its variants come from them.
     let webp = app.variant_bytes(&alice, jpeg.as_str(), "fmt_webp,q_90").await;
     let id = upload(&app, &alice, webp).await;
-    assert_eq!(copies(&app, &id).await, 3, "lossy WebP");
+    assert_eq!(copy_formats(&app, &id).await, [Some(ImageFormat::Jpeg); 3], "lossy WebP");
     let from_original = decode(&app.variant_bytes(&alice, id.as_str(), "w_400,fmt_png").await).to_rgb8();
     app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
     let from_copy = decode(&app.variant_bytes(&alice, id.as_str(), "w_420,fmt_png").await);
@@ -111,29 +137,42 @@ async fn lossy_stills_get_copies_lossless_and_transparent_ones_do_not(backend: B
     let diff = mean_difference(&from_copy, &from_original);
     assert!(diff < 6.0, "mean difference {diff:.2} between the copy's variant and the original's");
 
-    // Lossless WebP, and a PNG with alpha: none.
+    // Lossless WebP, and a PNG with alpha (0.72 MP: lossless copies pay from 0.5 MP): PNG
+    // copies, the alpha kept.
     let lossless = encode(&image::DynamicImage::ImageRgb8(busy(1800, 1200)), image::ImageFormat::WebP);
-    let alpha = encode(
-        &image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(busy(1800, 1200)).to_rgba8()),
-        image::ImageFormat::Png,
-    );
-    for (what, bytes) in [("lossless WebP", lossless), ("PNG", alpha)] {
-        let id = upload(&app, &alice, bytes).await;
-        assert_eq!(copies(&app, &id).await, 0, "{what}");
-    }
+    let id = upload(&app, &alice, lossless).await;
+    assert_eq!(copy_formats(&app, &id).await, [Some(ImageFormat::Png); 3], "lossless WebP");
+    let id = upload(&app, &alice, alpha_png(1040, 690)).await;
+    assert_eq!(copy_formats(&app, &id).await, [Some(ImageFormat::Png); 3], "PNG with alpha");
+    app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
+    let thumb = decode(&app.variant_bytes(&alice, id.as_str(), "w_300,fmt_png").await).to_rgba8();
+    assert_eq!(thumb.dimensions(), (300, 199), "served with the original gone: from the 1/3 copy");
+    assert_eq!(thumb.get_pixel(40, 100).0[3], 0, "the transparent half");
+    assert_eq!(thumb.get_pixel(260, 100).0, [0, 200, 0, 255], "the opaque half");
+
+    // A smaller PNG gets none.
+    let id = upload(&app, &alice, alpha_png(800, 500)).await;
+    assert_eq!(copy_formats(&app, &id).await, [None; 3], "0.4 MP PNG");
 
     // An AVIF, where this build decodes them.
     if cfg!(feature = "aom") {
         let avif = app.variant_bytes(&alice, jpeg.as_str(), "fmt_avif,q_80").await;
         let id = upload(&app, &alice, avif).await;
-        assert_eq!(copies(&app, &id).await, 3, "AVIF");
+        assert_eq!(copy_formats(&app, &id).await, [Some(ImageFormat::Jpeg); 3], "AVIF");
         app.state.shared.store.delete(&app.state.shared.keys.original(&id)).await.unwrap();
         assert_eq!(decode(&app.variant_bytes(&alice, id.as_str(), "w_300,fmt_png").await).dimensions(), (300, 200));
     }
 }
 
-async fn copies(app: &TestApp, id: &imgedge::ids::ImageId) -> usize {
-    app.stored_keys(&format!("derived/{id}/")).await.len()
+/// The format of each stored copy of `id` (1/2, 1/3, 1/4), by its bytes; `None` where none is.
+async fn copy_formats(app: &TestApp, id: &imgedge::ids::ImageId) -> [Option<ImageFormat>; 3] {
+    let mut formats = [None; 3];
+    for (i, factor) in [2, 3, 4].into_iter().enumerate() {
+        if let Ok(bytes) = app.state.shared.store.get_bytes(&app.state.shared.keys.level(id, factor)).await {
+            formats[i] = ImageFormat::sniff(&bytes);
+        }
+    }
+    formats
 }
 
 /// Mean absolute difference per channel of two images of one size, out of 255.
