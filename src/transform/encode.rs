@@ -70,11 +70,7 @@ pub fn encode_at(img: &DynamicImage, settings: &Settings, quality: u8) -> Result
             let rgb = flatten(img, settings.background);
             out = jpeg::encode(rgb.as_raw(), w, h, quality, jpeg::Chroma::Half)?;
         }
-        ImageFormat::Png => {
-            let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
-            let (bytes, color) = raw(img);
-            encoder.write_image(bytes, w, h, color).map_err(encode_error)?;
-        }
+        ImageFormat::Png => out = png(img)?,
         ImageFormat::Webp => {
             // `encode_simple`, not `encode`: the latter unwraps libwebp's errors into a panic.
             let memory = match img {
@@ -125,6 +121,41 @@ pub fn flatten(img: &DynamicImage, background: [u8; 3]) -> Cow<'_, RgbImage> {
     }
 }
 
+/// Where fdeflate leaves more than this share of the raw bytes, a PNG output is also tried with
+/// zlib (see [`png`]).
+const PNG_RETRY_SHARE: f64 = 0.5;
+
+/// A PNG output: fdeflate's fast mode first; where that keeps more than [`PNG_RETRY_SHARE`] of
+/// the raw bytes — photographic pixels, where its fixed codes lose to zlib's dynamic ones — zlib
+/// at level 1 as well, and the smaller is kept. A 512 px photo: 361,037 B in 1.1 ms, then
+/// 343,790 B in 4.2 ms more; a 300 px cut-out with flat transparent areas compresses to 38 % and
+/// stays fdeflate's (102,868 B, where zlib 1 gives 115,750).
+fn png(img: &DynamicImage) -> Result<Vec<u8>, PipelineError> {
+    let fast = png_with(img, CompressionType::Fast)?;
+    let (bytes, _) = raw(img);
+    if (fast.len() as f64) <= bytes.len() as f64 * PNG_RETRY_SHARE {
+        return Ok(fast);
+    }
+    let zlib = png_with(img, CompressionType::Level(1))?;
+    Ok(if zlib.len() < fast.len() { zlib } else { fast })
+}
+
+/// A PNG in fdeflate's fast mode, whose streams also inflate fastest: for working copies.
+///
+/// # Errors
+/// `Encode` when the encoder refuses.
+pub fn png_fast(img: &DynamicImage) -> Result<Vec<u8>, PipelineError> {
+    png_with(img, CompressionType::Fast)
+}
+
+fn png_with(img: &DynamicImage, compression: CompressionType) -> Result<Vec<u8>, PipelineError> {
+    let mut out = Vec::new();
+    let encoder = PngEncoder::new_with_quality(&mut out, compression, FilterType::Adaptive);
+    let (bytes, color) = raw(img);
+    encoder.write_image(bytes, img.width(), img.height(), color).map_err(encode_error)?;
+    Ok(out)
+}
+
 fn raw(img: &DynamicImage) -> (&[u8], ExtendedColorType) {
     match img {
         DynamicImage::ImageRgba8(buf) => (buf.as_raw(), ExtendedColorType::Rgba8),
@@ -167,6 +198,25 @@ mod tests {
     fn alpha_flattens_onto_the_background_for_jpeg() {
         let half_red = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(1, 1, image::Rgba([255, 0, 0, 128])));
         assert_eq!(flatten(&half_red, [0, 0, 255]).get_pixel(0, 0).0, [128, 0, 127]);
+    }
+
+    #[test]
+    fn png_outputs_of_photographic_pixels_take_zlib_where_it_is_smaller() {
+        // Noise over a gradient: fdeflate keeps more than half of it; zlib's codes do better.
+        let mut seed = 7u32;
+        let photo = DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 192, |x, y| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let n = (seed >> 27) as u8;
+            image::Rgb([(x as u8 / 2).wrapping_add(n), (y as u8).wrapping_add(n / 2), 90u8.wrapping_add(n)])
+        }));
+        let fast = png_fast(&photo).unwrap();
+        assert!(fast.len() as f64 > 256.0 * 192.0 * 3.0 * PNG_RETRY_SHARE, "{} bytes", fast.len());
+        let out = png(&photo).unwrap();
+        assert!(out.len() < fast.len(), "{} bytes, fdeflate {}", out.len(), fast.len());
+        assert_eq!(image::load_from_memory(&out).unwrap().to_rgb8(), photo.to_rgb8(), "lossless");
+        // Flat areas stay fdeflate's, byte for byte.
+        let flat = sample(true);
+        assert_eq!(png(&flat).unwrap(), png_fast(&flat).unwrap());
     }
 
     #[test]

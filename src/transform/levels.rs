@@ -47,8 +47,8 @@ const QUALITY: u8 = 95;
 pub enum Kind {
     /// JPEG q95 4:4:4, for lossy opaque originals.
     Jpeg,
-    /// PNG (the encoder of PNG variants: fast deflate, adaptive filters), for lossless or
-    /// transparent originals.
+    /// PNG (fdeflate's fast mode, adaptive filters: its streams inflate fastest), for lossless
+    /// or transparent originals.
     Png,
 }
 
@@ -175,15 +175,7 @@ fn encode(img: &DynamicImage, kind: Kind) -> Result<Vec<u8>, PipelineError> {
                 super::encode::jpeg::Chroma::Full,
             )
         }
-        Kind::Png => {
-            let settings = super::encode::Settings {
-                format: ImageFormat::Png,
-                quality: None,
-                background: [255; 3],
-                avif_speed: 0,
-            };
-            super::encode::encode(img, &settings)
-        }
+        Kind::Png => super::encode::png_fast(img),
     }
 }
 
