@@ -142,11 +142,7 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<Header, UploadError
     // reads: 2.7 halves at most. Copies are a saving, never a condition: an original whose
     // copies would hold more than a decode may gets none.
     let copies = levels::wanted(bytes, format, (width, height), frames).map(|kind| {
-        let channels = match kind {
-            levels::Kind::Jpeg => 3,
-            levels::Kind::Png => 4,
-        };
-        let half = u64::from(width.div_ceil(2)) * u64::from(height.div_ceil(2)) * channels;
+        let half = u64::from(width.div_ceil(2)) * u64::from(height.div_ceil(2)) * kind.bytes_per_pixel();
         (kind, check.max(probe.bytes_at(2) + half * 2))
     });
     match copies.filter(|&(_, memory)| memory <= limits.max_decode_bytes) {

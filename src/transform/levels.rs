@@ -63,6 +63,15 @@ impl Kind {
         }
     }
 
+    /// Bytes per pixel of the images this kind's copies are made from: RGB for the JPEG copies
+    /// of opaque originals, RGBA at most for the PNG ones.
+    pub const fn bytes_per_pixel(self) -> u64 {
+        match self {
+            Self::Jpeg => 3,
+            Self::Png => 4,
+        }
+    }
+
     /// The kind of the copy `bytes` (a working copy, by its signature).
     pub fn of(bytes: &[u8]) -> Self {
         if ImageFormat::sniff(bytes) == Some(ImageFormat::Png) {
