@@ -3,7 +3,7 @@
 //! an account is made, checked and removed by one set of rules.
 
 use crate::auth::{password, AuthError, SigningKey};
-use crate::db::{to_micros, DbError, NewUser, OwnerKey, PageAfter, User};
+use crate::db::{to_micros, DbError, NewUser, OwnerKey, PageAfter, Storage, User};
 use crate::error::Error;
 use crate::ids::{ImageId, UserId};
 use crate::images::Images;
@@ -113,14 +113,15 @@ impl Accounts {
         }
     }
 
-    /// The owner `id` and their quota today.
+    /// The owner `id`, their quota today and what they keep in the object store.
     ///
     /// # Errors
     /// 401 when they are gone, 5xx when the database fails.
-    pub async fn me(&self, id: &UserId) -> Result<(User, crate::quota::Status), Error> {
+    pub async fn me(&self, id: &UserId) -> Result<(User, crate::quota::Status, Storage), Error> {
         let user = self.shared.db.user(id).await?.ok_or(AuthError::InvalidToken)?;
         let quota = self.shared.quota.status(&user);
-        Ok((user, quota))
+        let storage = self.shared.db.storage(id).await?;
+        Ok((user, quota, storage))
     }
 
     /// The owner's current signing key and plan, from the database (not the lookup cache): a

@@ -20,10 +20,11 @@ use crate::placeholder::Placeholder;
 use crate::BoxError;
 
 /// The rows the start-up backfill inspects again: what an upload check records is missing, or
-/// the working copies are an earlier set ([`crate::transform::levels::EARLIER_MASKS`]).
+/// the working copies are an earlier set ([`crate::transform::levels::EARLIER_MASKS`]), or their
+/// bytes were never counted.
 pub(crate) static BACKFILL_WHERE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let earlier = crate::transform::levels::EARLIER_MASKS.map(|m| m.to_string()).join(", ");
-    format!("thumbhash IS NULL OR frames IS NULL OR levels IS NULL OR levels IN ({earlier})")
+    format!("thumbhash IS NULL OR frames IS NULL OR levels IS NULL OR levels IN ({earlier}) OR copies_bytes IS NULL")
 });
 
 /// Shared handle to the configured repository.
@@ -140,6 +141,9 @@ pub struct ImageRecord {
     /// Working copies in the store (see [`crate::transform::levels`]): bit `f` for the copy at
     /// 1/f, 0 for none; `None` only for rows from before they existed, until the backfill.
     pub levels: Option<u32>,
+    /// Bytes of those working copies in the store; `None` only for rows from before they were
+    /// counted, until the backfill.
+    pub copies_bytes: Option<u64>,
     /// Times its variants were purged: part of every variant key.
     pub purges: u32,
     /// Upload time (microsecond precision).
@@ -162,6 +166,20 @@ pub struct Inspection {
     pub frames: u32,
     /// Working copies stored, as [`ImageRecord::levels`].
     pub levels: u32,
+    /// Their bytes, as [`ImageRecord::copies_bytes`].
+    pub copies_bytes: u64,
+}
+
+/// What an owner keeps in the object store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// Images (originals).
+    pub images: u64,
+    /// Bytes of the originals.
+    pub original_bytes: u64,
+    /// Bytes of their working copies (those counted so far: an older row's are once the
+    /// start-up backfill reaches it).
+    pub copies_bytes: u64,
 }
 
 /// Named ops an owner reuses as `p_NAME`.
@@ -236,6 +254,9 @@ pub trait Repository: Send + Sync + 'static {
 
     /// An image by id.
     async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, DbError>;
+
+    /// How many images `owner` has and the bytes they hold in the object store.
+    async fn storage(&self, owner: &UserId) -> Result<Storage, DbError>;
 
     /// Up to `limit` of `owner`'s images, newest first, strictly after `after`.
     async fn list_images(
@@ -411,4 +432,8 @@ fn placeholder_columns(p: Option<&Placeholder>) -> (Option<&str>, Option<&str>, 
 
 fn to_u32(v: i64, what: &str) -> Result<u32, DbError> {
     u32::try_from(v).map_err(|_| corrupt(format!("{what} {v}")))
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, DbError> {
+    u64::try_from(v).map_err(|_| corrupt(format!("{what} {v}")))
 }

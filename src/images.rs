@@ -61,6 +61,7 @@ impl Images {
             frames: Some(inspected.frames),
             public: false,
             levels: Some(levels::mask(&inspected.levels)),
+            copies_bytes: Some(levels::bytes(&inspected.levels)),
             purges: 0,
             created_at: to_micros(p.clock.now()),
         };
@@ -219,7 +220,8 @@ impl Images {
     /// Computes the placeholders, frame counts and working copies of rows uploaded before they
     /// existed, or with an earlier set of copies ([`levels::EARLIER_MASKS`]), a batch at a
     /// time, each from its original on the worker pool (the whole upload check again, so at the
-    /// same cost and within the same budget). Returns how many rows it filled. An image that
+    /// same cost and within the same budget). A row that lacks only the bytes of its copies has
+    /// them measured in the store instead. Returns how many rows it filled. An image that
     /// fails (its original missing or unreadable) is logged and skipped until the next start.
     pub async fn backfill(&self) -> usize {
         const BATCH: u32 = 32;
@@ -249,7 +251,12 @@ impl Images {
                 return filled;
             }
             for record in todo {
-                match self.reinspect(&record).await {
+                let inspected = match self.measure(&record).await {
+                    Ok(Some(measured)) => Ok(measured),
+                    Ok(None) => self.reinspect(&record).await,
+                    Err(e) => Err(e),
+                };
+                match inspected {
                     Ok(inspection) => {
                         match p.db.set_inspection(&record.id, &inspection).await {
                             Ok(_) => {
@@ -284,9 +291,30 @@ impl Images {
         let limits = p.limits.clone();
         let check = move || upload::inspect(&bytes, &limits);
         let inspected = p.workers.run_within(self.check_timeout, header.memory, check).await??;
-        let levels = levels::mask(&inspected.levels);
+        let (levels, copies_bytes) = (levels::mask(&inspected.levels), levels::bytes(&inspected.levels));
         self.put_levels(&record.id, inspected.levels).await?;
-        Ok(Inspection { placeholder: inspected.placeholder, frames: inspected.frames, levels })
+        Ok(Inspection { placeholder: inspected.placeholder, frames: inspected.frames, levels, copies_bytes })
+    }
+
+    /// A row complete but for the bytes of its working copies: those copies' sizes in the
+    /// store, without decoding the original again. `None` when the row lacks more than that
+    /// or a copy is missing from the store; the whole check runs again then.
+    async fn measure(&self, record: &ImageRecord) -> Result<Option<Inspection>, Error> {
+        let (Some(placeholder), Some(frames), Some(mask)) = (&record.placeholder, record.frames, record.levels) else {
+            return Ok(None);
+        };
+        if levels::EARLIER_MASKS.contains(&mask) {
+            return Ok(None);
+        }
+        let mut copies_bytes = 0;
+        for factor in levels::FACTORS.into_iter().filter(|f| mask & (1 << f) != 0) {
+            match self.shared.store.size(&self.shared.keys.level(&record.id, factor)).await {
+                Ok(n) => copies_bytes += n,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(Inspection { placeholder: placeholder.clone(), frames, levels: mask, copies_bytes }))
     }
 }
 
@@ -325,6 +353,7 @@ mod tests {
             frames: Some(1),
             public: false,
             levels: Some(0),
+            copies_bytes: Some(0),
             purges: 0,
             created_at: to_micros(chrono::Utc::now()),
         };

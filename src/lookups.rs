@@ -330,6 +330,9 @@ mod tests {
         async fn insert_image(&self, image: &ImageRecord) -> Result<(), DbError> {
             self.inner.insert_image(image).await
         }
+        async fn storage(&self, o: &UserId) -> Result<crate::db::Storage, DbError> {
+            self.inner.storage(o).await
+        }
         async fn list_images(&self, o: &UserId, a: Option<&PageAfter>, n: u32) -> Result<Vec<ImageRecord>, DbError> {
             self.inner.list_images(o, a, n).await
         }
@@ -418,6 +421,7 @@ mod tests {
             frames: Some(1),
             public: false,
             levels: Some(0),
+            copies_bytes: Some(0),
             purges: 0,
             created_at: now,
         };

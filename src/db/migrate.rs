@@ -62,6 +62,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0011_lossless_copies.sql",
         sql: include_str!("../../migrations/sqlite/0011_lossless_copies.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_copies_bytes.sql",
+        sql: include_str!("../../migrations/sqlite/0012_copies_bytes.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -104,6 +109,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "0011_lossless_copies.sql",
         sql: include_str!("../../migrations/postgres/0011_lossless_copies.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "0012_copies_bytes.sql",
+        sql: include_str!("../../migrations/postgres/0012_copies_bytes.sql"),
     },
 ];
 

@@ -13,8 +13,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::tls;
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    Claim, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge, Repository,
-    User,
+    to_u64, Claim, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge,
+    Repository, Storage, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x0069_6d67_6564_6765;
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges, copies_bytes";
 
 impl PgRepo {
     /// Builds the pool, checks the server answers and applies pending migrations; `root_cert` is
@@ -148,6 +148,7 @@ fn image_from(row: &Row) -> Result<ImageRecord, DbError> {
         public: row.try_get(13).map_err(pg)?,
         levels: row.try_get::<_, Option<i32>>(14).map_err(pg)?.map(|n| to_u32(i64::from(n), "levels")).transpose()?,
         purges: to_u32(i64::from(row.try_get::<_, i32>(15).map_err(pg)?), "purges")?,
+        copies_bytes: row.try_get::<_, Option<i64>>(16).map_err(pg)?.map(|n| to_u64(n, "copies_bytes")).transpose()?,
     })
 }
 
@@ -165,6 +166,10 @@ fn preset_from(row: &Row) -> Result<Preset, DbError> {
 
 fn int(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -261,7 +266,7 @@ impl Repository for PgRepo {
         let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
         conn.execute(
             &format!(
-                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             ),
             &[
                 &i.id.as_str(),
@@ -280,6 +285,7 @@ impl Repository for PgRepo {
                 &i.public,
                 &i.levels.map(int),
                 &int(i.purges),
+                &i.copies_bytes.map(big),
             ],
         )
         .await
@@ -294,6 +300,23 @@ impl Repository for PgRepo {
             .await
             .map_err(pg)?;
         row.as_ref().map(image_from).transpose()
+    }
+
+    async fn storage(&self, owner: &UserId) -> Result<Storage, DbError> {
+        let conn = self.pool.get().await.map_err(pool)?;
+        let row = conn
+            .query_one(
+                "SELECT count(*), COALESCE(sum(size_bytes), 0)::BIGINT, COALESCE(sum(copies_bytes), 0)::BIGINT \
+                 FROM images WHERE owner_id = $1",
+                &[&owner.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(Storage {
+            images: to_u64(row.try_get(0).map_err(pg)?, "count")?,
+            original_bytes: to_u64(row.try_get(1).map_err(pg)?, "size_bytes")?,
+            copies_bytes: to_u64(row.try_get(2).map_err(pg)?, "copies_bytes")?,
+        })
     }
 
     async fn list_images(
@@ -546,8 +569,9 @@ impl Repository for PgRepo {
         let p = &i.placeholder;
         let n = conn
             .execute(
-                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4, frames = $5, levels = $6 WHERE id = $1",
-                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color, &int(i.frames), &int(i.levels)],
+                "UPDATE images SET thumbhash = $2, blurhash = $3, color = $4, frames = $5, levels = $6, copies_bytes = $7 \
+                 WHERE id = $1",
+                &[&id.as_str(), &p.thumbhash, &p.blurhash, &p.color, &int(i.frames), &int(i.levels), &big(i.copies_bytes)],
             )
             .await
             .map_err(pg)?;

@@ -11,7 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     corrupt, migrate, parse_format, parse_image_id, parse_user_id, placeholder_columns, placeholder_from, to_u32,
-    DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge, Repository, User,
+    to_u64, DbError, ImageRecord, Inspection, NewUser, OwnerKey, PageAfter, PoolState, Preset, QueuedPurge, Repository,
+    Storage, User,
 };
 use crate::auth::SigningKey;
 use crate::ids::{ImageId, UserId};
@@ -26,7 +27,7 @@ pub struct SqliteRepo {
 
 const USER_COLUMNS: &str = "id, username, plan, created_at, transform_count, transform_date";
 const IMAGE_COLUMNS: &str =
-    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges";
+    "id, owner_id, format, width, height, size_bytes, content_hash, has_alpha, created_at, thumbhash, blurhash, color, frames, public, levels, purges, copies_bytes";
 
 impl SqliteRepo {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -168,8 +169,23 @@ fn preset_from((owner, name, ops, public, updated_at): RawPreset) -> Result<Pres
     Ok(Preset { owner: parse_user_id(&owner)?, name, ops, public, updated_at: from_micros(updated_at)? })
 }
 
-type RawImage =
-    (String, String, String, i64, i64, i64, String, bool, i64, Placeholders, Option<i64>, bool, Option<i64>, i64);
+type RawImage = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    bool,
+    i64,
+    Placeholders,
+    Option<i64>,
+    bool,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
 type Placeholders = (Option<String>, Option<String>, Option<String>);
 
 fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
@@ -188,6 +204,7 @@ fn raw_image(row: &Row<'_>) -> rusqlite::Result<RawImage> {
         row.get(13)?,
         row.get(14)?,
         row.get(15)?,
+        row.get(16)?,
     ))
 }
 
@@ -207,6 +224,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         public,
         levels,
         purges,
+        copies_bytes,
     ) = raw;
     Ok(ImageRecord {
         id: parse_image_id(&id)?,
@@ -223,6 +241,7 @@ fn image_from(raw: RawImage) -> Result<ImageRecord, DbError> {
         public,
         levels: levels.map(|n| to_u32(n, "levels")).transpose()?,
         purges: to_u32(purges, "purges")?,
+        copies_bytes: copies_bytes.map(|n| to_u64(n, "copies_bytes")).transpose()?,
     })
 }
 
@@ -351,7 +370,7 @@ impl Repository for SqliteRepo {
             let (thumbhash, blurhash, color) = placeholder_columns(i.placeholder.as_ref());
             c.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                    "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ),
                 params![
                     i.id.as_str(),
@@ -369,7 +388,8 @@ impl Repository for SqliteRepo {
                     i.frames,
                     i.public,
                     i.levels,
-                    i.purges
+                    i.purges,
+                    i.copies_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
                 ],
             )
             .map_err(backend)?;
@@ -383,6 +403,22 @@ impl Repository for SqliteRepo {
         self.call(move |c| {
             let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
             c.query_row(&sql, [id.as_str()], raw_image).optional().map_err(backend)?.map(image_from).transpose()
+        })
+        .await
+    }
+
+    async fn storage(&self, owner: &UserId) -> Result<Storage, DbError> {
+        let owner = owner.clone();
+        self.call(move |c| {
+            let sql = "SELECT count(*), COALESCE(sum(size_bytes), 0), COALESCE(sum(copies_bytes), 0) \
+                       FROM images WHERE owner_id = ?1";
+            let (images, original_bytes, copies_bytes): (i64, i64, i64) =
+                c.query_row(sql, [owner.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(backend)?;
+            Ok(Storage {
+                images: to_u64(images, "count")?,
+                original_bytes: to_u64(original_bytes, "size_bytes")?,
+                copies_bytes: to_u64(copies_bytes, "copies_bytes")?,
+            })
         })
         .await
     }
@@ -624,8 +660,17 @@ impl Repository for SqliteRepo {
             let p = &i.placeholder;
             let n = c
                 .execute(
-                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4, frames = ?5, levels = ?6 WHERE id = ?1",
-                    params![id.as_str(), p.thumbhash, p.blurhash, p.color, i.frames, i.levels],
+                    "UPDATE images SET thumbhash = ?2, blurhash = ?3, color = ?4, frames = ?5, levels = ?6, \
+                     copies_bytes = ?7 WHERE id = ?1",
+                    params![
+                        id.as_str(),
+                        p.thumbhash,
+                        p.blurhash,
+                        p.color,
+                        i.frames,
+                        i.levels,
+                        i64::try_from(i.copies_bytes).unwrap_or(i64::MAX)
+                    ],
                 )
                 .map_err(backend)?;
             Ok(n == 1)

@@ -130,6 +130,11 @@ pub fn mask(levels: &[Level]) -> u32 {
     levels.iter().fold(0, |m, l| m | (1 << l.factor))
 }
 
+/// The bytes `levels` take in the store (counted in their owner's storage).
+pub fn bytes(levels: &[Level]) -> u64 {
+    levels.iter().map(|l| l.bytes.len() as u64).sum()
+}
+
 /// The copy to decode a variant from, for a reduction of `shrink` on each side: the largest
 /// factor of `available` (a [`mask`]) whose copy is at least [`HEADROOM`] times the output;
 /// else the largest that is at least the output's size (a copy is never upsampled); else 1,

@@ -37,6 +37,7 @@ fn image(owner: &UserId, created_at: chrono::DateTime<Utc>) -> ImageRecord {
         frames: Some(7),
         public: false,
         levels: Some(0),
+        copies_bytes: Some(0),
         purges: 0,
         created_at: db::to_micros(created_at),
     }
@@ -115,27 +116,38 @@ async fn placeholders_are_stored_and_backfilled(repo: &dyn Repository) {
     let uncopied = ImageRecord { levels: None, ..image(&owner.id, Utc::now()) };
     // Copies at 1/2 and 1/4 only: made before the one at 1/3.
     let earlier = ImageRecord { levels: Some(0b10100), ..image(&owner.id, Utc::now()) };
+    // Copies whose bytes were never counted.
+    let unmeasured = ImageRecord { levels: Some(0b11100), copies_bytes: None, ..image(&owner.id, Utc::now()) };
     let new = image(&owner.id, Utc::now());
-    for record in [&old, &uncounted, &uncopied, &earlier, &new] {
+    for record in [&old, &uncounted, &uncopied, &earlier, &unmeasured, &new] {
         repo.insert_image(record).await.unwrap();
     }
     let stored = repo.image(&new.id).await.unwrap().unwrap();
     assert_eq!((&stored.placeholder, stored.frames), (&new.placeholder, Some(7)));
     let mut missing: Vec<ImageId> = repo.images_to_backfill(10).await.unwrap().into_iter().map(|r| r.id).collect();
     missing.sort_by_key(|id| id.to_string());
-    let mut expected = vec![old.id.clone(), uncounted.id.clone(), uncopied.id.clone(), earlier.id.clone()];
+    let mut expected =
+        vec![old.id.clone(), uncounted.id.clone(), uncopied.id.clone(), earlier.id.clone(), unmeasured.id.clone()];
     expected.sort_by_key(|id| id.to_string());
     assert_eq!(missing, expected);
     let computed = new.placeholder.clone().unwrap();
-    let inspection = |frames, levels| db::Inspection { placeholder: computed.clone(), frames, levels };
+    let inspection = |frames, levels| db::Inspection { placeholder: computed.clone(), frames, levels, copies_bytes: 0 };
     assert!(repo.set_inspection(&old.id, &inspection(1, 0)).await.unwrap());
     assert!(repo.set_inspection(&uncounted.id, &inspection(12, 0)).await.unwrap());
     assert!(repo.set_inspection(&uncopied.id, &inspection(1, 0b11100)).await.unwrap());
     assert!(repo.set_inspection(&earlier.id, &inspection(1, 0b11100)).await.unwrap());
+    let measured = db::Inspection { copies_bytes: 12_345, ..inspection(1, 0b11100) };
+    assert!(repo.set_inspection(&unmeasured.id, &measured).await.unwrap());
     let filled = repo.image(&old.id).await.unwrap().unwrap();
     assert_eq!((filled.placeholder, filled.frames), (Some(computed.clone()), Some(1)));
     assert_eq!(repo.image(&uncounted.id).await.unwrap().unwrap().frames, Some(12));
     assert_eq!(repo.image(&uncopied.id).await.unwrap().unwrap().levels, Some(0b11100));
+    assert_eq!(repo.image(&unmeasured.id).await.unwrap().unwrap().copies_bytes, Some(12_345));
+    // Six rows of 99 bytes, and the copies counted so far.
+    let storage = repo.storage(&owner.id).await.unwrap();
+    assert_eq!(storage, db::Storage { images: 6, original_bytes: 6 * 99, copies_bytes: 12_345 });
+    let nobody = repo.create_user(&new_user("no-images")).await.unwrap();
+    assert_eq!(repo.storage(&nobody.id).await.unwrap(), db::Storage::default());
     assert!(repo.images_to_backfill(10).await.unwrap().is_empty());
     assert!(!repo.set_inspection(&ImageId::generate(), &inspection(1, 0)).await.unwrap(), "no such row");
 }

@@ -182,6 +182,7 @@ mod needs_postgres {
                 frames: Some(1),
                 public: false,
                 levels: Some(0),
+                copies_bytes: Some(0),
                 purges: 0,
                 created_at: imgedge::db::to_micros(chrono::Utc::now()),
             };

@@ -1,8 +1,8 @@
 //! Working copies of large stills (JPEG copies of lossy ones, PNG copies of lossless or
 //! transparent ones): made at upload (or by the start-up backfill for older rows, for rows with
 //! the copies of before the 1/3 one, and for lossless rows from before their copies), stored
-//! beside the variants, gone with the image, and decoded instead of the original wherever one is
-//! at least 1.1 times the output on each side.
+//! beside the variants, counted in their owner's storage, gone with the image, and decoded
+//! instead of the original wherever one is at least 1.1 times the output on each side.
 
 use image::GenericImageView;
 
@@ -11,7 +11,11 @@ use imgedge::format::ImageFormat;
 use crate::fixtures::{alpha_png, busy, decode, encode, halves_jpeg};
 use crate::harness::{assert_error, spawn, Backend, Owner, TestApp};
 
-crate::for_backends!(large_jpegs_are_served_from_their_working_copies, older_rows_get_their_copies_from_the_backfill);
+crate::for_backends!(
+    large_jpegs_are_served_from_their_working_copies,
+    older_rows_get_their_copies_from_the_backfill,
+    copies_count_in_their_owners_storage
+);
 crate::for_backends!([Sqlite] stills_get_copies_of_their_kind);
 
 /// A 1800×1200 JPEG with detail: 2.16 MP, enough for working copies.
@@ -165,6 +169,57 @@ async fn stills_get_copies_of_their_kind(backend: Backend) {
 }
 
 /// The format of each stored copy of `id` (1/2, 1/3, 1/4), by its bytes; `None` where none is.
+/// `GET /v1/me`'s `storage` as `(images, original_bytes, copies_bytes)`, with `bytes` checked
+/// to be their sum.
+async fn storage(app: &TestApp, owner: &Owner) -> (u64, u64, u64) {
+    let me: serde_json::Value = app.get_auth("/v1/me", &owner.token).await.json().await.unwrap();
+    let field = |name: &str| me["storage"][name].as_u64().unwrap_or_else(|| panic!("storage.{name} in {me}"));
+    let counted = (field("images"), field("original_bytes"), field("copies_bytes"));
+    assert_eq!(field("bytes"), counted.1 + counted.2, "bytes is originals + copies");
+    counted
+}
+
+async fn copies_count_in_their_owners_storage(backend: Backend) {
+    let app = spawn(backend).await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    assert_eq!(storage(&app, &alice).await, (0, 0, 0));
+    let (photo, small) = (photo(), halves_jpeg(400, 200));
+    let originals = (photo.len() + small.len()) as u64;
+    let id = upload(&app, &alice, photo).await;
+    upload(&app, &alice, small).await;
+    let keys = &app.state.shared.keys;
+    let mut copies = 0;
+    for factor in [2, 3, 4] {
+        copies += app.state.shared.store.size(&keys.level(&id, factor)).await.unwrap();
+    }
+    assert!(copies > 0);
+    assert_eq!(storage(&app, &alice).await, (2, originals, copies), "the photo's three copies, the small one's none");
+    assert_eq!(storage(&app, &bob).await, (0, 0, 0), "another owner's images are not counted");
+
+    // A row from before copies were counted: until the backfill, its copies are not; the
+    // backfill measures them in the store, without the original (it is not decoded again).
+    app.env.execute("UPDATE images SET copies_bytes = NULL").await;
+    let migrations = match backend {
+        Backend::Sqlite => imgedge::db::migrate::SQLITE,
+        Backend::Postgres | Backend::PostgresS3 => imgedge::db::migrate::POSTGRES,
+    };
+    let migration = migrations.iter().find(|m| m.name == "0012_copies_bytes.sql").unwrap();
+    let update = migration.sql.lines().find(|line| line.starts_with("UPDATE")).unwrap();
+    app.env.execute(update).await;
+    assert_eq!(storage(&app, &alice).await, (2, originals, 0));
+    app.state.shared.store.delete(&keys.original(&id)).await.unwrap();
+    assert_eq!(app.state.images.backfill().await, 1, "the photo only: the small image holds no copies");
+    assert_eq!(storage(&app, &alice).await, (2, originals, copies));
+    assert_eq!(app.state.images.backfill().await, 0);
+
+    // Gone with the image.
+    let res = app.client.delete(app.url(&format!("/v1/images/{id}"))).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let (images, original_bytes, copies_bytes) = storage(&app, &alice).await;
+    assert_eq!((images, copies_bytes), (1, 0));
+    assert!(original_bytes < originals);
+}
+
 async fn copy_formats(app: &TestApp, id: &imgedge::ids::ImageId) -> [Option<ImageFormat>; 3] {
     let mut formats = [None; 3];
     for (i, factor) in [2, 3, 4].into_iter().enumerate() {

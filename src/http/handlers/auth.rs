@@ -4,7 +4,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::views::{KeyView, Me, Session, UserView};
+use super::views::{KeyView, Me, Session, StorageView, UserView};
 use super::{authenticate, json_body};
 use crate::accounts::check_credentials;
 use crate::auth::AuthError;
@@ -60,8 +60,8 @@ fn client_address(state: &AppState, req: &Request<Incoming>) -> std::net::IpAddr
 /// `GET /v1/me`.
 pub async fn me(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
     let id = authenticate(state, req.headers()).await?;
-    let (user, quota) = state.accounts.me(&id).await?;
-    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota }))
+    let (user, quota, storage) = state.accounts.me(&id).await?;
+    Ok(json(StatusCode::OK, &Me { user: UserView::from(&user), quota, storage: StorageView::from(storage) }))
 }
 
 /// `GET /v1/me/signing-key`.

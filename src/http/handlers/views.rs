@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::auth::SigningKey;
 use crate::clock::rfc3339;
-use crate::db::{ImageRecord, Preset, User};
+use crate::db::{ImageRecord, Preset, Storage, User};
 use crate::placeholder::Placeholder;
 use crate::quota;
 
@@ -41,7 +41,7 @@ pub struct Session {
     pub token: String,
 }
 
-/// `GET /v1/me`: the user and today's quota.
+/// `GET /v1/me`: the user, today's quota and their storage.
 #[derive(Debug, Serialize)]
 pub struct Me {
     /// The user fields.
@@ -49,6 +49,33 @@ pub struct Me {
     pub user: UserView,
     /// Today's quota.
     pub quota: quota::Status,
+    /// What the owner keeps in the object store.
+    pub storage: StorageView,
+}
+
+/// `Storage`: an owner's images and the bytes they take in the object store. Cached variants
+/// are not counted: they are derived, evicted and made again on demand.
+#[derive(Debug, Serialize)]
+pub struct StorageView {
+    /// Images.
+    pub images: u64,
+    /// Originals and working copies together.
+    pub bytes: u64,
+    /// The originals, as uploaded.
+    pub original_bytes: u64,
+    /// The working copies kept beside large originals to serve their variants faster.
+    pub copies_bytes: u64,
+}
+
+impl From<Storage> for StorageView {
+    fn from(s: Storage) -> Self {
+        Self {
+            images: s.images,
+            bytes: s.original_bytes.saturating_add(s.copies_bytes),
+            original_bytes: s.original_bytes,
+            copies_bytes: s.copies_bytes,
+        }
+    }
 }
 
 /// `Image`.
