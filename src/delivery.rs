@@ -65,8 +65,8 @@ pub struct Resolved {
     pub vary: Vary,
     /// Format of the bytes.
     pub format: ImageFormat,
-    /// The image's owner (for the cache tags).
-    pub owner: crate::ids::UserId,
+    /// The tags a CDN purges the answer by.
+    pub tags: Option<crate::purges::Tags>,
     source: Source,
     /// What `fmt_auto` serves if its slow format is not made within the budget.
     fallback: Option<Box<StandIn>>,
@@ -235,6 +235,7 @@ impl Delivery {
         let owner = p.lookups.owner(&image.owner).await?;
         let (checked_at, owner) = (checked_at.min(owner.at), owner.value.ok_or_else(not_found)?);
         let credentials = Credentials { path: ask.path, exp, sig, bearer: ask.bearer };
+        let tags = crate::purges::Tags::of(ask.id, image.owner.as_str(), ask.ops);
         let (access, ops) = self.authorise(ask, &credentials, &image, &owner).await?;
         let (ops, mut vary) = hints::fill(ops, &ask.hints, &self.settings.width_ladder, image.width);
         let mut spec = self.spec(image, &owner, ops, ask.accept).await?;
@@ -258,7 +259,7 @@ impl Delivery {
                 // A hint may have led here (`w_auto` at the source's width).
                 vary: Vary { accept: false, ..vary },
                 format: spec.image.format,
-                owner: spec.image.owner.clone(),
+                tags,
                 source: Source::Original(spec.image),
                 fallback: None,
             });
@@ -269,7 +270,7 @@ impl Delivery {
             cache_control: access.cache_control(),
             vary,
             format: spec.format,
-            owner: spec.image.owner.clone(),
+            tags,
             source: Source::Variant(Box::new(spec)),
             fallback,
         };
@@ -278,7 +279,7 @@ impl Delivery {
             let remembered = Remembered {
                 exp,
                 image: spec.image.id.clone(),
-                owner: spec.image.owner.clone(),
+                tags: resolved.tags.clone(),
                 key: spec.key,
                 etag: resolved.etag.clone(),
                 format: resolved.format,
@@ -484,7 +485,7 @@ impl Delivery {
             cache_control: access.cache_control(),
             vary: entry.vary,
             format: entry.format,
-            owner: entry.owner.clone(),
+            tags: entry.tags.clone(),
             source,
             fallback: None,
         }))

@@ -57,8 +57,8 @@ pub struct Remembered {
     pub exp: Option<i64>,
     /// The image (for the variant's key in the store).
     pub image: crate::ids::ImageId,
-    /// Its owner (for the cache tags).
-    pub owner: crate::ids::UserId,
+    /// The tags a CDN purges it by.
+    pub tags: Option<crate::purges::Tags>,
     /// The variant.
     pub key: VariantKey,
     /// Its `ETag`.
@@ -80,7 +80,7 @@ struct Authorised {
     generation: u64,
     /// Expiry of the oldest record it was checked with.
     valid_until: DateTime<Utc>,
-    remembered: Remembered,
+    remembered: Arc<Remembered>,
 }
 
 /// Cached lookups in front of the database.
@@ -190,11 +190,11 @@ impl Lookups {
     }
 
     /// A URL checked earlier and still valid as far as this replica knows.
-    pub fn authorised(&self, path: &str, query: &str, accept: u8) -> Option<Remembered> {
+    pub fn authorised(&self, path: &str, query: &str, accept: u8) -> Option<Arc<Remembered>> {
         let entry = self.urls.as_ref()?.get(&self.hasher.hash_one((path, query, accept)))?;
         let current = entry.generation == self.generation.load(Ordering::Acquire);
         let same = entry.path == path && entry.query == query && entry.accept == accept;
-        (current && same && self.clock.now() < entry.valid_until).then(|| entry.remembered.clone())
+        (current && same && self.clock.now() < entry.valid_until).then(|| Arc::clone(&entry.remembered))
     }
 
     /// Remembers a checked URL until the oldest of the records it was checked with (read at
@@ -209,6 +209,7 @@ impl Lookups {
     ) {
         if let Some(cache) = &self.urls {
             let valid_until = checked_with + self.ttl;
+            let remembered = Arc::new(remembered);
             let entry =
                 Authorised { path: path.into(), query: query.into(), accept, generation, valid_until, remembered };
             cache.insert(self.hasher.hash_one((path, query, accept)), Arc::new(entry));

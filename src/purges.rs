@@ -47,6 +47,34 @@ pub fn preset_tag(owner: impl Display, name: &str) -> String {
     format!("pre-{owner}-{name}")
 }
 
+/// The tags a CDN purges an answer by, as its headers: the image (`img-{id}`), its owner
+/// (`own-{user id}`) and, on a preset's path, the preset (`pre-{user id}-{name}`) — as
+/// `Cache-Tag` (Cloudflare, comma-separated) and `Surrogate-Key` (Fastly, Varnish xkey;
+/// space-separated). Made once per URL and remembered with it, not per request.
+#[derive(Debug, Clone)]
+pub struct Tags {
+    /// `Cache-Tag`.
+    pub cache_tag: http::HeaderValue,
+    /// `Surrogate-Key`.
+    pub surrogate_key: http::HeaderValue,
+}
+
+impl Tags {
+    /// The tags of an answer about image `id` of `owner`, asked for with `ops`; `None` when one
+    /// cannot be a header value (it always can: ids, names and ops are ASCII).
+    pub fn of(id: &str, owner: &str, ops: Option<&str>) -> Option<Self> {
+        let preset = ops.and_then(|ops| ops.split(',').find_map(|token| token.strip_prefix("p_")));
+        let mut tags = vec![image_tag(id), owner_tag(owner)];
+        if let Some(name) = preset {
+            tags.push(preset_tag(owner, name));
+        }
+        Some(Self {
+            cache_tag: http::HeaderValue::from_str(&tags.join(",")).ok()?,
+            surrogate_key: http::HeaderValue::from_str(&tags.join(" ")).ok()?,
+        })
+    }
+}
+
 /// True for an absolute `http://` or `https://` URL with a host.
 pub fn is_webhook_url(url: &str) -> bool {
     url.parse::<Uri>().is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())

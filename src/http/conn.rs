@@ -81,7 +81,10 @@ pub struct Guarded<S> {
     write_timer: Timer,
 }
 
-/// A sleep re-armed only when its deadline changes.
+/// A sleep re-armed only when the deadline moves earlier than it is armed for, or when it fires
+/// before the deadline. A keep-alive connection's deadline moves later with every request, and
+/// re-arming a tokio timer takes the timer wheel's lock: re-arming lazily keeps that off the
+/// path of every request.
 struct Timer {
     sleep: Pin<Box<Sleep>>,
     armed_for: Option<Instant>,
@@ -92,13 +95,25 @@ impl Timer {
         Self { sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))), armed_for: None }
     }
 
-    /// Polls for `deadline` (registering the task to wake then); true once it has passed.
+    /// Polls for `deadline` (registering the task to wake at or before it); true once it has
+    /// passed.
     fn expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
-        if self.armed_for != Some(deadline) {
-            self.sleep.as_mut().reset(deadline);
-            self.armed_for = Some(deadline);
+        if self.armed_for.is_none_or(|armed| deadline < armed) {
+            self.arm(deadline);
         }
-        self.sleep.as_mut().poll(cx).is_ready()
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            // Fired: at `deadline`, or at an earlier one it was armed for.
+            if self.armed_for.is_some_and(|armed| armed >= deadline) {
+                return true;
+            }
+            self.arm(deadline);
+        }
+        false
+    }
+
+    fn arm(&mut self, deadline: Instant) {
+        self.sleep.as_mut().reset(deadline);
+        self.armed_for = Some(deadline);
     }
 }
 
@@ -231,5 +246,41 @@ impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expired` at tokio's paused clock, `secs` from now.
+    fn at(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_fires_at_its_latest_deadline_and_re_arms_only_for_an_earlier_one() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut timer = Timer::new();
+        let first = at(10);
+        assert!(!timer.expired(first, &mut cx));
+        // The deadline moves later (a keep-alive request ended): not re-armed.
+        let later = at(20);
+        assert!(!timer.expired(later, &mut cx));
+        assert_eq!(timer.armed_for, Some(first));
+        // Armed for 10 s, it fires then; the deadline is 20 s: not expired, re-armed.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!timer.expired(later, &mut cx));
+        assert_eq!(timer.armed_for, Some(later));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(timer.expired(later, &mut cx), "at its deadline");
+        // An earlier deadline (a head started) re-arms at once.
+        let mut timer = Timer::new();
+        assert!(!timer.expired(at(60), &mut cx));
+        let head = at(5);
+        assert!(!timer.expired(head, &mut cx));
+        assert_eq!(timer.armed_for, Some(head));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(timer.expired(head, &mut cx));
     }
 }

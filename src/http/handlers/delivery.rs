@@ -14,7 +14,6 @@ use crate::error::Error;
 use crate::http::body::Body;
 use crate::http::request::{self, Params};
 use crate::http::state::AppState;
-use crate::purges;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
@@ -68,9 +67,9 @@ async fn deliver(
     if let Some(vary) = resolved.vary.header() {
         out.insert(VARY, vary);
     }
-    if let Some((cache_tag, surrogate_key)) = cache_tags(id, resolved.owner.as_str(), ops) {
-        out.insert(CACHE_TAG.clone(), cache_tag);
-        out.insert(SURROGATE_KEY.clone(), surrogate_key);
+    if let Some(tags) = &resolved.tags {
+        out.insert(CACHE_TAG.clone(), tags.cache_tag.clone());
+        out.insert(SURROGATE_KEY.clone(), tags.surrogate_key.clone());
     }
     if matches_etag(headers, resolved.etag.as_bytes()) {
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
@@ -98,18 +97,6 @@ async fn deliver(
         (false, Payload::Stream(blob)) => Body::stream(blob),
     };
     Ok(respond(StatusCode::OK, out, body))
-}
-
-/// The tags a CDN purges this answer by: the image (`img-{id}`), its owner (`own-{user id}`)
-/// and, on a preset's path, the preset (`pre-{user id}-{name}`) — as `Cache-Tag` (Cloudflare,
-/// comma-separated) and `Surrogate-Key` (Fastly, Varnish xkey; space-separated).
-fn cache_tags(id: &str, owner: &str, ops: Option<&str>) -> Option<(HeaderValue, HeaderValue)> {
-    let preset = ops.and_then(|ops| ops.split(',').find_map(|token| token.strip_prefix("p_")));
-    let mut tags = vec![purges::image_tag(id), purges::owner_tag(owner)];
-    if let Some(name) = preset {
-        tags.push(purges::preset_tag(owner, name));
-    }
-    Some((HeaderValue::from_str(&tags.join(",")).ok()?, HeaderValue::from_str(&tags.join(" ")).ok()?))
 }
 
 /// `ops` with each percent-escape of a character that ops may contain (`,`, `:`, `.`, `_`, `-`,
