@@ -18,8 +18,16 @@ use crate::storage::{self, BlobKeys};
 
 /// A bound, ready server.
 pub struct App {
-    listener: TcpListener,
+    listeners: Listeners,
     state: Arc<AppState>,
+}
+
+/// Where connections are accepted.
+enum Listeners {
+    /// One socket, its connections tasks of the runtime that runs the app.
+    Shared(TcpListener),
+    /// A socket per event loop, all bound to the same address (see [`crate::http::serve_loops`]).
+    Loops(Vec<std::net::TcpListener>),
 }
 
 impl App {
@@ -39,15 +47,21 @@ impl App {
         let metrics = Arc::new(Metrics::new(router::labels()));
         let services = Services::open(&config, clock, metrics).await?;
         let addr = SocketAddr::new(config.server.host, config.server.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Io { what: format!("cannot bind {addr}"), source })?;
-        Ok(Self { listener, state: Arc::new(AppState::new(config, services)) })
+        let cannot_bind = |source| StartupError::Io { what: format!("cannot bind {addr}"), source };
+        let listeners = match config.server.event_loops {
+            0 => Listeners::Shared(TcpListener::bind(addr).await.map_err(cannot_bind)?),
+            loops => Listeners::Loops(crate::http::listeners(addr, loops).map_err(cannot_bind)?),
+        };
+        Ok(Self { listeners, state: Arc::new(AppState::new(config, services)) })
     }
 
     /// The bound address (the real port when configured with 0).
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::new(self.state.config.server.host, 0))
+        let bound = match &self.listeners {
+            Listeners::Shared(listener) => listener.local_addr(),
+            Listeners::Loops(listeners) => listeners[0].local_addr(),
+        };
+        bound.unwrap_or_else(|_| SocketAddr::new(self.state.config.server.host, 0))
     }
 
     /// The shared state (tests inspect it).
@@ -64,7 +78,11 @@ impl App {
             DatabaseBackend::Sqlite(path) => format!("sqlite {}", path.display()),
             DatabaseBackend::Postgres(_) => "postgres".to_owned(),
         };
-        tracing::info!(%addr, database = %backend, "imgedge listening");
+        let loops = match &self.listeners {
+            Listeners::Shared(_) => 0,
+            Listeners::Loops(listeners) => listeners.len(),
+        };
+        tracing::info!(%addr, database = %backend, event_loops = loops, "imgedge listening");
         let (stopping, mut stop) = tokio::sync::watch::channel(false);
         let images = self.state.images.clone();
         let mut stop_purges = stop.clone();
@@ -88,7 +106,10 @@ impl App {
             let _ = stopping.send(true);
         };
         let grace = self.state.config.server.shutdown_grace;
-        crate::http::serve(self.listener, self.state, shutdown, grace).await;
+        match self.listeners {
+            Listeners::Shared(listener) => crate::http::serve(listener, self.state, shutdown, grace).await,
+            Listeners::Loops(listeners) => crate::http::serve_loops(listeners, self.state, shutdown, grace).await,
+        }
         let _ = backfill.await;
         let _ = sender.await;
         tracing::info!("imgedge stopped");

@@ -29,6 +29,9 @@ mod env;
 /// Every key and its default value.
 const DEFAULTS: &str = include_str!("config/defaults.toml");
 
+/// Keys set by a number or a name (`event_loops = "auto"`).
+const NUMBER_OR_NAME: &[&str] = &["server.event_loops"];
+
 /// Declares the sections of `config.toml`: deserialized as they are, unknown keys refused.
 macro_rules! sections {
     ($($(#[$doc:meta])* $name:ident { $($(#[$attr:meta])* $field:ident: $ty:ty,)* })*) => {$(
@@ -64,6 +67,8 @@ sections! {
         #[serde(rename = "body_timeout_secs", deserialize_with = "secs")]
         body_timeout: Duration,
         max_connections: usize,
+        #[serde(deserialize_with = "event_loops")]
+        event_loops: usize,
         trusted_proxies: Vec<Cidr>,
         #[serde(rename = "shutdown_grace_secs", deserialize_with = "secs")]
         shutdown_grace: Duration,
@@ -253,6 +258,8 @@ impl Config {
                 at = at.get_mut(section).and_then(Value::as_table_mut).ok_or_else(|| invalid(key, "no section"))?;
             }
             let value = match at.get(last) {
+                // A number or a name: the key's own parser reads the text.
+                _ if NUMBER_OR_NAME.contains(&key) => Some(Value::String(raw.clone())),
                 Some(Value::Integer(_)) => raw.trim().parse().map(Value::Integer).ok(),
                 Some(Value::Boolean(_)) => boolean(&raw).map(Value::Boolean),
                 Some(Value::Array(_)) => {
@@ -317,6 +324,7 @@ impl Config {
                     && self.transform.width_ladder.iter().all(|w| (1..=self.limits.max_dimension).contains(w)),
             ),
             ("server.max_connections (MAX_CONNECTIONS)", self.server.max_connections >= 1),
+            ("server.event_loops (EVENT_LOOPS): \"auto\" or 0 to 256", self.server.event_loops <= 256),
             ("server.header_read_timeout_secs (HEADER_TIMEOUT_SECS)", !self.server.header_read_timeout.is_zero()),
             ("server.body_timeout_secs (BODY_TIMEOUT_SECS)", !self.server.body_timeout.is_zero()),
             ("auth.hash_workers (HASH_WORKERS)", self.auth.hash_workers >= 1),
@@ -352,6 +360,23 @@ fn boolean(raw: &str) -> Option<bool> {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
+    }
+}
+
+/// `"auto"` (one per core) or a number (0: none, connections are tasks of the shared runtime).
+fn event_loops<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loops {
+        Count(usize),
+        Named(String),
+    }
+    match Loops::deserialize(d)? {
+        Loops::Count(n) => Ok(n),
+        Loops::Named(name) if name.trim() == "auto" => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        Loops::Named(name) => {
+            name.trim().parse().map_err(|_| serde::de::Error::custom(format!("`{name}`: \"auto\" or a number")))
+        }
     }
 }
 

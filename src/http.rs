@@ -12,6 +12,7 @@ pub mod state;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-t
 /// Streams an HTTP/2 connection may have open at once.
 const H2_STREAMS: u32 = 64;
 
+/// Pending connections a listening socket holds (as tokio's `TcpListener::bind`).
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish for at
 /// most `grace`. At most `server.max_connections` are served at once; more wait in the listen
 /// backlog.
@@ -51,11 +55,6 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     let slots = Arc::clone(&state.connections);
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot,
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slot else { break };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -68,6 +67,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
             },
             () = &mut shutdown => break,
         };
+        // Accepted first, then a slot: an event loop waiting for a connection holds none, so
+        // idle loops never keep the others under the cap. Beyond it, one connection per loop
+        // waits here, the rest in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         let _ = stream.set_nodelay(true);
         let open = state.shared.metrics.connection_opened();
         let activity = Activity::default();
@@ -100,6 +107,97 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
 /// No span per request: cache hits are a few microseconds and a span costs a noticeable part
 /// of that. The request id travels as a task-local instead (see `telemetry::request_id`), and
 /// the boundary logs carry it with method and path.
+/// `loops` listening sockets on `addr` (the first one's port when `addr`'s is 0), one per event
+/// loop. On Linux each has its own accept queue (`SO_REUSEPORT`): the kernel spreads new
+/// connections across them by address hash, and a loop never wakes for another's. Elsewhere
+/// they are clones of one socket, accepted from by whichever loop is free.
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn listeners(addr: SocketAddr, loops: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // As tokio's own bind: a restart may bind while old connections linger in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        #[cfg(target_os = "linux")]
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        Ok(socket.into())
+    };
+    let first = open(addr)?;
+    let bound = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..loops.max(1) {
+        let next = if cfg!(target_os = "linux") { open(bound)? } else { all[0].try_clone()? };
+        all.push(next);
+    }
+    Ok(all)
+}
+
+/// Serves `listeners` as [`serve`] does, each on an event loop of its own: a thread running a
+/// current-thread runtime that takes a connection from accept to close. Nothing moves between
+/// loops, so a request costs no wake-up of another thread (the shared runtime's work stealing
+/// does, and on a small machine those wake-ups are a large part of a cache hit's CPU). What a
+/// request waits for (transforms, password hashes, the database) runs where it always does,
+/// and the loops share the state. On `shutdown` every loop drains as [`serve`] does; each keeps
+/// running the tasks started on it (work another loop's request may be waiting for) until all
+/// have drained. Dropping this future stops the loops the same way.
+pub async fn serve_loops(
+    listeners: Vec<std::net::TcpListener>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let (draining, _) = tokio::sync::watch::channel(listeners.len());
+    let mut exits = Vec::new();
+    for (n, listener) in listeners.into_iter().enumerate() {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "an event loop could not start; the others serve");
+                draining.send_modify(|n| *n -= 1);
+                continue;
+            }
+        };
+        let (state, mut stopped, left) = (Arc::clone(&state), stopped.clone(), draining.clone());
+        let (exited, exit) = tokio::sync::oneshot::channel::<()>();
+        let event_loop = move || {
+            runtime.block_on(async {
+                match TcpListener::from_std(listener) {
+                    // A changed value never comes: the sender is dropped to stop.
+                    Ok(listener) => {
+                        serve(listener, state, async move { while stopped.changed().await.is_ok() {} }, grace).await
+                    }
+                    Err(e) => tracing::error!(error = %e, "an event loop could not take its socket"),
+                }
+                left.send_modify(|n| *n -= 1);
+                let _ = left.subscribe().wait_for(|n| *n == 0).await;
+            });
+            drop(runtime);
+            let _ = exited.send(());
+        };
+        match std::thread::Builder::new().name(format!("http-{n}")).spawn(event_loop) {
+            Ok(_) => exits.push(exit),
+            Err(e) => {
+                tracing::error!(error = %e, "an event loop could not start; the others serve");
+                draining.send_modify(|n| *n -= 1);
+            }
+        }
+    }
+    if exits.is_empty() {
+        tracing::error!("no event loop started; nothing is served");
+    }
+    shutdown.await;
+    drop(stop);
+    for exit in exits {
+        let _ = exit.await;
+    }
+}
+
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let _in_flight = state.shared.metrics.request_started();
@@ -190,6 +288,20 @@ fn new_request_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Each event loop's socket takes a share of the connections to the one port.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn event_loop_sockets_share_one_port_and_its_connections() {
+        let listeners = super::listeners(([127, 0, 0, 1], 0).into(), 2).unwrap();
+        let port = listeners[0].local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        assert_eq!(listeners[1].local_addr().unwrap().port(), port);
+        let clients: Vec<_> = (0..64).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        let accepted: Vec<usize> = listeners.iter().map(|l| std::iter::from_fn(|| l.accept().ok()).count()).collect();
+        assert_eq!(accepted.iter().sum::<usize>(), clients.len(), "{accepted:?}");
+        assert!(accepted.iter().all(|&n| n > 0), "every socket takes some: {accepted:?}");
+    }
+
     #[test]
     fn fresh_request_ids_are_32_hex_digits_and_never_repeat() {
         let ids: Vec<String> = (0..1000).map(|_| super::new_request_id()).collect();

@@ -10,6 +10,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("IDLE_TIMEOUT_SECS", "server.idle_timeout_secs"),
     ("BODY_TIMEOUT_SECS", "server.body_timeout_secs"),
     ("MAX_CONNECTIONS", "server.max_connections"),
+    ("EVENT_LOOPS", "server.event_loops"),
     ("TRUSTED_PROXIES", "server.trusted_proxies"),
     ("SHUTDOWN_GRACE_SECS", "server.shutdown_grace_secs"),
     ("DATABASE_URL", "database.url"),

@@ -27,6 +27,12 @@ fn defaults_then_the_file_then_the_environment() {
         |text: &str| imgedge::transform::encode::avif::speed(load(text, &[]).unwrap().transform.avif_speed);
     assert_eq!(avif_speed(""), if cfg!(feature = "aom") { 6 } else { 8 });
     assert_eq!(avif_speed("[transform]\navif_speed = 9\n"), 9);
+    // Event loops: one per core by default, a number as given, 0 for none.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(load("", &[]).unwrap().server.event_loops, cores);
+    assert_eq!(load("[server]\nevent_loops = 0\n", &[]).unwrap().server.event_loops, 0);
+    assert_eq!(load("", &[("EVENT_LOOPS", "3")]).unwrap().server.event_loops, 3);
+    assert_eq!(load("[server]\nevent_loops = 1\n", &[("EVENT_LOOPS", "auto")]).unwrap().server.event_loops, cores);
 }
 
 #[test]
@@ -41,6 +47,8 @@ fn bad_values_name_their_setting() {
         (&[("AWS_S3_BUCKET", "b"), ("AWS_ACCESS_KEY_ID", "k")], "AWS_ACCESS_KEY_ID"),
         (&[("TRANSFORM_TIMEOUT_SECS", "0")], "transform.timeout_secs"),
         (&[("PORT", "70000")], "port"),
+        (&[("EVENT_LOOPS", "many")], "`many`: \"auto\" or a number"),
+        (&[("EVENT_LOOPS", "257")], "server.event_loops"),
     ] {
         let err = load("", pairs).unwrap_err().to_string();
         assert!(err.contains(needle), "{pairs:?}: {err}");

@@ -192,7 +192,12 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> b
 async fn idle_and_half_open_sockets_are_cut_at_the_header_timeout() {
     use tokio::io::AsyncWriteExt;
     crate::harness::raise_descriptor_limit(4200);
-    let app = spawn_with(Backend::Sqlite, |c| c.server.header_read_timeout = Duration::from_secs(10)).await;
+    // On the test's runtime, whose paused clock the sockets' deadlines then follow.
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.server.header_read_timeout = Duration::from_secs(10);
+        c.server.event_loops = 0;
+    })
+    .await;
     let mut sockets = Vec::new();
     for n in 0..2000 {
         let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -265,6 +270,27 @@ async fn a_stalled_request_body_is_408() {
         assert!(answer.contains("\"request_timeout\""), "{answer}");
     }
     assert!(app.stored_keys("originals/").await.is_empty());
+}
+
+/// With several event loops, every connection to the port is answered, and dropping the
+/// server ends every loop: the port refuses connections (a loop left running would still hold
+/// its socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_loops_answer_on_one_port_and_stop_with_the_server() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Backend::Sqlite, |c| c.server.event_loops = 3).await;
+    let addr = app.addr;
+    for _ in 0..24 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(read_response(&mut socket).await.unwrap().starts_with("HTTP/1.1 200"));
+    }
+    drop(app);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "a loop still listens");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Beyond `max_connections`, connections wait in the backlog until one ends.
