@@ -164,6 +164,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Streams an object; [`StorageError::NotFound`] when the key is absent.
     async fn get(&self, key: &BlobKey) -> Result<Blob, StorageError>;
 
+    /// A small object's bytes when they are at hand without waiting for a disk or the network
+    /// (a local file in the page cache): `Ok(None)` when they are not, or when this store cannot
+    /// tell, and the caller goes on to [`Storage::get`]; [`StorageError::NotFound`] when it
+    /// knows at once that the key is absent.
+    fn get_at_hand(&self, _key: &BlobKey) -> Result<Option<Bytes>, StorageError> {
+        Ok(None)
+    }
+
     /// Reads a whole object into memory (originals on their way to the pipeline).
     async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes, StorageError> {
         self.get(key).await?.into_bytes().await

@@ -80,13 +80,25 @@ impl Delivery {
 
     /// The variant stored at `at`, kept in memory as `key` when it fits; `None` when the store
     /// does not have it. Concurrent reads of one variant — from the transform flight or from
-    /// remembered URLs — share one read of the object and one copy in memory.
+    /// remembered URLs — share one read of the object and one copy in memory, unless the store
+    /// has it at hand (a page-cached file), which each reads on the spot.
     pub(super) async fn read_stored(
         &self,
         at: &BlobKey,
         key: VariantKey,
         format: ImageFormat,
     ) -> Result<Option<Stored>, Error> {
+        // A variant at hand (a local file in the page cache) is read here: no flight, no task,
+        // nothing to merge, as it costs less than they do.
+        match self.shared.store.get_at_hand(at) {
+            Ok(Some(bytes)) if bytes.len() as u64 <= super::MEMORY_LIMIT => {
+                self.shared.metrics.store_read();
+                let variant = describe(bytes, format);
+                return Ok(Some(Stored::Kept(self.shared.memory.keep(key, variant))));
+            }
+            Err(StorageError::NotFound) => return Ok(None),
+            _ => {}
+        }
         let (this, at) = (self.clone(), at.clone());
         let read = move || async move { this.read_once(&at, key, format).await.map_err(Arc::new) };
         match self.reads.run(key, read).await.0 {

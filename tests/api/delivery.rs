@@ -693,7 +693,7 @@ async fn concurrent_store_hits_share_one_read(backend: Backend) {
     assert_eq!(head.headers()["x-cache"], "hit-store");
     assert_eq!(head.headers()["content-length"].to_str().unwrap(), made.len().to_string());
     assert_eq!(replica.state.gauges().memory_cache_bytes, 0, "HEAD kept nothing in memory");
-    // ...and twenty GETs at once share one read, kept once in memory.
+    // ...and twenty GETs at once share one read of an object in S3, kept once in memory.
     let gets: Vec<_> = (0..20)
         .map(|_| {
             let (client, url) = (replica.client.clone(), url.clone());
@@ -709,7 +709,14 @@ async fn concurrent_store_hits_share_one_read(backend: Backend) {
     let stored = answers.iter().filter(|(tier, _)| tier == "hit-store").count();
     assert!(stored >= 1, "the first answers come from the store");
     assert!(metrics.contains("imgedge_transforms_total{outcome=\"ok\"} 0"), "nothing was transformed again");
-    assert!(metrics.contains("imgedge_store_reads_total 1\n"), "one read of the object: {metrics}");
+    let reads = replica.metric("imgedge_store_reads_total").await;
+    if matches!(backend, Backend::PostgresS3) {
+        assert_eq!(reads, 1, "one read of the object: {metrics}");
+    } else {
+        // A file in the page cache is read on the spot by each request that finds it there:
+        // cheaper than merging the reads.
+        assert!((1..=stored as u64).contains(&reads), "{reads} reads for {stored} answers from the store");
+    }
     replica.state.shared.memory.run_pending_tasks();
     let held = replica.state.gauges().memory_cache_bytes;
     assert!(held < 2 * made.len() as u64 + 4096, "one copy is kept, not one per request: {held}");
