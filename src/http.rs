@@ -159,7 +159,7 @@ pub async fn serve_loops(
             Ok(runtime) => runtime,
             Err(e) => {
                 tracing::error!(error = %e, "an event loop could not start; the others serve");
-                draining.send_modify(|n| *n -= 1);
+                draining.send_modify(|n| *n = n.saturating_sub(1));
                 continue;
             }
         };
@@ -167,6 +167,8 @@ pub async fn serve_loops(
         let (exited, exit) = tokio::sync::oneshot::channel::<()>();
         let event_loop = move || {
             runtime.block_on(async {
+                // Counted as drained however this loop ends, a panic included.
+                let drained = Drained(left.clone());
                 match TcpListener::from_std(listener) {
                     // A changed value never comes: the sender is dropped to stop.
                     Ok(listener) => {
@@ -174,7 +176,7 @@ pub async fn serve_loops(
                     }
                     Err(e) => tracing::error!(error = %e, "an event loop could not take its socket"),
                 }
-                left.send_modify(|n| *n -= 1);
+                drop(drained);
                 let _ = left.subscribe().wait_for(|n| *n == 0).await;
             });
             drop(runtime);
@@ -184,7 +186,7 @@ pub async fn serve_loops(
             Ok(_) => exits.push(exit),
             Err(e) => {
                 tracing::error!(error = %e, "an event loop could not start; the others serve");
-                draining.send_modify(|n| *n -= 1);
+                draining.send_modify(|n| *n = n.saturating_sub(1));
             }
         }
     }
@@ -195,6 +197,15 @@ pub async fn serve_loops(
     drop(stop);
     for exit in exits {
         let _ = exit.await;
+    }
+}
+
+/// One event loop's share of the count of loops still serving.
+struct Drained(tokio::sync::watch::Sender<usize>);
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
