@@ -235,8 +235,9 @@ impl Delivery {
         let owner = p.lookups.owner(&image.owner).await?;
         let (checked_at, owner) = (checked_at.min(owner.at), owner.value.ok_or_else(not_found)?);
         let credentials = Credentials { path: ask.path, exp, sig, bearer: ask.bearer };
-        let tags = crate::purges::Tags::of(ask.id, image.owner.as_str(), ask.ops);
         let (access, ops) = self.authorise(ask, &credentials, &image, &owner).await?;
+        // Made only for a request that may have the answer.
+        let tags = crate::purges::Tags::of(ask.id, image.owner.as_str(), ask.ops);
         let (ops, mut vary) = hints::fill(ops, &ask.hints, &self.settings.width_ladder, image.width);
         let mut spec = self.spec(image, &owner, ops, ask.accept).await?;
         if !spec.ops.is_identity() {
