@@ -307,7 +307,7 @@ impl Images {
             return Ok(None);
         }
         let mut copies_bytes = 0;
-        for factor in levels::FACTORS.into_iter().filter(|f| mask & (1 << f) != 0) {
+        for factor in levels::factors(mask) {
             match self.shared.store.size(&self.shared.keys.level(&record.id, factor)).await {
                 Ok(n) => copies_bytes += n,
                 Err(e) if e.is_not_found() => return Ok(None),

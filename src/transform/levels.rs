@@ -130,6 +130,11 @@ pub fn mask(levels: &[Level]) -> u32 {
     levels.iter().fold(0, |m, l| m | (1 << l.factor))
 }
 
+/// The factors whose copies a [`mask`] records.
+pub fn factors(mask: u32) -> impl Iterator<Item = u32> {
+    FACTORS.into_iter().filter(move |&f| mask & (1 << f) != 0)
+}
+
 /// The bytes `levels` take in the store (counted in their owner's storage).
 pub fn bytes(levels: &[Level]) -> u64 {
     levels.iter().map(|l| l.bytes.len() as u64).sum()
@@ -140,9 +145,7 @@ pub fn bytes(levels: &[Level]) -> u64 {
 /// else the largest that is at least the output's size (a copy is never upsampled); else 1,
 /// the original.
 pub fn choose(available: u32, shrink: f64) -> u32 {
-    let largest = |headroom: f64| {
-        FACTORS.into_iter().filter(|&f| available & (1 << f) != 0 && f64::from(f) * headroom <= shrink).max()
-    };
+    let largest = |headroom: f64| factors(available).filter(|&f| f64::from(f) * headroom <= shrink).max();
     largest(HEADROOM).or_else(|| largest(1.0)).unwrap_or(1)
 }
 
