@@ -238,6 +238,11 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     // Every answer, JSON and errors included: no browser guesses another type for our bytes.
     res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     let status = res.status();
+    if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+        // The body was not read to its end: the connection closes after this answer, and says
+        // so, or a client would send its next request on it and lose it to the close.
+        res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = started.elapsed();
     state.shared.metrics.request(route, status.as_u16(), elapsed);
     let refused = status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE;

@@ -244,6 +244,7 @@ async fn byte_limit_is_enforced(backend: Backend) {
     let answer = refusal_of_declared_length(&app, &alice.token, big.len()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "the close is announced: {answer}");
     let res = app.client.post(app.url("/v1/images")).bearer_auth(&alice.token).body(big.clone()).send().await;
     assert_413_or_cut_off(res);
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(big));
