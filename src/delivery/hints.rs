@@ -3,9 +3,7 @@
 //! `Save-Data: on` lowers the default quality. The answer names in `Vary` exactly the headers
 //! it depended on.
 
-use http::HeaderMap;
-#[cfg(test)]
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 pub use crate::cache::Vary;
 use crate::format::ImageFormat;
@@ -33,19 +31,31 @@ pub struct Hints {
 }
 
 impl Hints {
-    /// The hints in `headers`; malformed values count as absent.
+    /// The hints in `headers`; malformed values count as absent. Of a header sent twice, the
+    /// first counts.
+    ///
+    /// One pass over the headers, not a lookup per name: each lookup of a name `http` does not
+    /// know hashes it, and five of them were a tenth of a cache hit's own work.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let first = |names: [&str; 2]| names.iter().find_map(|n| headers.get(*n)?.to_str().ok().map(str::trim));
-        let width = first(["sec-ch-width", "width"])
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|w| (1..=MAX_HINT_WIDTH).contains(w));
-        let dpr = first(["sec-ch-dpr", "dpr"])
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|d| d.is_finite() && *d > 0.0 && *d <= 16.0);
-        let save_data = headers
-            .get("save-data")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("on")));
+        // Sec-CH-Width, Width, Sec-CH-DPR, DPR, Save-Data.
+        let mut found: [Option<&HeaderValue>; 5] = [None; 5];
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "sec-ch-width" => 0,
+                "width" => 1,
+                "sec-ch-dpr" => 2,
+                "dpr" => 3,
+                "save-data" => 4,
+                _ => continue,
+            };
+            found[slot].get_or_insert(value);
+        }
+        let [ch_width, width, ch_dpr, dpr, save_data] = found.map(text);
+        let width = ch_width.or(width).and_then(|v| v.parse::<u32>().ok()).filter(|w| (1..=MAX_HINT_WIDTH).contains(w));
+        let dpr =
+            ch_dpr.or(dpr).and_then(|v| v.parse::<f64>().ok()).filter(|d| d.is_finite() && *d > 0.0 && *d <= 16.0);
+        let save_data =
+            save_data.is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("on")));
         Self { width, dpr, save_data }
     }
 }
@@ -78,6 +88,11 @@ pub fn save_data_quality(ops: &Ops, format: ImageFormat) -> Option<u8> {
         return None;
     }
     default_quality(format).map(|q| q.saturating_sub(SAVE_DATA_QUALITY_DROP).max(1))
+}
+
+/// A hint header's value as text, trimmed; `None` when absent or not text.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// The first step of `ladder` at least `width`, or its top; `width` when the ladder is empty.
@@ -150,6 +165,16 @@ mod tests {
         bad.insert("sec-ch-dpr", HeaderValue::from_static("NaN"));
         bad.insert("save-data", HeaderValue::from_static("off"));
         assert_eq!(Hints::from_headers(&bad), Hints::default());
+        // The first of a repeated header counts; a value that is not text counts as absent, so
+        // the older name answers; `Save-Data` takes parameters.
+        let mut repeated = HeaderMap::new();
+        repeated.append("sec-ch-width", HeaderValue::from_bytes(b"\xff").unwrap());
+        repeated.append("sec-ch-width", HeaderValue::from_static("800"));
+        repeated.insert("width", HeaderValue::from_static(" 480 "));
+        repeated.append("dpr", HeaderValue::from_static("3"));
+        repeated.append("dpr", HeaderValue::from_static("1"));
+        repeated.insert("save-data", HeaderValue::from_static("On; x=1"));
+        assert_eq!(Hints::from_headers(&repeated), Hints { width: Some(480), dpr: Some(3.0), save_data: true });
     }
 
     #[test]
