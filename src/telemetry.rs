@@ -27,9 +27,13 @@ tokio::task_local! {
     static REQUEST_ID: std::sync::Arc<str>;
 }
 
-/// Runs `fut` with `id` as the current request id.
-pub async fn with_request_id<F: std::future::Future>(id: std::sync::Arc<str>, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Runs `fut` with `id` as the current request id. A plain function, not an `async fn`: that
+/// would hold `fut` twice in its state (once as its argument, once inside the scope).
+pub fn with_request_id<F: std::future::Future>(
+    id: std::sync::Arc<str>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<std::sync::Arc<str>, F> {
+    REQUEST_ID.scope(id, fut)
 }
 
 /// The id of the request being served, or `-` outside a request. Spans of work that outlives
