@@ -100,7 +100,7 @@ impl Served {
 /// Where the bytes of a [`Resolved`] answer come from.
 enum Source {
     /// The original as uploaded.
-    Original(ImageRecord),
+    Original(Box<ImageRecord>),
     /// A variant already in this replica's memory.
     Cached(Arc<Variant>),
     /// A variant from the store or a transform.
@@ -261,7 +261,7 @@ impl Delivery {
                 vary: Vary { accept: false, ..vary },
                 format: spec.image.format,
                 tags,
-                source: Source::Original(spec.image),
+                source: Source::Original(Box::new(spec.image)),
                 fallback: None,
             });
         }
@@ -331,7 +331,16 @@ impl Delivery {
     /// 429 when a transform is needed and the quota is spent, 503 when the pool is full or the
     /// transform times out, 422 when the original cannot be decoded, 404 when the original's
     /// object is gone, 5xx for backends.
+    ///
+    /// The paths that may wait on a store or a transform are boxed: an `async fn`'s future is
+    /// as large as its largest path (a transform's flight makes this one 7 KB), and the whole
+    /// of it is allocated and moved for every request, the memory hits included, whose own
+    /// path needs a few bytes.
     pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<Served, Error> {
+        let resolved = match self.serve_now(resolved) {
+            Ok(served) => return Ok(served),
+            Err(resolved) => *resolved,
+        };
         let original = |image: &ImageRecord| self.shared.keys.original(&image.id);
         match resolved.source {
             Source::Original(image) if head => {
@@ -340,21 +349,30 @@ impl Delivery {
             Source::Original(image) => {
                 Ok(Served::of(Payload::Stream(self.shared.store.get(&original(&image)).await?), None))
             }
+            Source::Variant(spec) => match resolved.fallback {
+                Some(fallback) => Box::pin(self.within_budget(&spec, *fallback, head)).await,
+                None => {
+                    let (payload, tier) = Box::pin(self.variant_payload(&spec, head)).await?;
+                    Ok(Served::of(payload, Some(tier)))
+                }
+            },
+            Source::Cached(_) | Source::Stored(_) => Err(Error::internal("bytes in hand went unserved")),
+        }
+    }
+
+    /// The bytes of `resolved` when they are in hand (a memory hit, or a remembered variant
+    /// read already); `resolved` back when they take a wait (boxed: that path waits anyway).
+    pub fn serve_now(&self, resolved: Resolved) -> Result<Served, Box<Resolved>> {
+        match resolved.source {
             Source::Cached(variant) => {
                 self.shared.metrics.cache(Tier::Memory);
                 Ok(Served::of(Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
             }
-            Source::Variant(spec) => match resolved.fallback {
-                Some(fallback) => self.within_budget(&spec, *fallback, head).await,
-                None => {
-                    let (payload, tier) = self.variant_payload(&spec, head).await?;
-                    Ok(Served::of(payload, Some(tier)))
-                }
-            },
             Source::Stored(payload) => {
                 self.shared.metrics.cache(Tier::Store);
                 Ok(Served::of(payload, Some(Tier::Store)))
             }
+            _ => Err(Box::new(resolved)),
         }
     }
 
@@ -448,59 +466,70 @@ impl Delivery {
         }
     }
 
-    /// The answer to a signed variant URL this replica checked within the lookup bound, when its
-    /// bytes are in memory or, with stored variants, in the store: no lookups, HMAC or parsing.
-    /// `None` sends the request to [`Delivery::resolve`].
+    /// What this replica knows of a signed variant URL it checked within the lookup bound,
+    /// without waiting for anything: the answer when its bytes are in memory or at the store's
+    /// hand, no lookups, HMAC or parsing (a cache hit is answered from here, by the calling
+    /// thread); or the remembered URL whose bytes need a store read; or nothing.
     ///
     /// # Errors
     /// 403 when the remembered URL has expired since; the remembered error of a variant whose
-    /// transform failed; 5xx when the store fails.
-    pub async fn remembered(&self, ask: &Ask<'_>) -> Result<Option<Resolved>, Error> {
-        let (Some(_), Some(query)) = (ask.ops, ask.query) else { return Ok(None) };
+    /// transform failed.
+    pub fn recall(&self, ask: &Ask<'_>) -> Result<Recall, Error> {
+        let (Some(_), Some(query)) = (ask.ops, ask.query) else { return Ok(Recall::Unknown) };
         if !rememberable(ask) {
-            return Ok(None);
+            return Ok(Recall::Unknown);
         }
         let accept = accept_class(ask.accept);
-        let Some(entry) = self.shared.lookups.authorised(ask.path, query, accept) else { return Ok(None) };
+        let Some(entry) = self.shared.lookups.authorised(ask.path, query, accept) else {
+            return Ok(Recall::Unknown);
+        };
         let access = match entry.exp {
             Some(exp) if exp < self.shared.clock.unix() => return Err(crate::auth::AuthError::SignatureExpired.into()),
             exp => Access::signed(exp, self.shared.clock.unix()),
         };
-        let source = match self.shared.memory.get(&entry.key) {
-            Some(variant) => Source::Cached(variant),
-            None => {
-                if let Some(failure) = self.failed(&entry.key) {
-                    return Err(failure.into());
-                }
-                if !self.settings.store_variants {
-                    return Ok(None);
-                }
-                match self.stored(&entry).await? {
-                    Some(payload) => Source::Stored(payload),
-                    None => return Ok(None),
-                }
+        if let Some(variant) = self.shared.memory.get(&entry.key) {
+            return Ok(Recall::Ready(recalled(&entry, access, Source::Cached(variant))));
+        }
+        if let Some(failure) = self.failed(&entry.key) {
+            return Err(failure.into());
+        }
+        if !self.settings.store_variants {
+            return Ok(Recall::Unknown);
+        }
+        Ok(match self.read_at_hand(&self.remembered_at(&entry), entry.key, entry.format) {
+            produce::AtHand::Kept(variant) => {
+                let source = Source::Stored(Payload::Bytes(variant.bytes.clone()));
+                Recall::Ready(recalled(&entry, access, source))
             }
-        };
-        Ok(Some(Resolved {
-            etag: entry.etag.clone(),
-            cache_control: access.cache_control(),
-            vary: entry.vary,
-            format: entry.format,
-            tags: entry.tags.clone(),
-            source,
-            fallback: None,
-        }))
+            produce::AtHand::Absent => Recall::Unknown,
+            produce::AtHand::Elsewhere => Recall::Read(entry, access),
+        })
     }
 
-    /// A remembered variant from the store (one read however many ask at once), kept in memory
-    /// when it fits; `None` when the store does not have it.
-    async fn stored(&self, entry: &Remembered) -> Result<Option<Payload>, Error> {
-        let at = self.shared.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension());
-        Ok(match self.read_stored(&at, entry.key, entry.format).await? {
-            Some(produce::Stored::Kept(variant)) => Some(Payload::Bytes(variant.bytes.clone())),
-            Some(produce::Stored::TooLarge) => Some(Payload::Stream(self.shared.store.get(&at).await?)),
-            None => None,
-        })
+    /// The answer to a signed variant URL this replica remembers (see [`Delivery::recall`]),
+    /// reading its bytes from the store when they were not at hand (one read however many ask
+    /// at once). `None` sends the request to [`Delivery::resolve`].
+    ///
+    /// # Errors
+    /// 5xx when the store fails.
+    pub async fn remembered(&self, recall: Recall) -> Result<Option<Resolved>, Error> {
+        let (entry, access) = match recall {
+            Recall::Ready(resolved) => return Ok(Some(resolved)),
+            Recall::Unknown => return Ok(None),
+            Recall::Read(entry, access) => (entry, access),
+        };
+        let at = self.remembered_at(&entry);
+        let payload = match self.read_shared(&at, entry.key, entry.format).await? {
+            Some(produce::Stored::Kept(variant)) => Payload::Bytes(variant.bytes.clone()),
+            Some(produce::Stored::TooLarge) => Payload::Stream(self.shared.store.get(&at).await?),
+            None => return Ok(None),
+        };
+        Ok(Some(recalled(&entry, access, Source::Stored(payload))))
+    }
+
+    /// Where a remembered variant is kept in the object store.
+    fn remembered_at(&self, entry: &Remembered) -> BlobKey {
+        self.shared.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension())
     }
 
     /// Memory, else the store, else a transform; a `head` request learns a stored variant's
@@ -548,6 +577,30 @@ impl Delivery {
     /// Where `spec` is kept in the object store.
     fn stored_at(&self, spec: &VariantSpec) -> BlobKey {
         self.shared.keys.variant(&spec.image.id, &spec.key.hex(), spec.format.extension())
+    }
+}
+
+/// What [`Delivery::recall`] knows of a request.
+#[allow(clippy::large_enum_variant)] // `Ready` is a cache hit's answer: boxing it would cost each hit an allocation
+pub enum Recall {
+    /// The answer, its bytes in hand.
+    Ready(Resolved),
+    /// A remembered URL whose bytes take a store read.
+    Read(Arc<Remembered>, Access),
+    /// Nothing: the request is resolved in full.
+    Unknown,
+}
+
+/// The answer to a remembered URL, as `access` allows, with its bytes from `source`.
+fn recalled(entry: &Remembered, access: Access, source: Source) -> Resolved {
+    Resolved {
+        etag: entry.etag.clone(),
+        cache_control: access.cache_control(),
+        vary: entry.vary,
+        format: entry.format,
+        tags: entry.tags.clone(),
+        source,
+        fallback: None,
     }
 }
 

@@ -33,6 +33,16 @@ pub(super) enum Found {
     TooLargeToKeep,
 }
 
+/// What a store had at hand of a variant (see [`Delivery::read_at_hand`]).
+pub(super) enum AtHand {
+    /// Read, and kept in memory.
+    Kept(Arc<Variant>),
+    /// The store knows at once that it has no such object.
+    Absent,
+    /// Not at hand: it takes a read that may wait.
+    Elsewhere,
+}
+
 /// A variant read back from the store.
 #[derive(Clone)]
 pub(super) enum Stored {
@@ -88,20 +98,39 @@ impl Delivery {
         key: VariantKey,
         format: ImageFormat,
     ) -> Result<Option<Stored>, Error> {
-        // A variant at hand (a local file in the page cache) is read here: no flight, no task,
-        // nothing to merge, as it costs less than they do.
+        match self.read_at_hand(at, key, format) {
+            AtHand::Kept(variant) => Ok(Some(Stored::Kept(variant))),
+            AtHand::Absent => Ok(None),
+            AtHand::Elsewhere => self.read_shared(at, key, format).await,
+        }
+    }
+
+    /// The variant stored at `at` when the store has it at hand (a local file in the page
+    /// cache), read on the spot and kept in memory as `key`: no flight, no task, nothing to
+    /// merge, as they cost more than such a read.
+    pub(super) fn read_at_hand(&self, at: &BlobKey, key: VariantKey, format: ImageFormat) -> AtHand {
         match self.shared.store.get_at_hand(at) {
             Ok(Some(bytes)) if bytes.len() as u64 <= super::MEMORY_LIMIT => {
                 self.shared.metrics.store_read();
                 let variant = describe(bytes, format);
-                return Ok(Some(Stored::Kept(self.shared.memory.keep(key, variant))));
+                AtHand::Kept(self.shared.memory.keep(key, variant))
             }
-            Err(StorageError::NotFound) => return Ok(None),
-            _ => {}
+            Err(StorageError::NotFound) => AtHand::Absent,
+            _ => AtHand::Elsewhere,
         }
+    }
+
+    /// [`Delivery::read_stored`] past the store's hand: one read however many ask at once.
+    pub(super) async fn read_shared(
+        &self,
+        at: &BlobKey,
+        key: VariantKey,
+        format: ImageFormat,
+    ) -> Result<Option<Stored>, Error> {
         let (this, at) = (self.clone(), at.clone());
         let read = move || async move { this.read_once(&at, key, format).await.map_err(Arc::new) };
-        match self.reads.run(key, read).await.0 {
+        // Boxed: the flight's future is large, and a read at hand (above) should not carry it.
+        match Box::pin(self.reads.run(key, read)).await.0 {
             Some(Ok(stored)) => Ok(stored),
             Some(Err(e)) => Err(Error::Shared(e)),
             None => Err(Error::internal("store read task failed")),

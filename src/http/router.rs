@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -17,8 +18,42 @@ pub use super::request::Params;
 use crate::error::Error;
 use crate::http::state::AppState;
 
-/// The future a handler returns.
-pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
+/// What a handler returns: its answer, when it had one without waiting (a cache hit), else
+/// the future that makes it.
+///
+/// Only what waits is boxed: a boxed future is allocated and moved whole however little of it
+/// a request uses, and the delivery handler's is kilobytes for the sake of its slow paths.
+pub enum Reply<'a> {
+    /// Answered on the spot; taken by the first poll.
+    Ready(Option<Result<Response<Body>, Error>>),
+    /// Answered when this completes.
+    Later(Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>),
+}
+
+impl<'a> Reply<'a> {
+    /// An answer already made.
+    pub fn ready(answer: Result<Response<Body>, Error>) -> Self {
+        Self::Ready(Some(answer))
+    }
+
+    /// An answer `future` makes.
+    pub fn later(future: impl Future<Output = Result<Response<Body>, Error>> + Send + 'a) -> Self {
+        Self::Later(Box::pin(future))
+    }
+}
+
+impl Future for Reply<'_> {
+    type Output = Result<Response<Body>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Ready(answer) => {
+                Poll::Ready(answer.take().unwrap_or_else(|| Err(Error::internal("a reply polled after it answered"))))
+            }
+            Self::Later(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// A request handler: the shared state, the request, and the path's captured parameters.
 pub type Handler = for<'a> fn(&'a AppState, Request<Incoming>, Params<'a>) -> Reply<'a>;
@@ -39,13 +74,13 @@ pub struct Route {
 /// Wraps an `async fn(&AppState, Request<Incoming>, Params) -> Result<Response<Body>, Error>`.
 macro_rules! to {
     ($handler:path) => {
-        |state, req, params| Box::pin($handler(state, req, params))
+        |state, req, params| Reply::later($handler(state, req, params))
     };
 }
 
 /// Every endpoint. `/i` comes first: it is the hot path.
 pub static ROUTES: &[Route] = &[
-    r(Method::GET, "/i/{id}/{ops?}", "deliver_variant", to!(delivery::variant)),
+    r(Method::GET, "/i/{id}/{ops?}", "deliver_variant", delivery::variant),
     r(Method::GET, "/i/{id}", "deliver_original", to!(delivery::original)),
     r(Method::GET, "/healthz", "healthz", to!(health::healthz)),
     r(Method::GET, "/readyz", "readyz", to!(health::readyz)),
@@ -141,6 +176,28 @@ mod tests {
     fn label(method: Method, path: &str) -> (&'static str, Params<'_>) {
         let (_, route, params) = route(&method, path).unwrap();
         (route.label, params)
+    }
+
+    /// A ready reply answers on its first poll, without a waker; polled again it is an error,
+    /// not a panic. A later one answers when its future does.
+    #[test]
+    fn replies_answer_on_the_spot_or_when_their_future_does() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut ready = Reply::ready(Ok(Response::new(Body::Empty)));
+        let Poll::Ready(Ok(answer)) = Pin::new(&mut ready).poll(&mut cx) else { panic!("not answered at once") };
+        assert_eq!(answer.status(), http::StatusCode::OK);
+        let Poll::Ready(Err(again)) = Pin::new(&mut ready).poll(&mut cx) else { panic!("answered twice") };
+        assert_eq!(again.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mut later = Reply::later(async move {
+            let _ = rx.await;
+            Err(Error::NotFound("gone"))
+        });
+        assert!(Pin::new(&mut later).poll(&mut cx).is_pending());
+        tx.send(()).unwrap();
+        let Poll::Ready(Err(e)) = Pin::new(&mut later).poll(&mut cx) else { panic!("not answered after its future") };
+        assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
     }
 
     #[test]

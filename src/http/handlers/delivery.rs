@@ -9,46 +9,63 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use hyper::body::Incoming;
 
 use crate::delivery::hints::Hints;
-use crate::delivery::{Ask, Payload, Served};
+use crate::delivery::{Ask, Payload, Recall, Resolved, Served};
 use crate::error::Error;
+use crate::format::ImageFormat;
 use crate::http::body::Body;
 use crate::http::request::{self, Params};
+use crate::http::router::Reply;
 use crate::http::state::AppState;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 
-/// `/i/{id}/{ops}`: a variant.
-pub async fn variant(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    deliver(state, &req, params.get("id"), Some(params.get("ops"))).await
+/// `/i/{id}/{ops}`: a variant. A cache hit of a URL checked before is answered on the spot,
+/// by the connection's own thread and without a future (see [`Delivery::recall`]); anything
+/// else goes on to [`deliver`].
+///
+/// [`Delivery::recall`]: crate::delivery::Delivery::recall
+pub fn variant<'a>(state: &'a AppState, req: Request<Incoming>, params: Params<'a>) -> Reply<'a> {
+    let (id, ops) = (params.get("id"), params.get("ops"));
+    let (plain_ops, path) = plain(&req, id, Some(ops));
+    let ask = ask(&req, id, plain_ops.as_deref(), &path);
+    let recall = match state.delivery.recall(&ask) {
+        Ok(Recall::Ready(resolved)) => {
+            let head = req.method() == Method::HEAD;
+            return match answer_now(state, req.headers(), resolved, head) {
+                Some(answer) => Reply::ready(Ok(answer)),
+                // Not reached: a recalled answer has its bytes in hand.
+                None => Reply::later(async move { deliver(state, &req, id, Some(ops), Recall::Unknown).await }),
+            };
+        }
+        Ok(recall) => recall,
+        Err(e) => return Reply::ready(Err(e)),
+    };
+    drop((plain_ops, path));
+    Reply::later(async move { deliver(state, &req, id, Some(ops), recall).await })
 }
 
 /// `/i/{id}`: the original.
 pub async fn original(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
-    deliver(state, &req, params.get("id"), None).await
+    deliver(state, &req, params.get("id"), None, Recall::Unknown).await
 }
 
-async fn deliver(
-    state: &AppState,
-    req: &Request<Incoming>,
-    id: &str,
-    ops: Option<&str>,
-) -> Result<Response<Body>, Error> {
-    let headers = req.headers();
-    // Generated API clients percent-encode path parameters; the ops they mean are signed and
-    // keyed in the plain spelling.
+/// `ops` in their plain spelling (generated API clients percent-encode path parameters; the
+/// ops they mean are signed and keyed in the plain spelling), and the path that spells them so.
+fn plain<'a>(req: &'a Request<Incoming>, id: &str, ops: Option<&'a str>) -> (Option<Cow<'a, str>>, Cow<'a, str>) {
     let ops = ops.map(unescape_ops);
-    let plain;
     let path = match &ops {
-        Some(Cow::Owned(ops)) => {
-            plain = format!("/i/{id}/{ops}");
-            plain.as_str()
-        }
-        _ => req.uri().path(),
+        Some(Cow::Owned(ops)) => Cow::Owned(format!("/i/{id}/{ops}")),
+        _ => Cow::Borrowed(req.uri().path()),
     };
-    let ops = ops.as_deref();
-    let ask = Ask {
+    (ops, path)
+}
+
+/// What `req` asks for, its ops and path as [`plain`] spells them.
+fn ask<'a>(req: &'a Request<Incoming>, id: &'a str, ops: Option<&'a str>, path: &'a str) -> Ask<'a> {
+    let headers = req.headers();
+    Ask {
         id,
         ops,
         path,
@@ -56,11 +73,46 @@ async fn deliver(
         accept: headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
         bearer: request::bearer(headers),
         hints: Hints::from_headers(headers),
-    };
-    let resolved = match state.delivery.remembered(&ask).await? {
+    }
+}
+
+/// The answer to `resolved` when its bytes are in hand; `None` when they take a wait.
+fn answer_now(state: &AppState, asked: &HeaderMap, resolved: Resolved, head: bool) -> Option<Response<Body>> {
+    let out = headers_of(&resolved);
+    if matches_etag(asked, resolved.etag.as_bytes()) {
+        return Some(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
+    }
+    let format = resolved.format;
+    let served = state.delivery.serve_now(resolved).ok()?;
+    Some(answer(asked, out, format, head, served))
+}
+
+async fn deliver(
+    state: &AppState,
+    req: &Request<Incoming>,
+    id: &str,
+    ops: Option<&str>,
+    recall: Recall,
+) -> Result<Response<Body>, Error> {
+    let (ops, path) = plain(req, id, ops);
+    let ask = ask(req, id, ops.as_deref(), &path);
+    let resolved = match state.delivery.remembered(recall).await? {
         Some(resolved) => resolved,
-        None => state.delivery.resolve(&ask).await?,
+        // Boxed, as every path but a hit's: a future holds its largest path inline, and each
+        // request would pay for moving and allocating it (see `Delivery::serve`).
+        None => Box::pin(state.delivery.resolve(&ask)).await?,
     };
+    let out = headers_of(&resolved);
+    if matches_etag(req.headers(), resolved.etag.as_bytes()) {
+        return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
+    }
+    let (format, head) = (resolved.format, req.method() == Method::HEAD);
+    let served = state.delivery.serve(resolved, head).await?;
+    Ok(answer(req.headers(), out, format, head, served))
+}
+
+/// The headers every answer to `resolved` carries, a 304 too.
+fn headers_of(resolved: &Resolved) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
     out.insert(ETAG, resolved.etag.clone());
     out.insert(CACHE_CONTROL, resolved.cache_control.clone());
@@ -71,18 +123,26 @@ async fn deliver(
         out.insert(CACHE_TAG.clone(), tags.cache_tag.clone());
         out.insert(SURROGATE_KEY.clone(), tags.surrogate_key.clone());
     }
-    if matches_etag(headers, resolved.etag.as_bytes()) {
-        return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
-    }
-    let (mut format, head) = (resolved.format, req.method() == Method::HEAD);
-    let Served { payload, tier, instead } = state.delivery.serve(resolved, head).await?;
+    out
+}
+
+/// The answer with `served`'s bytes (none to a `HEAD`), in `format` unless `fmt_auto`'s
+/// stand-in was served instead.
+fn answer(
+    asked: &HeaderMap,
+    mut out: HeaderMap,
+    mut format: ImageFormat,
+    head: bool,
+    served: Served,
+) -> Response<Body> {
+    let Served { payload, tier, instead } = served;
     if let Some((etag, cache_control, stand_in)) = instead {
         // `fmt_auto`'s cheaper stand-in, while the slow format is made.
-        let unchanged = matches_etag(headers, etag.as_bytes());
+        let unchanged = matches_etag(asked, etag.as_bytes());
         out.insert(ETAG, etag);
         out.insert(CACHE_CONTROL, cache_control);
         if unchanged {
-            return Ok(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
+            return respond(StatusCode::NOT_MODIFIED, out, Body::Empty);
         }
         format = stand_in;
     }
@@ -96,7 +156,7 @@ async fn deliver(
         (false, Payload::Bytes(bytes)) => Body::full(bytes),
         (false, Payload::Stream(blob)) => Body::stream(blob),
     };
-    Ok(respond(StatusCode::OK, out, body))
+    respond(StatusCode::OK, out, body)
 }
 
 /// `ops` with each percent-escape of a character that ops may contain (`,`, `:`, `.`, `_`, `-`,
