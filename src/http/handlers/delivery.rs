@@ -87,6 +87,8 @@ fn answer_now(state: &AppState, asked: &HeaderMap, resolved: Resolved, head: boo
     Some(answer(asked, out, format, head, served))
 }
 
+/// The answer that takes a wait: what `recall` left to read from the store, else `resolve`
+/// (authorise, ETag, format), then a 304 or `serve` (memory, store, transform).
 async fn deliver(
     state: &AppState,
     req: &Request<Incoming>,
