@@ -337,10 +337,6 @@ impl Delivery {
     /// of it is allocated and moved for every request, the memory hits included, whose own
     /// path needs a few bytes.
     pub async fn serve(&self, resolved: Resolved, head: bool) -> Result<Served, Error> {
-        let resolved = match self.serve_now(resolved) {
-            Ok(served) => return Ok(served),
-            Err(resolved) => *resolved,
-        };
         let original = |image: &ImageRecord| self.shared.keys.original(&image.id);
         match resolved.source {
             Source::Original(image) if head => {
@@ -356,24 +352,29 @@ impl Delivery {
                     Ok(Served::of(payload, Some(tier)))
                 }
             },
-            Source::Cached(_) | Source::Stored(_) => Err(Error::internal("bytes in hand went unserved")),
+            Source::Cached(variant) => Ok(self.memory_hit(&variant)),
+            Source::Stored(payload) => Ok(self.store_hit(payload)),
         }
     }
 
     /// The bytes of `resolved` when they are in hand (a memory hit, or a remembered variant
-    /// read already); `resolved` back when they take a wait (boxed: that path waits anyway).
-    pub fn serve_now(&self, resolved: Resolved) -> Result<Served, Box<Resolved>> {
+    /// read already), as [`Delivery::serve`] gives them; `None` when they take a wait.
+    pub fn serve_now(&self, resolved: Resolved) -> Option<Served> {
         match resolved.source {
-            Source::Cached(variant) => {
-                self.shared.metrics.cache(Tier::Memory);
-                Ok(Served::of(Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory)))
-            }
-            Source::Stored(payload) => {
-                self.shared.metrics.cache(Tier::Store);
-                Ok(Served::of(payload, Some(Tier::Store)))
-            }
-            _ => Err(Box::new(resolved)),
+            Source::Cached(variant) => Some(self.memory_hit(&variant)),
+            Source::Stored(payload) => Some(self.store_hit(payload)),
+            Source::Original(_) | Source::Variant(_) => None,
         }
+    }
+
+    fn memory_hit(&self, variant: &Variant) -> Served {
+        self.shared.metrics.cache(Tier::Memory);
+        Served::of(Payload::Bytes(variant.bytes.clone()), Some(Tier::Memory))
+    }
+
+    fn store_hit(&self, payload: Payload) -> Served {
+        self.shared.metrics.cache(Tier::Store);
+        Served::of(payload, Some(Tier::Store))
     }
 
     /// `fmt_auto`'s stand-in for `spec` (an AVIF or JPEG XL): the format it would pick without
@@ -529,7 +530,7 @@ impl Delivery {
 
     /// Where a remembered variant is kept in the object store.
     fn remembered_at(&self, entry: &Remembered) -> BlobKey {
-        self.shared.keys.variant(&entry.image, &entry.key.hex(), entry.format.extension())
+        self.variant_at(&entry.image, &entry.key, entry.format)
     }
 
     /// Memory, else the store, else a transform; a `head` request learns a stored variant's
@@ -576,7 +577,12 @@ impl Delivery {
 
     /// Where `spec` is kept in the object store.
     fn stored_at(&self, spec: &VariantSpec) -> BlobKey {
-        self.shared.keys.variant(&spec.image.id, &spec.key.hex(), spec.format.extension())
+        self.variant_at(&spec.image.id, &spec.key, spec.format)
+    }
+
+    /// Where the variant `key` of image `id`, in `format`, is kept in the object store.
+    fn variant_at(&self, id: &ImageId, key: &VariantKey, format: ImageFormat) -> BlobKey {
+        self.shared.keys.variant(id, &key.hex(), format.extension())
     }
 }
 

@@ -28,21 +28,22 @@ static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 /// [`Delivery::recall`]: crate::delivery::Delivery::recall
 pub fn variant<'a>(state: &'a AppState, req: Request<Incoming>, params: Params<'a>) -> Reply<'a> {
     let (id, ops) = (params.get("id"), params.get("ops"));
-    let (plain_ops, path) = plain(&req, id, Some(ops));
-    let ask = ask(&req, id, plain_ops.as_deref(), &path);
-    let recall = match state.delivery.recall(&ask) {
-        Ok(Recall::Ready(resolved)) => {
-            let head = req.method() == Method::HEAD;
-            return match answer_now(state, req.headers(), resolved, head) {
-                Some(answer) => Reply::ready(Ok(answer)),
-                // Not reached: a recalled answer has its bytes in hand.
-                None => Reply::later(async move { deliver(state, &req, id, Some(ops), Recall::Unknown).await }),
-            };
+    let recall = {
+        let (plain_ops, path) = plain(&req, id, Some(ops));
+        let recall = state.delivery.recall(&ask(&req, id, plain_ops.as_deref(), &path));
+        match recall {
+            Ok(Recall::Ready(resolved)) => {
+                let head = req.method() == Method::HEAD;
+                match answer_now(state, req.headers(), resolved, head) {
+                    Some(answer) => return Reply::ready(Ok(answer)),
+                    // Not reached: a recalled answer has its bytes in hand.
+                    None => Recall::Unknown,
+                }
+            }
+            Ok(recall) => recall,
+            Err(e) => return Reply::ready(Err(e)),
         }
-        Ok(recall) => recall,
-        Err(e) => return Reply::ready(Err(e)),
     };
-    drop((plain_ops, path));
     Reply::later(async move { deliver(state, &req, id, Some(ops), recall).await })
 }
 
@@ -83,7 +84,7 @@ fn answer_now(state: &AppState, asked: &HeaderMap, resolved: Resolved, head: boo
         return Some(respond(StatusCode::NOT_MODIFIED, out, Body::Empty));
     }
     let format = resolved.format;
-    let served = state.delivery.serve_now(resolved).ok()?;
+    let served = state.delivery.serve_now(resolved)?;
     Some(answer(asked, out, format, head, served))
 }
 
