@@ -36,7 +36,12 @@ impl Clock {
 
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
-        self.frozen.unwrap_or_else(Utc::now) + TimeDelta::seconds(self.offset_secs.load(Ordering::Relaxed))
+        let now = self.frozen.unwrap_or_else(Utc::now);
+        // Most clocks are never moved, and chrono's addition was a quarter of reading the time.
+        match self.offset_secs.load(Ordering::Relaxed) {
+            0 => now,
+            offset => now + TimeDelta::seconds(offset),
+        }
     }
 
     /// Today's UTC date.

@@ -480,13 +480,13 @@ impl Delivery {
         if !rememberable(ask) {
             return Ok(Recall::Unknown);
         }
-        let accept = accept_class(ask.accept);
-        let Some(entry) = self.shared.lookups.authorised(ask.path, query, accept) else {
+        let (accept, now) = (accept_class(ask.accept), self.shared.clock.now());
+        let Some(entry) = self.shared.lookups.authorised(ask.path, query, accept, now) else {
             return Ok(Recall::Unknown);
         };
         let access = match entry.exp {
-            Some(exp) if exp < self.shared.clock.unix() => return Err(crate::auth::AuthError::SignatureExpired.into()),
-            exp => Access::signed(exp, self.shared.clock.unix()),
+            Some(exp) if exp < now.timestamp() => return Err(crate::auth::AuthError::SignatureExpired.into()),
+            exp => Access::signed(exp, now.timestamp()),
         };
         if let Some(variant) = self.shared.memory.get(&entry.key) {
             return Ok(Recall::Ready(recalled(&entry, access, Source::Cached(variant))));
@@ -613,10 +613,17 @@ fn recalled(entry: &Remembered, access: Access, source: Source) -> Resolved {
 /// Whether the answer to `ask` may be remembered by URL: not when it depends on hints or on a
 /// preset (which may change).
 fn rememberable(ask: &Ask<'_>) -> bool {
-    !ask.hints.save_data
-        && !ask
-            .ops
-            .is_some_and(|o| o.contains("w_auto") || o.contains("dpr_auto") || o.starts_with("p_") || o.contains(",p_"))
+    !ask.hints.save_data && !ask.ops.is_some_and(hinted_or_preset)
+}
+
+/// Whether `ops` has a `w_auto`, `dpr_auto` or `p_` token. One pass over the bytes: three
+/// substring searches were 5 % of a memory hit's instructions, splitting on `,` 2 %.
+fn hinted_or_preset(ops: &str) -> bool {
+    let ops = ops.as_bytes();
+    (0..ops.len()).filter(|&i| i == 0 || ops[i - 1] == b',').any(|i| {
+        let token = &ops[i..];
+        token.starts_with(b"w_auto") || token.starts_with(b"dpr_auto") || token.starts_with(b"p_")
+    })
 }
 
 fn header(value: &str) -> Result<HeaderValue, Error> {
@@ -628,4 +635,21 @@ fn variant_key(image: &ImageRecord, ops: &Ops, plan: &Plan, format: ImageFormat)
     let key = VariantKey::new(&image.id, ops, plan, format);
     let key = if image.is_animated() && !ops.still && format.can_animate() { key.animated() } else { key };
     key.purged(image.purges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hinted_or_preset;
+
+    /// A URL whose answer depends on the client's hints or on a preset is never remembered by
+    /// URL, wherever the token stands.
+    #[test]
+    fn hinted_and_preset_ops_are_found_in_any_token() {
+        for ops in ["w_auto", "w_auto:640,fmt_webp", "fmt_webp,dpr_auto", "p_thumb", "w_300,p_hero-2,q_50"] {
+            assert!(hinted_or_preset(ops), "{ops}");
+        }
+        for ops in ["", "w_300,q_80,fmt_webp", "fmt_auto,q_auto", "w_300,dpr_2", "q_auto:eco"] {
+            assert!(!hinted_or_preset(ops), "{ops}");
+        }
+    }
 }

@@ -80,11 +80,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         let activity = Activity::default();
         let io = TokioIo::new(Guarded::new(stream, deadlines, activity.clone()));
         let state = Arc::clone(&state);
-        let service = service_fn(move |mut req: Request<Incoming>| {
+        let service = service_fn(move |req: Request<Incoming>| {
             let request = activity.start();
-            req.extensions_mut().insert(client::Peer(peer));
             let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(state, req).await.map(|body| Tracked::new(body, request))) }
+            async move { Ok::<_, Infallible>(handle(state, req, peer).await.map(|body| Tracked::new(body, request))) }
         });
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
@@ -209,13 +208,14 @@ impl Drop for Drained {
 /// No span per request: cache hits are a few microseconds and a span costs a noticeable part
 /// of that. The request id travels as a task-local instead (see `telemetry::request_id`), and
 /// the boundary logs carry it with method and path.
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let _in_flight = state.shared.metrics.request_started();
     let request_id = request_id(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let (route, result) = telemetry::with_request_id(Arc::clone(&request_id), dispatch(&state, req)).await;
+    let (route, result) =
+        telemetry::with_request_id(Arc::clone(&request_id), dispatch(&state, req, uri.path(), peer)).await;
     let mut res = match result {
         Ok(res) => res,
         Err(e) => {
@@ -261,11 +261,16 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
 }
 
 /// Routes and runs the handler; returns the route's index (for its metrics label) with the
-/// result.
-async fn dispatch(state: &AppState, req: Request<Incoming>) -> (usize, Result<Response<Body>, Error>) {
-    let uri = req.uri().clone();
-    let (index, route, params) = match router::route(req.method(), uri.path()) {
-        Ok(matched) => matched,
+/// result. `path` is `req`'s, borrowed from a copy of its URI that outlives the request (the
+/// handler takes the request, and the route's parameters borrow from the path).
+async fn dispatch<'a>(
+    state: &'a AppState,
+    req: Request<Incoming>,
+    path: &'a str,
+    peer: SocketAddr,
+) -> (usize, Result<Response<Body>, Error>) {
+    let (index, route, params) = match router::route(req.method(), path) {
+        Ok((index, route, params)) => (index, route, params.with_peer(peer)),
         Err(e) => return (ROUTES.len(), Err(e)),
     };
     let head = req.method() == Method::HEAD;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::DigestedState;
 use crate::format::ImageFormat;
 use crate::transform::VariantKey;
 
@@ -39,7 +40,7 @@ pub struct Variant {
 /// Byte-bounded cache of variants; a zero budget disables it.
 #[derive(Clone)]
 pub struct MemoryCache {
-    inner: Option<moka::sync::Cache<VariantKey, Arc<Variant>>>,
+    inner: Option<moka::sync::Cache<VariantKey, Arc<Variant>, DigestedState>>,
 }
 
 impl MemoryCache {
@@ -51,7 +52,7 @@ impl MemoryCache {
                 .weigher(|_: &VariantKey, v: &Arc<Variant>| {
                     u32::try_from(held(v.bytes.len()) + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
                 })
-                .build()
+                .build_with_hasher(DigestedState::default())
         });
         Self { inner }
     }

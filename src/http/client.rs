@@ -1,15 +1,11 @@
 //! Who the client is at the network level: the peer address, or — behind proxies we trust —
 //! the address the nearest trusted proxy saw, from `X-Forwarded-For`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use http::HeaderMap;
 
 use crate::config::Cidr;
-
-/// The TCP peer of a connection, put into every request's extensions by the accept loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub SocketAddr);
 
 /// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left are

@@ -2,6 +2,7 @@
 //! tokens, queries.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,13 +16,26 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::images::UploadError;
 
-/// Values captured from the path, by name.
+/// What the router hands a handler besides the request: the values captured from the path, by
+/// name, and the connection's peer (in the request's extensions it cost every request a map).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Params<'a> {
     captured: [(&'static str, &'a str); 2],
+    peer: Option<SocketAddr>,
 }
 
 impl<'a> Params<'a> {
+    /// The TCP peer of the request's connection; `None` where there is none (a test calling a
+    /// handler directly).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// These parameters, from a connection with `peer`.
+    pub(super) fn with_peer(self, peer: SocketAddr) -> Self {
+        Self { peer: Some(peer), ..self }
+    }
+
     /// The value captured as `name`; empty when the pattern has no such capture.
     pub fn get(&self, name: &str) -> &'a str {
         self.captured.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v)

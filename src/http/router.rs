@@ -150,23 +150,33 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<(usize, &'static Rout
 fn capture<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
     let mut params = Params::default();
     let mut slots = params.slots();
-    let mut segments = path.strip_prefix('/')?.split('/');
-    for expected in pattern.strip_prefix('/').unwrap_or(pattern).split('/') {
-        let segment = segments.next()?;
+    let (mut pattern, mut path) = (Some(pattern.strip_prefix('/').unwrap_or(pattern)), Some(path.strip_prefix('/')?));
+    while let Some((expected, rest)) = pattern.map(segment) {
+        let (actual, path_rest) = segment(path?);
+        (pattern, path) = (rest, path_rest);
         match expected.strip_prefix('{').and_then(|e| e.strip_suffix('}')) {
-            None if segment == expected => {}
+            None if actual == expected => {}
             None => return None,
             Some(name) => {
                 let (name, optional) = name.strip_suffix('?').map_or((name, false), |n| (n, true));
-                if segment.is_empty() && !optional {
+                if actual.is_empty() && !optional {
                     return None;
                 }
-                *slots.next()? = (name, segment);
+                *slots.next()? = (name, actual);
             }
         }
     }
     drop(slots);
-    segments.next().is_none().then_some(params)
+    path.is_none().then_some(params)
+}
+
+/// The first `/`-separated segment of `s` and what follows its `/`, if one does. A plain scan:
+/// with `str::split`, routing a memory hit took nearly twice the instructions.
+fn segment(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(slash) => (&s[..slash], Some(&s[slash + 1..])),
+        None => (s, None),
+    }
 }
 
 #[cfg(test)]

@@ -122,8 +122,16 @@ pub fn relative_to_image(mut ops: Ops, plan: &Plan, has_alpha: bool, animated: b
 
 /// blake3 of what a transform produces: the image id, the ops that shape pixels, the geometry
 /// as the plan resolved it, the resolved format and the effective quality.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct VariantKey([u8; 32]);
+
+/// Hashed as its first eight bytes: it is a digest already (see [`crate::cache::Digested`]).
+impl std::hash::Hash for VariantKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
 
 impl VariantKey {
     /// The key of `ops`, whose geometry is `plan`, applied to `image` and encoded as `format`.
@@ -225,6 +233,22 @@ fn produced(ops: &Ops, plan: &Plan) -> String {
 mod tests {
     use super::*;
     use crate::transform::grammar::parse;
+
+    /// A key hashes as its first eight bytes, as it is a digest already (`cache::Digested`);
+    /// keys that share them are still two keys to a map.
+    #[test]
+    fn keys_hash_as_their_first_eight_bytes() {
+        use std::hash::BuildHasher;
+        let state = crate::cache::DigestedState::default();
+        let a = key_on((1200, 800), "w_300", ImageFormat::Webp);
+        let head = |key: &VariantKey| u64::from_le_bytes(key.0[..8].try_into().unwrap());
+        assert_eq!(state.hash_one(a), head(&a));
+        let mut b = a;
+        b.0[31] ^= 1;
+        assert_eq!(state.hash_one(b), state.hash_one(a));
+        let map: std::collections::HashMap<_, _, crate::cache::DigestedState> = [(a, 1), (b, 2)].into_iter().collect();
+        assert_eq!((map[&a], map[&b]), (1, 2));
+    }
 
     /// The key of `ops` on a `source`-sized image.
     fn key_on(source: (u32, u32), ops: &str, format: ImageFormat) -> VariantKey {

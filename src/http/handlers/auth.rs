@@ -11,7 +11,7 @@ use crate::auth::AuthError;
 use crate::db::User;
 use crate::error::Error;
 use crate::http::body::Body;
-use crate::http::client::{client_ip, Peer};
+use crate::http::client::client_ip;
 use crate::http::request::Params;
 use crate::http::response::json;
 use crate::http::state::AppState;
@@ -25,8 +25,8 @@ struct Credentials {
 }
 
 /// `POST /v1/auth/register`.
-pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
-    let address = client_address(state, &req);
+pub async fn register(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
+    let address = client_address(state, &req, params);
     let creds: Credentials = json_body(state, req).await?;
     check_credentials(&creds.username, &creds.password)?;
     state.guard.register(address)?;
@@ -36,8 +36,8 @@ pub async fn register(state: &AppState, req: Request<Incoming>, _: Params<'_>) -
 
 /// `POST /v1/auth/login`: failures are counted per username and per client address, and past
 /// their limits the password is not even checked (429).
-pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> Result<Response<Body>, Error> {
-    let address = client_address(state, &req);
+pub async fn login(state: &AppState, req: Request<Incoming>, params: Params<'_>) -> Result<Response<Body>, Error> {
+    let address = client_address(state, &req, params);
     let creds: Credentials = json_body(state, req).await?;
     state.guard.may_log_in(&creds.username, address)?;
     match state.accounts.login(&creds.username, creds.password).await {
@@ -52,8 +52,8 @@ pub async fn login(state: &AppState, req: Request<Incoming>, _: Params<'_>) -> R
 }
 
 /// The client's address, as the trusted proxies in front report it.
-fn client_address(state: &AppState, req: &Request<Incoming>) -> std::net::IpAddr {
-    let peer = req.extensions().get::<Peer>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+fn client_address(state: &AppState, req: &Request<Incoming>, params: Params<'_>) -> std::net::IpAddr {
+    let peer = params.peer().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.ip());
     client_ip(peer, req.headers(), &state.config.server.trusted_proxies)
 }
 

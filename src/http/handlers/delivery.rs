@@ -150,12 +150,16 @@ fn answer(
         format = stand_in;
     }
     out.insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
-    out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
     if let Some(tier) = tier {
         out.insert(X_CACHE.clone(), HeaderValue::from_static(tier.header()));
     }
     let body = match (head, payload) {
-        (true, _) | (false, Payload::Length(_)) => Body::Empty,
+        (true, payload) | (false, payload @ Payload::Length(_)) => {
+            // Without a body, the length it would have is said here.
+            out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
+            Body::Empty
+        }
+        // hyper writes `Content-Length` from the body's exact size, straight into the head.
         (false, Payload::Bytes(bytes)) => Body::full(bytes),
         (false, Payload::Stream(blob)) => Body::stream(blob),
     };
