@@ -50,7 +50,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Head and idle deadlines are kept on the socket for every protocol (see `conn`); hyper's
     // own HTTP/1 header timeout would also end idle keep-alive connections early.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    // Half-close allowed: hyper otherwise reads the socket again while each request is in
+    // flight, to notice a client that left, and as the request still holds its read buffer, that
+    // read reserved a fresh 8 KB buffer for every request. A client that leaves is noticed when
+    // its answer is written; its transform, if any, runs on for the others who ask (see
+    // `delivery::flight`).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).half_close(true);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(H2_STREAMS);
     let slots = Arc::clone(&state.connections);
     tokio::pin!(shutdown);
