@@ -48,7 +48,9 @@
 # ("goals" below): imgedge's median against each peer's median, or the peer's best rep where that
 # is better (marked *) — cold a, b, c ≥ 1.5× the faster of Sharp and thumbor, d ≥ 2×, and imgedge's
 # p99 the lowest of the three in a-d; AVIF (h) ≥ 1× both; i-* imgedge/thumbor ≥ imgproxy's
-# published ratio to thumbor; memory hits (f) ≥ 1× nginx, store hits (g) ≥ 0.6×.
+# published ratio to thumbor; memory hits (f) ≥ 1× nginx, store hits (g) ≥ 0.6×. A req/s goal
+# against one peer also shows the ratio rep by rep, which a machine whose speed drifts during the
+# run (a peer's best rep from a fast minute, imgedge's median from slow ones) leaves readable.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
 PEERS="$HERE/peers"
@@ -303,6 +305,11 @@ p99s() { awk -v w="$1" -v s="$2" -F'\t' '$1==w && $2==s && $7 > 0 {print $5}' "$
 p99() { p99s "$1" "$2" | med; }
 rss() { col "$1" "$2" 6 | sort -g | tail -1; }
 best_rps() { col "$1" "$2" 3 | sort -g | tail -1; }   # a peer's best rep
+by_rep() { # scenario peer -> imgedge's req/s over the peer's, rep by rep ("1.56 / 1.55 / 1.42"): the
+  # reps are interleaved, so each pair ran minutes apart at most, on a machine whose speed may drift
+  paste <(col imgedge "$1" 3) <(col "$2" "$1" 3) |
+    awk -F'\t' '$1 != "" && $2 + 0 > 0 { printf "%s%.2f", n++ ? " / " : "", $1 / $2 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) printf "%8s", "-"; else printf "%8.2f", a / b }'; }
 num() { awk -v r="$1" 'BEGIN{ if (r == "") print "-"; else if (r >= 1000) printf "%.0f", r; else printf "%.1f", r }'; }
 ms() { awk -v p="$1" 'BEGIN{ if (p == "") print "-"; else if (p < 1) printf "%.2f", p; else if (p < 100) printf "%.1f", p; else printf "%.0f", p }'; }
@@ -373,7 +380,8 @@ goal_faster() { # scenario factor: imgedge req/s >= factor × the faster of Shar
   done
   if [ -z "$best" ]; then na "$text no peer ran$notes"; return 0; fi
   r=$(r2 "$y" "${best%\*}")
-  verdict "$(ge "$r" "$k" && echo 1 || echo 0)" "$text imgedge $(num "$y") / $bw $(shown num "$best") = ${r}×$notes"
+  verdict "$(ge "$r" "$k" && echo 1 || echo 0)" \
+    "$text imgedge $(num "$y") / $bw $(shown num "$best") = ${r}× (rep by rep: $(by_rep "$s" "$bw"))$notes"
 }
 goal_p99_lowest() { # scenario: imgedge's p99 at or under both peers'
   local s=$1 y v who low="" parts="" notes="" r text="($1) p99 the lowest of the three:"
@@ -401,7 +409,8 @@ goal_each() { # scenario factor why peers…: imgedge req/s >= factor × each pe
     parts+="${parts:+, }${r}× $who ($(shown num "$v"))"; last="$who $(shown num "$v") = ${r}×"
   done
   if [ "$n" = 0 ]; then na "$text no peer ran$notes"; return 0; fi
-  if [ "$n" = 1 ]; then parts="imgedge $(num "$y") / $last"; else parts="imgedge $(num "$y"): $parts"; fi
+  if [ "$n" = 1 ]; then parts="imgedge $(num "$y") / $last (rep by rep: $(by_rep "$s" "${last%% *}"))"
+  else parts="imgedge $(num "$y"): $parts"; fi
   verdict "$ok" "$text $parts$notes"
 }
 goals() {
