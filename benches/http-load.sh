@@ -398,7 +398,7 @@ goal_p99_lowest() { # scenario: imgedge's p99 at or under both peers'
   verdict "$(ge "${low%\*}" "$y" && echo 1 || echo 0)" "$text imgedge $(ms "$y") ms$parts ms = ${r}× the lowest peer's$notes"
 }
 goal_each() { # scenario factor why peers…: imgedge req/s >= factor × each peer's
-  local s=$1 k=$2 y v who ok=1 n=0 last="" parts="" notes="" r text
+  local s=$1 k=$2 y v who ok=1 n=0 last="" lastwho="" parts="" notes="" r text
   text="($s) req/s ≥ $k× $(echo "${*:4}" | sed 's/ / and /g')$3:"; shift 3
   imgedge_ok "$s" "$text" || return 0
   y=$(rps imgedge "$s")
@@ -406,10 +406,10 @@ goal_each() { # scenario factor why peers…: imgedge req/s >= factor × each pe
     v=$(goal_rps "$who" "$s")
     if [ -z "$v" ]; then notes+=" ($who: $(absent "$who" "$s"))"; continue; fi
     r=$(r2 "$y" "${v%\*}"); n=$((n + 1)); ge "$r" "$k" || ok=0
-    parts+="${parts:+, }${r}× $who ($(shown num "$v"))"; last="$who $(shown num "$v") = ${r}×"
+    parts+="${parts:+, }${r}× $who ($(shown num "$v"))"; last="$who $(shown num "$v") = ${r}×"; lastwho=$who
   done
   if [ "$n" = 0 ]; then na "$text no peer ran$notes"; return 0; fi
-  if [ "$n" = 1 ]; then parts="imgedge $(num "$y") / $last (rep by rep: $(by_rep "$s" "${last%% *}"))"
+  if [ "$n" = 1 ]; then parts="imgedge $(num "$y") / $last (rep by rep: $(by_rep "$s" "$lastwho"))"
   else parts="imgedge $(num "$y"): $parts"; fi
   verdict "$ok" "$text $parts$notes"
 }
