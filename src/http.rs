@@ -29,7 +29,7 @@ use self::conn::{Activity, Deadlines, Guarded, Tracked};
 use self::router::ROUTES;
 use self::state::AppState;
 use crate::error::Error;
-use crate::telemetry;
+use crate::telemetry::{self, RequestId};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
@@ -219,8 +219,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) 
     let request_id = request_id(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let (route, result) =
-        telemetry::with_request_id(Arc::clone(&request_id), dispatch(&state, req, uri.path(), peer)).await;
+    let (route, result) = telemetry::with_request_id(request_id.clone(), dispatch(&state, req, uri.path(), peer)).await;
     let mut res = match result {
         Ok(res) => res,
         Err(e) => {
@@ -237,9 +236,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) 
             response::error(&e)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
+    res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.header());
     // Every answer, JSON and errors included: no browser guesses another type for our bytes.
     res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS.clone(), HeaderValue::from_static("nosniff"));
     let status = res.status();
@@ -293,18 +290,15 @@ fn strip_body(res: Response<Body>) -> Response<Body> {
 }
 
 /// The client's `X-Request-Id` when it is short and plain, else a new one.
-fn request_id(req: &Request<Incoming>) -> Arc<str> {
-    let incoming = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
-        (1..=128).contains(&v.len())
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-    });
-    incoming.map_or_else(new_request_id, Arc::from)
+fn request_id(req: &Request<Incoming>) -> RequestId {
+    let incoming = req.headers().get(&X_REQUEST_ID).and_then(|v| RequestId::parse(v.as_bytes()));
+    incoming.unwrap_or_else(new_request_id)
 }
 
 /// 32 hex digits: a random number drawn once per process, then a counter. Unique across
 /// replicas and restarts, and no system call per request (a fresh UUID cost a `getrandom`,
 /// 2 % of a memory hit's CPU).
-fn new_request_id() -> Arc<str> {
+fn new_request_id() -> RequestId {
     static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
@@ -314,7 +308,7 @@ fn new_request_id() -> Arc<str> {
 
 /// `process` and `n` as 16 lower-case hex digits each, written out by hand: `format!` took
 /// a tenth of a cache hit's own work, a character at a time.
-fn hex_id(process: u64, n: u64) -> Arc<str> {
+fn hex_id(process: u64, n: u64) -> RequestId {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
     for (half, value) in [process, n].into_iter().enumerate() {
@@ -322,8 +316,7 @@ fn hex_id(process: u64, n: u64) -> Arc<str> {
             *digit = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
         }
     }
-    // Hex digits are ASCII, so this is always text.
-    std::str::from_utf8(&id).map_or_else(|_| Arc::from("-"), Arc::from)
+    RequestId::fresh(&id)
 }
 
 #[cfg(test)]
@@ -345,9 +338,9 @@ mod tests {
     #[test]
     fn fresh_request_ids_are_32_hex_digits_and_never_repeat() {
         for (process, n) in [(0, 0), (u64::MAX, 1), (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)] {
-            assert_eq!(&*super::hex_id(process, n), format!("{process:016x}{n:016x}"));
+            assert_eq!(super::hex_id(process, n).as_str(), format!("{process:016x}{n:016x}"));
         }
-        let ids: Vec<std::sync::Arc<str>> = (0..1000).map(|_| super::new_request_id()).collect();
+        let ids: Vec<String> = (0..1000).map(|_| super::new_request_id().to_string()).collect();
         assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())), "{}", ids[0]);
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len());
