@@ -43,7 +43,12 @@ impl RequestId {
 
     /// A new id of 32 hex digits, which are plain: not checked again against the rules above.
     pub fn fresh(id: &[u8; 32]) -> Self {
-        Self(http::HeaderValue::from_bytes(id).unwrap_or_else(|_| http::HeaderValue::from_static("-")))
+        http::HeaderValue::from_bytes(id).map_or_else(|_| Self::none(), Self)
+    }
+
+    /// `-`: no request's id.
+    fn none() -> Self {
+        Self(http::HeaderValue::from_static("-"))
     }
 
     /// The value for the answer's header.
@@ -88,7 +93,7 @@ pub fn with_request_id<F: std::future::Future>(
 /// the request handler (uploads, transforms) record it, so their log lines can be joined with
 /// the access log without a span per request on the hot path.
 pub fn request_id() -> RequestId {
-    REQUEST_ID.try_with(RequestId::clone).unwrap_or_else(|_| RequestId(http::HeaderValue::from_static("-")))
+    REQUEST_ID.try_with(RequestId::clone).unwrap_or_else(|_| RequestId::none())
 }
 
 /// Completes on SIGTERM or Ctrl-C.
